@@ -1,0 +1,1 @@
+"""Ready models and their bundled data (the model zoo)."""

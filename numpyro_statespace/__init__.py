@@ -1,0 +1,36 @@
+"""numpyro_statespace: differentiable state-space models for NumPyro.
+
+Solver layer (ports of DifferenceEquations.jl): problem types and :func:`solve`.
+The package never changes JAX's global configuration; enable float64 yourself with
+``jax.config.update("jax_enable_x64", True)`` when you need it.
+"""
+
+from .problems import (
+    LinearStateSpaceProblem,
+    PrunedQuadraticStateSpaceProblem,
+    QuadraticStateSpaceProblem,
+    StateSpaceProblem,
+)
+from .solve import (
+    ConditionalLikelihood,
+    DirectIteration,
+    KalmanFilter,
+    StateSpaceSolution,
+    default_algorithm,
+    solve,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConditionalLikelihood",
+    "DirectIteration",
+    "KalmanFilter",
+    "LinearStateSpaceProblem",
+    "PrunedQuadraticStateSpaceProblem",
+    "QuadraticStateSpaceProblem",
+    "StateSpaceProblem",
+    "StateSpaceSolution",
+    "default_algorithm",
+    "solve",
+]

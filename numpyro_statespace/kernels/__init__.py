@@ -1,0 +1,33 @@
+"""Pure JAX kernels: ``lax.scan``/``vmap`` over time, no NumPyro, jit/vmap/grad safe."""
+
+from .conditional import clamped_states, conditional_loglik, one_step_predictions
+from .direct import (
+    generic_observations,
+    generic_states,
+    joint_loglik,
+    linear_observations,
+    linear_states,
+    quadratic_observations,
+    quadratic_states,
+)
+from .kalman import KalmanFilterResult, kalman_filter, kalman_loglik, predict, update
+from .lyapunov import stationary_covariance
+
+__all__ = [
+    "KalmanFilterResult",
+    "clamped_states",
+    "conditional_loglik",
+    "generic_observations",
+    "generic_states",
+    "joint_loglik",
+    "kalman_filter",
+    "kalman_loglik",
+    "linear_observations",
+    "linear_states",
+    "one_step_predictions",
+    "predict",
+    "quadratic_observations",
+    "quadratic_states",
+    "stationary_covariance",
+    "update",
+]

@@ -1,0 +1,83 @@
+"""Small linear-algebra pieces shared by the kernels: a Cholesky that fails softly, Gaussian
+log-densities from a Cholesky factor, and quadratic forms.
+
+The failure convention of the whole package lives here: a covariance that is not positive
+definite yields ``ok = False`` and a finite stand-in factor (the identity), so the caller can
+return ``-inf`` while every intermediate, and therefore every gradient, stays finite.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+from jax.scipy.linalg import solve_triangular
+
+LOG_2PI = math.log(2.0 * math.pi)
+
+
+def symmetrize(S):
+    """``(S + S') / 2`` over the last two axes: removes round-off asymmetry before a Cholesky."""
+    return 0.5 * (S + jnp.swapaxes(S, -1, -2))
+
+
+@jax.custom_jvp
+def _raw_cholesky(S):
+    return jnp.linalg.cholesky(S)
+
+
+@_raw_cholesky.defjvp
+def _raw_cholesky_jvp(primals, tangents):
+    # The standard rule dL = L Phi(L^{-1} dS L^{-T}), evaluated at a finite stand-in where the
+    # factorisation failed so that neither the tangent nor its transpose ever holds NaN.
+    (S,), (dS,) = primals, tangents
+    L = jnp.linalg.cholesky(S)
+    ok = jnp.all(jnp.isfinite(L), axis=(-2, -1), keepdims=True)
+    eye = jnp.eye(S.shape[-1], dtype=S.dtype)
+    Ls = jnp.where(ok, L, eye)
+    X = solve_triangular(Ls, symmetrize(dS), lower=True)
+    X = jnp.swapaxes(solve_triangular(Ls, jnp.swapaxes(X, -1, -2), lower=True), -1, -2)
+    phi = jnp.tril(X) - 0.5 * jnp.eye(S.shape[-1], dtype=S.dtype) * X
+    return L, jnp.where(ok, Ls @ phi, 0.0)
+
+
+def safe_cholesky(S):
+    """Lower Cholesky factor of the symmetrised ``S`` and a flag ``ok``.
+
+    Where ``S`` is not (numerically) positive definite or holds non-finite values, the factor is
+    the identity and ``ok`` is ``False``; gradients are finite in both cases.
+    """
+    L = _raw_cholesky(symmetrize(S))
+    ok = jnp.all(jnp.isfinite(L), axis=(-2, -1))
+    eye = jnp.eye(S.shape[-1], dtype=S.dtype)
+    return jnp.where(ok[..., None, None], L, eye), ok
+
+
+def logdet_from_cholesky(L):
+    """``log|S|`` from the lower Cholesky factor ``L`` of ``S``."""
+    return 2.0 * jnp.sum(jnp.log(jnp.diagonal(L, axis1=-2, axis2=-1)), axis=-1)
+
+
+def mvn_logpdf_iid(residuals, cov):
+    """``sum_t log N(r_t; 0, cov)`` for residuals ``(T, M)`` and one ``(M, M)`` covariance.
+
+    Returns ``(logpdf, ok)``; ``ok`` is ``False`` when ``cov`` is not positive definite, in
+    which case ``logpdf`` is ``-inf`` (with finite gradients).
+    """
+    T, M = residuals.shape
+    L, ok = safe_cholesky(cov)
+    white = solve_triangular(L, residuals.T, lower=True)
+    ll = -0.5 * (T * (M * LOG_2PI + logdet_from_cholesky(L)) + jnp.sum(white**2))
+    return jnp.where(ok, ll, -jnp.inf), ok
+
+
+def quad(T3, v):
+    """Quadratic forms ``quad(T3, v)[i] = v @ T3[i] @ v`` for ``T3 (P, N, N)``, ``v (N,)``."""
+    return jnp.einsum("ijk,j,k->i", T3, v, v)
+
+
+def finite_or(x, fallback):
+    """``(where(all finite, x, fallback), ok)``: stops a NaN/inf input from reaching the algebra."""
+    ok = jnp.all(jnp.isfinite(x))
+    return jnp.where(ok, x, fallback), ok

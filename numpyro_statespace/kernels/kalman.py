@@ -1,0 +1,143 @@
+"""Kalman filter for the linear Gaussian model, with element-wise missing observations.
+
+Model (``N`` states, ``K`` shocks, ``M`` observables, ``T`` steps)::
+
+    u_0 ~ N(m0, P0),  u_t = A u_{t-1} + B w_t,  y_t = C u_t + v_t,  w_t ~ N(0, I_K), v_t ~ N(0, R)
+
+Each step predicts, then updates on the observed entries of ``y_t``. A missing entry (NaN in
+``y`` or ``False`` in ``mask``) gets a zero row of ``C``, a unit variance uncorrelated with the
+rest and a zero innovation, so it changes neither the state nor the likelihood (its constant
+``-log(2 pi)/2`` is not counted): shapes stay static and an all-missing step is a pure
+prediction.
+
+Numerical failure (an innovation covariance that is not positive definite, non-finite
+parameters or an overflowing recursion) makes ``log_likelihood`` ``-inf`` and ``ok`` False; the
+recursion then continues from finite stand-in values so gradients stay finite (zero).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Optional
+
+import jax.numpy as jnp
+from jax import Array, lax
+from jax.scipy.linalg import solve_triangular
+
+from ._linalg import LOG_2PI, finite_or, logdet_from_cholesky, safe_cholesky, symmetrize
+
+
+class KalmanFilterResult(NamedTuple):
+    """Output of :func:`kalman_filter`.
+
+    With ``save_everystep=True`` the time axis has ``T + 1`` entries (index 0 is the prior);
+    with ``save_everystep=False`` it has 2: the prior and the last step.
+
+    :ivar filtered_means: ``(T + 1, N)`` means of ``u_t | y_1..y_t`` (``m0`` first).
+    :ivar filtered_covs: ``(T + 1, N, N)`` covariances of ``u_t | y_1..y_t`` (``P0`` first).
+    :ivar predicted_obs: ``(T + 1, M)`` ``C E[u_t | y_1..y_{t-1}]`` (``C m0`` first).
+    :ivar log_likelihoods: ``(T,)`` per-step terms ``log p(y_t | y_1..y_{t-1})``, or ``None``.
+    :ivar log_likelihood: scalar ``log p(y_1..y_T)``; ``-inf`` on numerical failure.
+    :ivar ok: scalar bool, False on numerical failure.
+    """
+
+    filtered_means: Array
+    filtered_covs: Array
+    predicted_obs: Array
+    log_likelihoods: Optional[Array]
+    log_likelihood: Array
+    ok: Array
+
+
+def predict(m, P, A, Q):
+    """One-step prediction: ``(A m, A P A' + Q)``."""
+    return A @ m, A @ P @ A.T + Q
+
+
+def update(m_pred, P_pred, y, observed, C, R):
+    """Condition ``N(m_pred, P_pred)`` on the observed entries of ``y = C u + v``.
+
+    :param observed: ``(M,)`` bool, which entries of ``y`` are observed (``y`` is finite there).
+    :return: ``(m, P, loglik, ok)`` with ``loglik = log N(y_obs; C_obs m_pred, S_obs)``.
+    """
+    N = m_pred.shape[0]
+    C_t = jnp.where(observed[:, None], C, 0.0)
+    R_t = jnp.where(observed[:, None] & observed[None, :], R, 0.0)
+    R_t = R_t + jnp.diag(jnp.where(observed, 0.0, 1.0).astype(R.dtype))
+    v = jnp.where(observed, y - C @ m_pred, 0.0)
+    CP = C_t @ P_pred
+    L, ok = safe_cholesky(CP @ C_t.T + R_t)
+    # One triangular solve whitens both the gain's factor and the innovation.
+    sol = solve_triangular(L, jnp.concatenate([CP, v[:, None]], axis=1), lower=True)
+    W, e = sol[:, :N], sol[:, N]
+    m = m_pred + W.T @ e
+    P = symmetrize(P_pred - W.T @ W)
+    n_observed = jnp.sum(observed)
+    loglik = -0.5 * (n_observed * LOG_2PI + logdet_from_cholesky(L) + e @ e)
+    return m, P, loglik, ok
+
+
+def observed_mask(y, mask=None):
+    """``(T, M)`` bool: finite entries of ``y`` that ``mask`` (if given) does not exclude."""
+    observed = ~jnp.isnan(y)
+    if mask is not None:
+        observed = observed & mask
+    return observed
+
+
+def kalman_filter(A, B, C, R, m0, P0, y, mask=None, *, save_everystep=True):
+    """Run the filter over ``y (T, M)``; see :class:`KalmanFilterResult`.
+
+    :param A: ``(N, N)``; :param B: ``(N, K)``; :param C: ``(M, N)``; :param R: ``(M, M)``.
+    :param m0: ``(N,)`` and :param P0: ``(N, N)``, the prior of ``u_0``.
+    :param mask: optional ``(T, M)`` bool, False marks a missing entry (as NaN in ``y`` does).
+    :param save_everystep: static; False keeps only the prior and the last step (same
+        ``log_likelihood``).
+    """
+    N = A.shape[0]
+    eye = jnp.eye(N, dtype=P0.dtype)
+    # Non-finite parameters would poison the gradients of every step: replace them by finite
+    # stand-ins up front and report failure at the end.
+    A, ok_A = finite_or(A, 0.0)
+    B, ok_B = finite_or(B, 0.0)
+    C, ok_C = finite_or(C, 0.0)
+    R, ok_R = finite_or(R, jnp.eye(R.shape[0], dtype=R.dtype))
+    m0, ok_m = finite_or(m0, 0.0)
+    P0, ok_P = finite_or(P0, eye)
+    ok_y = ~jnp.any(jnp.isinf(y))
+    params_ok = ok_A & ok_B & ok_C & ok_R & ok_m & ok_P & ok_y
+    observed = observed_mask(y, mask)
+    y = jnp.where(observed, y, 0.0)
+    Q = B @ B.T
+
+    def step(carry, inputs):
+        m, P, ll, ok, _ = carry
+        y_t, obs_t = inputs
+        m_pred, P_pred = predict(m, P, A, Q)
+        m_pred, ok_mp = finite_or(m_pred, jnp.zeros_like(m_pred))
+        P_pred, ok_Pp = finite_or(P_pred, eye)
+        z = C @ m_pred
+        m_f, P_f, ll_t, ok_t = update(m_pred, P_pred, y_t, obs_t, C, R)
+        ok_t = ok_t & ok_mp & ok_Pp
+        # Continue from finite values after a failure; the total is -inf anyway.
+        m_f = jnp.where(ok_t, m_f, m_pred)
+        P_f = jnp.where(ok_t, P_f, eye)
+        ll_t = jnp.where(ok_t, ll_t, 0.0)
+        out = (m_f, P_f, z, ll_t) if save_everystep else None
+        return (m_f, P_f, ll + ll_t, ok & ok_t, z), out
+
+    z0 = C @ m0
+    init = (m0, P0, jnp.zeros((), P0.dtype), params_ok, z0)
+    (m_T, P_T, ll, ok, z_T), out = lax.scan(step, init, (y, observed))
+    if save_everystep:
+        ms, Ps, zs, lls = out
+        means = jnp.concatenate([m0[None], ms])
+        covs = jnp.concatenate([P0[None], Ps])
+        preds = jnp.concatenate([z0[None], zs])
+    else:
+        means, covs, preds, lls = jnp.stack([m0, m_T]), jnp.stack([P0, P_T]), jnp.stack([z0, z_T]), None
+    return KalmanFilterResult(means, covs, preds, lls, jnp.where(ok, ll, -jnp.inf), ok)
+
+
+def kalman_loglik(A, B, C, R, m0, P0, y, mask=None):
+    """``log p(y_1..y_T)`` alone (no paths are stored); ``-inf`` on numerical failure."""
+    return kalman_filter(A, B, C, R, m0, P0, y, mask, save_everystep=False).log_likelihood

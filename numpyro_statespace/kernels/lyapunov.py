@@ -1,0 +1,35 @@
+"""Stationary covariance of ``u_t = A u_{t-1} + B w_t``: the solution of ``P = A P A' + Q``."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+from jax import lax
+
+from ._linalg import symmetrize
+
+
+def stationary_covariance(A, Q, num_doublings=64):
+    r"""Solve the discrete Lyapunov equation :math:`P = A P A^\top + Q` by doubling.
+
+    :math:`P = \sum_k A^k Q A^{k\top}` is summed in ``num_doublings`` squarings
+    (:math:`P \leftarrow P + A_k P A_k^\top`, :math:`A_k \leftarrow A_k^2`), which converges
+    for a stable ``A`` (spectral radius below 1) after about ``log2(1 / (1 - rho))`` steps and
+    uses only matrix products, so it is cheap to differentiate and runs well on accelerators.
+
+    :param A: ``(N, N)``; :param Q: ``(N, N)`` positive semi-definite.
+    :return: ``(P, ok)``; ``ok`` is False when ``A`` is not stable (``A^(2^k)`` did not vanish),
+        in which case ``P`` is the identity, a finite stand-in.
+    """
+    def body(_, carry):
+        Ak, P = carry
+        return Ak @ Ak, P + Ak @ P @ Ak.T
+
+    # The doubling overflows for unstable A; clip so the iterates (and gradients) stay finite.
+    def safe_body(i, carry):
+        Ak, P = body(i, carry)
+        big = jnp.finfo(P.dtype).max ** 0.25
+        return jnp.clip(Ak, -big, big), jnp.clip(P, -big, big)
+
+    Ak, P = lax.fori_loop(0, num_doublings, safe_body, (A, Q))
+    ok = jnp.all(jnp.isfinite(P)) & (jnp.max(jnp.abs(Ak)) < jnp.sqrt(jnp.finfo(P.dtype).eps))
+    return jnp.where(ok, symmetrize(P), jnp.eye(A.shape[0], dtype=P.dtype)), ok

@@ -1,0 +1,288 @@
+"""``solve(prob, alg)``: the DifferenceEquations.jl entry point.
+
+Algorithms are markers: :class:`DirectIteration` (simulation, and the joint likelihood given the
+noise), :class:`KalmanFilter` (marginal likelihood of a linear model) and
+:class:`ConditionalLikelihood` (fully observed models). ``solve`` is a pure function of the
+problem's arrays, so ``jax.jit(solve, static_argnames=...)``, ``jax.grad`` of
+``solve(...).logpdf`` and ``jax.vmap`` over problems all work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import jax
+import jax.numpy as jnp
+
+from . import kernels
+from .kernels._linalg import quad
+from .problems import (
+    LinearStateSpaceProblem,
+    QuadraticStateSpaceProblem,
+    StateSpaceProblem,
+)
+
+__all__ = [
+    "ConditionalLikelihood",
+    "DirectIteration",
+    "KalmanFilter",
+    "StateSpaceSolution",
+    "default_algorithm",
+    "solve",
+]
+
+
+@dataclass(frozen=True)
+class DirectIteration:
+    """Iterate the model forward from ``u0`` with a given (or drawn) noise sequence."""
+
+
+@dataclass(frozen=True)
+class KalmanFilter:
+    """Kalman filter: filtered states, covariances and the marginal likelihood (linear only)."""
+
+
+@dataclass(frozen=True)
+class ConditionalLikelihood:
+    """Prediction-error likelihood of a fully observed model (state clamped to the data)."""
+
+
+@jax.tree_util.register_pytree_node_class
+@dataclass(frozen=True)
+class StateSpaceSolution:
+    """Result of :func:`solve`.
+
+    :ivar t: ``(T + 1,)`` times ``t0..T`` (2 entries with ``save_everystep=False``).
+    :ivar u: ``(T + 1, N)`` states (Kalman: filtered means; conditional: clamped states).
+    :ivar z: ``(T + 1, M)`` observations (``z_0`` noiseless; Kalman: predicted), or ``None``.
+    :ivar W: ``(T, K)`` noise used, or ``None``.
+    :ivar P: ``(T + 1, N, N)`` filtered covariances (Kalman only), else ``None``.
+    :ivar logpdf: scalar log-likelihood (0 without observables; ``-inf`` on numerical failure).
+    :ivar syms: state names, ``obs_syms``: observable names (``sol["name"]`` indexes by them).
+    """
+
+    t: Any
+    u: Any
+    z: Optional[Any]
+    W: Optional[Any]
+    P: Optional[Any]
+    logpdf: Any
+    syms: Optional[tuple] = None
+    obs_syms: Optional[tuple] = None
+
+    def tree_flatten(self):
+        return (self.t, self.u, self.z, self.W, self.P, self.logpdf), (self.syms, self.obs_syms)
+
+    @classmethod
+    def tree_unflatten(cls, aux, children):
+        return cls(*children, *aux)
+
+    def __getitem__(self, name):
+        """The path of one named state (a column of ``u``) or observable (a column of ``z``)."""
+        if self.syms is not None and name in self.syms:
+            return self.u[:, self.syms.index(name)]
+        if self.obs_syms is not None and name in self.obs_syms:
+            return self.z[:, self.obs_syms.index(name)]
+        raise KeyError(f"{name!r} is neither in syms {self.syms} nor in obs_syms {self.obs_syms}")
+
+
+def default_algorithm(prob):
+    """As in DifferenceEquations.jl: the Kalman filter for a linear problem with a prior
+    covariance, observables, their noise, ``B`` and ``C`` and no fixed noise; otherwise direct
+    iteration. The conditional likelihood is never chosen by default."""
+    if (
+        isinstance(prob, LinearStateSpaceProblem)
+        and prob.u0_prior_var is not None
+        and prob.noise is None
+        and prob.observables is not None
+        and prob.observables_noise is not None
+        and prob.B is not None
+        and prob.C is not None
+    ):
+        return KalmanFilter()
+    return DirectIteration()
+
+
+def solve(prob, alg=None, *, key=None, save_everystep=True):
+    """Solve a state-space problem.
+
+    :param prob: a problem from :mod:`numpyro_statespace.problems`.
+    :param alg: ``DirectIteration()``, ``KalmanFilter()``, ``ConditionalLikelihood()`` or
+        ``None`` for :func:`default_algorithm`.
+    :param key: a ``jax.random`` key, needed when noise must be drawn (``noise=None`` with
+        shocks) or observation noise added (``observables_noise`` without ``observables``).
+    :param save_everystep: False keeps only the first and last entries of ``t, u, z, P``; the
+        ``logpdf`` is identical.
+    :return: :class:`StateSpaceSolution`.
+    """
+    alg = default_algorithm(prob) if alg is None else alg
+    if isinstance(alg, type):
+        alg = alg()
+    if isinstance(alg, KalmanFilter):
+        sol = _solve_kalman(prob, save_everystep)
+    elif isinstance(alg, DirectIteration):
+        sol = _solve_direct(prob, key)
+    elif isinstance(alg, ConditionalLikelihood):
+        sol = _solve_conditional(prob, key)
+    else:
+        raise ValueError(f"alg must be DirectIteration(), KalmanFilter() or "
+                         f"ConditionalLikelihood(); got {alg!r}")
+    if save_everystep or isinstance(alg, KalmanFilter):
+        return sol
+    ends = lambda x: None if x is None else x[jnp.array([0, -1])]  # noqa: E731
+    return StateSpaceSolution(ends(sol.t), ends(sol.u), ends(sol.z), sol.W, sol.P, sol.logpdf,
+                              sol.syms, sol.obs_syms)
+
+
+def _times(prob):
+    t0, t1 = prob.tspan
+    return jnp.arange(t0, t1 + 1)
+
+
+def _need_key(key, what):
+    if key is None:
+        raise ValueError(
+            f"solve needs a PRNG key to {what}: pass key=jax.random.key(0) (or give the "
+            f"values explicitly); no fixed seed is used silently"
+        )
+
+
+def _noise(prob, key):
+    """The ``(T, K)`` noise: the problem's, or standard normal draws from ``key``."""
+    K = prob.n_shocks
+    if K == 0:
+        return None
+    if prob.noise is not None:
+        return prob.noise
+    _need_key(key, "draw the noise (noise=None and the model has shocks)")
+    return jax.random.normal(key, (prob.num_timesteps, K), prob.u0.dtype)
+
+
+def _split(key):
+    return (None, None) if key is None else tuple(jax.random.split(key))
+
+
+def _empty_noise(prob):
+    return jnp.zeros((prob.num_timesteps, 0), prob.u0.dtype)
+
+
+def _transition_and_observation(prob):
+    """``(states(noise) -> (u, uf), observe(u, uf) -> z or None, predict_obs)`` for any problem.
+
+    ``predict_obs(x, w, t)`` is the one-step predicted observation used by the conditional
+    likelihood (the observation of the next state, or the state itself without ``C``).
+    """
+    if isinstance(prob, LinearStateSpaceProblem):
+        B = prob.B if prob.B is not None else jnp.zeros((prob.n_states, 0), prob.A.dtype)
+
+        def states(noise):
+            u = kernels.linear_states(prob.A, B, prob.u0, noise)
+            return u, u
+
+        observe = None if prob.C is None else (lambda u, uf: kernels.linear_observations(prob.C, u))
+
+        def predict_obs(x, w, t):
+            x = prob.A @ x + B @ w
+            return x if prob.C is None else prob.C @ x
+
+    elif isinstance(prob, QuadraticStateSpaceProblem):
+        B = prob.B if prob.B is not None else jnp.zeros((prob.n_states, 0), prob.A_1.dtype)
+
+        def states(noise):
+            return kernels.quadratic_states(prob.A_0, prob.A_1, prob.A_2, B, prob.u0, noise,
+                                            prob.pruned)
+
+        observe = None if prob.C_1 is None else (
+            lambda u, uf: kernels.quadratic_observations(prob.C_0, prob.C_1, prob.C_2, u, uf))
+
+        def predict_obs(x, w, t):
+            # Clamped at the data, the pruned first-order state equals the observed state.
+            x = prob.A_0 + prob.A_1 @ x + quad(prob.A_2, x) + B @ w
+            if prob.C_1 is None:
+                return x
+            return prob.C_0 + prob.C_1 @ x + quad(prob.C_2, x)
+
+    elif isinstance(prob, StateSpaceProblem):
+        t0 = prob.tspan[0]
+
+        def states(noise):
+            u = kernels.generic_states(prob.transition, prob.p, prob.u0, noise, t0)
+            return u, u
+
+        observe = None if prob.observation is None else (
+            lambda u, uf: kernels.generic_observations(prob.observation, prob.p, u, t0))
+
+        def predict_obs(x, w, t):
+            x = prob.transition(x, w, prob.p, t0 + t)
+            return x if prob.observation is None else prob.observation(x, prob.p, t0 + t + 1)
+
+    else:
+        raise ValueError(f"prob must be a state-space problem; got {type(prob).__name__}")
+    return states, observe, predict_obs
+
+
+def _solve_direct(prob, key):
+    key_w, key_v = _split(key)
+    W = _noise(prob, key_w)
+    states, observe, _ = _transition_and_observation(prob)
+    u, uf = states(_empty_noise(prob) if W is None else W)
+    z = None if observe is None else observe(u, uf)
+    logpdf = jnp.zeros((), u.dtype)
+    if z is not None and prob.observables_noise is not None:
+        if prob.observables is not None:
+            logpdf = kernels.joint_loglik(z, prob.observables, prob.observables_noise)
+        else:
+            _need_key(key_v, "add observation noise (observables_noise without observables)")
+            z = z.at[1:].add(_draw_observation_noise(key_v, prob.observables_noise, z.shape[0] - 1))
+    return StateSpaceSolution(_times(prob), u, z, W, None, logpdf, prob.syms, prob.obs_syms)
+
+
+def _draw_observation_noise(key, R, T):
+    """``(T, M)`` draws from ``N(0, R)`` (``R`` may be singular, e.g. zero for some entries)."""
+    # An eigen-factor handles positive semi-definite R, where a Cholesky would fail.
+    evals, evecs = jnp.linalg.eigh(R)
+    factor = evecs * jnp.sqrt(jnp.clip(evals, 0.0))
+    return jax.random.normal(key, (T, R.shape[0]), R.dtype) @ factor.T
+
+
+def _solve_kalman(prob, save_everystep):
+    if not isinstance(prob, LinearStateSpaceProblem):
+        raise ValueError(f"KalmanFilter needs a LinearStateSpaceProblem; got {type(prob).__name__}")
+    missing = [name for name in ("C", "observables", "observables_noise", "u0_prior_mean",
+                                 "u0_prior_var") if getattr(prob, name) is None]
+    if missing:
+        raise ValueError(f"KalmanFilter needs {', '.join(missing)} on the problem")
+    if prob.noise is not None:
+        raise ValueError("KalmanFilter integrates the noise out: the problem must have noise=None")
+    B = prob.B if prob.B is not None else jnp.zeros((prob.n_states, 0), prob.A.dtype)
+    res = kernels.kalman_filter(prob.A, B, prob.C, prob.observables_noise, prob.u0_prior_mean,
+                                prob.u0_prior_var, prob.observables,
+                                save_everystep=save_everystep)
+    t = _times(prob)
+    if not save_everystep:
+        t = t[jnp.array([0, -1])]
+    return StateSpaceSolution(t, res.filtered_means, res.predicted_obs, None, res.filtered_covs,
+                              res.log_likelihood, prob.syms, prob.obs_syms)
+
+
+def _solve_conditional(prob, key):
+    if prob.observables is None or prob.observables_noise is None:
+        raise ValueError("ConditionalLikelihood needs observables and observables_noise")
+    N = prob.n_states
+    if prob.observables.shape[1] != N:
+        raise ValueError(
+            f"ConditionalLikelihood clamps the state to the data, so observables must have shape "
+            f"(T, N) = {(prob.num_timesteps, N)}; got {tuple(prob.observables.shape)}"
+        )
+    W = _noise(prob, key)
+    _, observe, predict_obs = _transition_and_observation(prob)
+    noise = _empty_noise(prob) if W is None else W
+    preds = kernels.one_step_predictions(predict_obs, prob.u0, prob.observables, noise)
+    logpdf = kernels.conditional_loglik(preds, prob.observables, prob.observables_noise)
+    u = kernels.clamped_states(prob.u0, prob.observables)
+    z = None
+    if observe is not None:
+        z0 = observe(prob.u0[None], prob.u0[None])
+        z = jnp.concatenate([z0, preds], axis=0)
+    return StateSpaceSolution(_times(prob), u, z, W, None, logpdf, prob.syms, prob.obs_syms)
