@@ -1,10 +1,20 @@
 """numpyro_statespace: differentiable state-space models for NumPyro.
 
 Solver layer (ports of DifferenceEquations.jl): problem types and :func:`solve`.
+Distribution layer: NumPyro distributions whose ``log_prob`` is a state-space likelihood.
 The package never changes JAX's global configuration; enable float64 yourself with
 ``jax.config.update("jax_enable_x64", True)`` when you need it.
 """
 
+from .distributions import (
+    ConditionalSS,
+    JointLGSS,
+    JointQuadraticSS,
+    JointStateSpace,
+    KalmanLGSS,
+    from_problem,
+    sample_noise,
+)
 from .problems import (
     LinearStateSpaceProblem,
     PrunedQuadraticStateSpaceProblem,
@@ -24,6 +34,13 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ConditionalLikelihood",
+    "ConditionalSS",
+    "JointLGSS",
+    "JointQuadraticSS",
+    "JointStateSpace",
+    "KalmanLGSS",
+    "from_problem",
+    "sample_noise",
     "DirectIteration",
     "KalmanFilter",
     "LinearStateSpaceProblem",

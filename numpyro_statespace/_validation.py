@@ -19,7 +19,11 @@ def as_float_array(name, x, ndim=None):
     non-float dtype are refused, since they usually signal a mix-up of arguments.
     """
     if isinstance(x, (list, tuple, numbers.Real)) and not isinstance(x, bool):
-        x = jnp.asarray(np.asarray(x, dtype=float))
+        try:
+            x = jnp.asarray(np.asarray(x, dtype=float))
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{name} must be a rectangular array of real numbers; "
+                             f"could not convert it ({err})") from None
     elif not hasattr(x, "dtype") or not hasattr(x, "shape"):
         raise ValueError(f"{name} must be an array of floats; got {type(x).__name__}")
     if jnp.issubdtype(x.dtype, jnp.complexfloating):
@@ -32,6 +36,13 @@ def as_float_array(name, x, ndim=None):
     x = jnp.asarray(x)
     if ndim is not None and x.ndim != ndim:
         raise ValueError(f"{name} must be {ndim}-dimensional; got shape {tuple(x.shape)}")
+    return x
+
+
+def as_shaped_array(name, x, expected, what=""):
+    """``as_float_array`` followed by ``check_shape``: one message with both shapes."""
+    x = as_float_array(name, x)
+    check_shape(name, x, expected, what)
     return x
 
 
@@ -82,9 +93,8 @@ def parse_tspan(tspan):
     elif isinstance(tspan, (tuple, list)) and len(tspan) == 2:
         t0, t1 = tspan
         for v in (t0, t1):
-            if not (isinstance(v, numbers.Integral) and not isinstance(v, bool)):
-                if isinstance(v, numbers.Real) and float(v).is_integer():
-                    continue
+            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not (
+                    isinstance(v, numbers.Integral) or float(v).is_integer()):
                 raise ValueError(f"tspan must hold integers (t0, T); got {tspan!r}")
         t0, t1 = int(t0), int(t1)
     else:
@@ -98,6 +108,9 @@ def check_names(name, names, size):
     """Names carried to outputs (``syms``, ``obs_syms``): ``None`` or ``size`` strings."""
     if names is None:
         return None
+    if isinstance(names, str) or not hasattr(names, "__iter__"):
+        raise ValueError(f"{name} must be a sequence of {size} names, e.g. ('k', 'z'); "
+                         f"got {names!r}")
     names = tuple(str(s) for s in names)
     if len(names) != size:
         raise ValueError(f"{name} must hold {size} names; got {len(names)}: {names}")

@@ -15,7 +15,14 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ._validation import as_float_array, check_names, check_shape, covariance_matrix, parse_tspan
+from ._validation import (
+    as_float_array,
+    as_shaped_array,
+    check_names,
+    check_shape,
+    covariance_matrix,
+    parse_tspan,
+)
 
 __all__ = [
     "LinearStateSpaceProblem",
@@ -99,7 +106,8 @@ class _Problem:
             observables_noise = covariance_matrix("observables_noise", observables_noise, M)
         if noise is not None:
             if n_shocks == 0:
-                raise ValueError("noise was given but the model has no shocks (B is None)")
+                raise ValueError("noise was given but the model has no shocks "
+                                 "(B is None, or n_shocks = 0 for a generic problem)")
             noise = as_float_array("noise", noise)
             check_shape("noise", noise, (T, n_shocks), "(T, K)")
         self._set(
@@ -140,22 +148,16 @@ class LinearStateSpaceProblem(_Problem):
         A = as_float_array("A", A, ndim=2)
         N = A.shape[0]
         check_shape("A", A, (N, N), "(N, N)")
-        u0 = as_float_array("u0", u0, ndim=1)
-        check_shape("u0", u0, (N,), "(N,)")
-        if B is not None:
-            B = as_float_array("B", B)
-            if B.ndim != 2 or B.shape[0] != N:
-                raise ValueError(f"B must have shape (N, K) with N = {N}; got {tuple(B.shape)}")
+        u0 = as_shaped_array("u0", u0, (N,), "(N,)")
+        B = _shock_loading(B, N)
         if C is not None:
             C = as_float_array("C", C)
             if C.ndim != 2 or C.shape[1] != N:
                 raise ValueError(f"C must have shape (M, N) with N = {N}; got {tuple(C.shape)}")
         if u0_prior_mean is not None:
-            u0_prior_mean = as_float_array("u0_prior_mean", u0_prior_mean)
-            check_shape("u0_prior_mean", u0_prior_mean, (N,), "(N,)")
+            u0_prior_mean = as_shaped_array("u0_prior_mean", u0_prior_mean, (N,), "(N,)")
         if u0_prior_var is not None:
-            u0_prior_var = as_float_array("u0_prior_var", u0_prior_var)
-            check_shape("u0_prior_var", u0_prior_var, (N, N), "(N, N)")
+            u0_prior_var = as_shaped_array("u0_prior_var", u0_prior_var, (N, N), "(N, N)")
         self._set(A=A, B=B, C=C, u0_prior_mean=u0_prior_mean, u0_prior_var=u0_prior_var)
         self._set_common(u0, tspan, 0 if B is None else B.shape[1], 0 if C is None else C.shape[0],
                          observables_noise, observables, noise, syms, obs_syms)
@@ -169,10 +171,14 @@ class LinearStateSpaceProblem(_Problem):
         return 0 if self.C is None else self.C.shape[0]
 
 
-def _check_quadratic_form(name, x, rows, N, what):
-    x = as_float_array(name, x)
-    check_shape(name, x, (rows, N, N), what)
-    return x
+def _shock_loading(B, N):
+    """``B`` as an ``(N, K)`` array, or ``None`` for a deterministic model."""
+    if B is None:
+        return None
+    B = as_float_array("B", B)
+    if B.ndim != 2 or B.shape[0] != N:
+        raise ValueError(f"B must have shape (N, K) with N = {N}; got {tuple(B.shape)}")
+    return B
 
 
 @jax.tree_util.register_pytree_node_class
@@ -200,15 +206,10 @@ class QuadraticStateSpaceProblem(_Problem):
         A_1 = as_float_array("A_1", A_1, ndim=2)
         N = A_1.shape[0]
         check_shape("A_1", A_1, (N, N), "(N, N)")
-        A_0 = as_float_array("A_0", A_0)
-        check_shape("A_0", A_0, (N,), "(N,)")
-        A_2 = _check_quadratic_form("A_2", A_2, N, N, "(N, N, N)")
-        u0 = as_float_array("u0", u0, ndim=1)
-        check_shape("u0", u0, (N,), "(N,)")
-        if B is not None:
-            B = as_float_array("B", B)
-            if B.ndim != 2 or B.shape[0] != N:
-                raise ValueError(f"B must have shape (N, K) with N = {N}; got {tuple(B.shape)}")
+        A_0 = as_shaped_array("A_0", A_0, (N,), "(N,)")
+        A_2 = as_shaped_array("A_2", A_2, (N, N, N), "(N, N, N)")
+        u0 = as_shaped_array("u0", u0, (N,), "(N,)")
+        B = _shock_loading(B, N)
         M = 0
         if C_1 is None:
             if C_0 is not None or C_2 is not None:
@@ -219,10 +220,10 @@ class QuadraticStateSpaceProblem(_Problem):
             if C_1.ndim != 2 or C_1.shape[1] != N:
                 raise ValueError(f"C_1 must have shape (M, N) with N = {N}; got {tuple(C_1.shape)}")
             M = C_1.shape[0]
-            C_0 = jnp.zeros(M, C_1.dtype) if C_0 is None else as_float_array("C_0", C_0)
-            check_shape("C_0", C_0, (M,), "(M,)")
+            C_0 = (jnp.zeros(M, C_1.dtype) if C_0 is None
+                   else as_shaped_array("C_0", C_0, (M,), "(M,)"))
             C_2 = (jnp.zeros((M, N, N), C_1.dtype) if C_2 is None
-                   else _check_quadratic_form("C_2", C_2, M, N, "(M, N, N)"))
+                   else as_shaped_array("C_2", C_2, (M, N, N), "(M, N, N)"))
         self._set(A_0=A_0, A_1=A_1, A_2=A_2, B=B, C_0=C_0, C_1=C_1, C_2=C_2)
         self._set_common(u0, tspan, 0 if B is None else B.shape[1], M, observables_noise,
                          observables, noise, syms, obs_syms)
@@ -281,7 +282,12 @@ class StateSpaceProblem(_Problem):
         t0 = parse_tspan(tspan)[0]
         N = u0.shape[0]
         # Check the callbacks' output shapes once, abstractly (no FLOPs spent).
-        x_next = jax.eval_shape(transition, u0, jnp.zeros(n_shocks, u0.dtype), p, t0)
+        try:
+            x_next = jax.eval_shape(transition, u0, jnp.zeros(n_shocks, u0.dtype), p, t0)
+        except Exception as err:
+            raise ValueError(
+                f"transition(x, w, p, t) failed on x of shape ({N},) and w of shape "
+                f"(n_shocks,) = ({n_shocks},): {type(err).__name__}: {err}") from err
         if getattr(x_next, "shape", None) != (N,):
             raise ValueError(f"transition(x, w, p, t) must return shape (N,) = ({N},); "
                              f"got {getattr(x_next, 'shape', type(x_next).__name__)}")
@@ -290,7 +296,11 @@ class StateSpaceProblem(_Problem):
                 raise ValueError(f"n_obs = {n_obs} but observation is None")
             n_obs = 0
         else:
-            z = jax.eval_shape(observation, u0, p, t0)
+            try:
+                z = jax.eval_shape(observation, u0, p, t0)
+            except Exception as err:
+                raise ValueError(f"observation(x, p, t) failed on x of shape ({N},): "
+                                 f"{type(err).__name__}: {err}") from err
             zshape = getattr(z, "shape", None)
             if zshape is None or len(zshape) != 1:
                 raise ValueError(f"observation(x, p, t) must return a 1-D array; got {zshape}")

@@ -116,6 +116,9 @@ def solve(prob, alg=None, *, key=None, save_everystep=True):
         ``logpdf`` is identical.
     :return: :class:`StateSpaceSolution`.
     """
+    if not isinstance(prob, (LinearStateSpaceProblem, QuadraticStateSpaceProblem,
+                             StateSpaceProblem)):
+        raise ValueError(f"prob must be a state-space problem; got {type(prob).__name__}")
     alg = default_algorithm(prob) if alg is None else alg
     if isinstance(alg, type):
         alg = alg()
@@ -168,7 +171,7 @@ def _empty_noise(prob):
 
 
 def _transition_and_observation(prob):
-    """``(states(noise) -> (u, uf), observe(u, uf) -> z or None, predict_obs)`` for any problem.
+    """``(states(noise) -> (u, uf, ok), observe(u, uf) -> z or None, predict_obs)`` for a problem.
 
     ``predict_obs(x, w, t)`` is the one-step predicted observation used by the conditional
     likelihood (the observation of the next state, or the state itself without ``C``).
@@ -177,8 +180,8 @@ def _transition_and_observation(prob):
         B = prob.B if prob.B is not None else jnp.zeros((prob.n_states, 0), prob.A.dtype)
 
         def states(noise):
-            u = kernels.linear_states(prob.A, B, prob.u0, noise)
-            return u, u
+            u, ok = kernels.linear_states(prob.A, B, prob.u0, noise)
+            return u, u, ok
 
         observe = None if prob.C is None else (lambda u, uf: kernels.linear_observations(prob.C, u))
 
@@ -207,8 +210,8 @@ def _transition_and_observation(prob):
         t0 = prob.tspan[0]
 
         def states(noise):
-            u = kernels.generic_states(prob.transition, prob.p, prob.u0, noise, t0)
-            return u, u
+            u, ok = kernels.generic_states(prob.transition, prob.p, prob.u0, noise, t0)
+            return u, u, ok
 
         observe = None if prob.observation is None else (
             lambda u, uf: kernels.generic_observations(prob.observation, prob.p, u, t0))
@@ -226,12 +229,12 @@ def _solve_direct(prob, key):
     key_w, key_v = _split(key)
     W = _noise(prob, key_w)
     states, observe, _ = _transition_and_observation(prob)
-    u, uf = states(_empty_noise(prob) if W is None else W)
+    u, uf, ok = states(_empty_noise(prob) if W is None else W)
     z = None if observe is None else observe(u, uf)
     logpdf = jnp.zeros((), u.dtype)
     if z is not None and prob.observables_noise is not None:
         if prob.observables is not None:
-            logpdf = kernels.joint_loglik(z, prob.observables, prob.observables_noise)
+            logpdf = kernels.joint_loglik(z, prob.observables, prob.observables_noise, ok)
         else:
             _need_key(key_v, "add observation noise (observables_noise without observables)")
             z = z.at[1:].add(_draw_observation_noise(key_v, prob.observables_noise, z.shape[0] - 1))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ._linalg import mvn_logpdf_iid
+from ._linalg import finite_or, mvn_logpdf_iid
 
 
 def clamped_states(u0, y):
@@ -30,6 +30,10 @@ def one_step_predictions(predict_obs, u0, y, noise):
 
 
 def conditional_loglik(predictions, y, R):
-    """``sum_t log N(y_t; z_t, R)`` for predictions and data ``(T, M)``; ``-inf`` if ``R`` is not PD."""
+    """``sum_t log N(y_t; z_t, R)`` for predictions and data ``(T, M)``.
+
+    ``-inf`` (finite gradients) if ``R`` is not positive definite or a prediction overflowed.
+    """
+    predictions, ok = finite_or(predictions, 0.0)
     ll, _ = mvn_logpdf_iid(y - predictions, R)
-    return ll
+    return jnp.where(ok & jnp.isfinite(ll), ll, -jnp.inf)

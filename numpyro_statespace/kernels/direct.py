@@ -5,6 +5,10 @@ Shapes: ``N`` states, ``K`` shocks, ``M`` observables, ``T`` steps. ``noise`` is
 (``K = 0`` for a deterministic model), paths are ``(T + 1, N)`` with ``u_0`` first.
 Only the state recursion is a ``lax.scan``; everything that does not feed back (shock loadings,
 observation equations, the likelihood) is computed for all steps at once.
+
+The state kernels also return ``ok``: False when the path overflowed (an explosive quadratic
+model, an unstable ``A``). From the first non-finite state on, the recursion continues from
+zeros, so that a likelihood built on the path can be ``-inf`` with finite gradients.
 """
 
 from __future__ import annotations
@@ -13,23 +17,34 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from ._linalg import mvn_logpdf_iid, quad
+from ._linalg import finite_or, mvn_logpdf_iid, quad
 
 
 def _prepend(u0, path):
     return jnp.concatenate([u0[None], path], axis=0)
 
 
+def _guard(u, ok):
+    """Replace a non-finite state by zeros and record the failure in ``ok``."""
+    finite = jnp.all(jnp.isfinite(u))
+    return jnp.where(finite, u, 0.0), ok & finite
+
+
+def _scan_states(step, u0, xs):
+    """Run ``u_t = step(u_{t-1}, x_t)`` with the overflow guard; ``((T + 1, N), ok)``."""
+    def guarded(carry, x):
+        u, ok = _guard(step(carry[0], x), carry[1])
+        return (u, ok), u
+
+    u0, ok0 = _guard(u0, jnp.array(True))
+    (_, ok), path = lax.scan(guarded, (u0, ok0), xs)
+    return _prepend(u0, path), ok
+
+
 def linear_states(A, B, u0, noise):
-    """``u_t = A u_{t-1} + B w_t`` for ``t = 1..T``; returns ``(T + 1, N)``."""
+    """``u_t = A u_{t-1} + B w_t`` for ``t = 1..T``; returns ``((T + 1, N), ok)``."""
     shocks = noise @ B.T  # (T, N), outside the recursion
-
-    def step(u, bw):
-        u = A @ u + bw
-        return u, u
-
-    _, path = lax.scan(step, u0, shocks)
-    return _prepend(u0, path)
+    return _scan_states(lambda u, bw: A @ u + bw, u0, shocks)
 
 
 def linear_observations(C, u):
@@ -40,28 +55,22 @@ def linear_observations(C, u):
 def quadratic_states(A_0, A_1, A_2, B, u0, noise, pruned):
     """Second-order states; with ``pruned`` also the first-order path ``uf``.
 
-    Returns ``(u, uf)``, both ``(T + 1, N)`` (``uf`` is ``u`` itself when not pruned), where
-    ``uf`` is the path that enters the quadratic terms of the observation equation.
+    Returns ``(u, uf, ok)``, paths ``(T + 1, N)`` (``uf`` is ``u`` itself when not pruned),
+    where ``uf`` is the path that enters the quadratic terms of the observation equation.
     """
     shocks = noise @ B.T
-
+    N = u0.shape[0]
     if pruned:
-        def step(carry, bw):
-            u, uf = carry
-            u_next = A_0 + A_1 @ u + quad(A_2, uf) + bw
-            uf_next = A_1 @ uf + bw
-            return (u_next, uf_next), (u_next, uf_next)
+        # Both states in one vector so that one guarded recursion covers them.
+        def step(x, bw):
+            u, uf = x[:N], x[N:]
+            return jnp.concatenate([A_0 + A_1 @ u + quad(A_2, uf) + bw, A_1 @ uf + bw])
 
-        _, (path, fpath) = lax.scan(step, (u0, u0), shocks)
-        return _prepend(u0, path), _prepend(u0, fpath)
+        x, ok = _scan_states(step, jnp.concatenate([u0, u0]), shocks)
+        return x[:, :N], x[:, N:], ok
 
-    def step(u, bw):
-        u = A_0 + A_1 @ u + quad(A_2, u) + bw
-        return u, u
-
-    _, path = lax.scan(step, u0, shocks)
-    u = _prepend(u0, path)
-    return u, u
+    u, ok = _scan_states(lambda u, bw: A_0 + A_1 @ u + quad(A_2, u) + bw, u0, shocks)
+    return u, u, ok
 
 
 def quadratic_observations(C_0, C_1, C_2, u, uf):
@@ -70,16 +79,9 @@ def quadratic_observations(C_0, C_1, C_2, u, uf):
 
 
 def generic_states(transition, p, u0, noise, t0=0):
-    """``u_{t+1} = transition(u_t, w_{t+1}, p, t)`` for ``t = t0..t0+T-1``; ``(T + 1, N)``."""
+    """``u_{t+1} = transition(u_t, w_{t+1}, p, t)`` for ``t = t0..t0+T-1``; ``((T + 1, N), ok)``."""
     times = t0 + jnp.arange(noise.shape[0])
-
-    def step(u, inputs):
-        w, t = inputs
-        u = transition(u, w, p, t)
-        return u, u
-
-    _, path = lax.scan(step, u0, (noise, times))
-    return _prepend(u0, path)
+    return _scan_states(lambda u, wt: transition(u, wt[0], p, wt[1]), u0, (noise, times))
 
 
 def generic_observations(observation, p, u, t0=0):
@@ -88,11 +90,13 @@ def generic_observations(observation, p, u, t0=0):
     return jax.vmap(observation, in_axes=(0, None, 0))(u, p, times)
 
 
-def joint_loglik(z, y, R):
+def joint_loglik(z, y, R, ok=True):
     r"""``sum_{t=1}^T log N(y_t; z_t, R)`` for ``z (T + 1, M)`` (``z_0`` unused), ``y (T, M)``.
 
     The prior of the noise is not included. Returns ``-inf`` (finite gradients) when ``R`` is
-    not positive definite.
+    not positive definite, when ``ok`` (the state kernels' flag) is False or when ``z`` is not
+    finite.
     """
-    ll, _ = mvn_logpdf_iid(y - z[1:], R)
-    return ll
+    z, ok_z = finite_or(z[1:], 0.0)
+    ll, _ = mvn_logpdf_iid(y - z, R)
+    return jnp.where(ok & ok_z & jnp.isfinite(ll), ll, -jnp.inf)

@@ -1,0 +1,571 @@
+r"""NumPyro distributions over a whole observed series ``y_1..y_T``.
+
+Every class here has ``event_shape == (T, M)`` and a ``batch_shape`` broadcast from the leading
+dimensions of its parameters, so ``numpyro.plate`` over series and ``vmap`` over parameter draws
+work. ``log_prob`` calls the kernels of :mod:`numpyro_statespace.kernels`; numerical failure
+gives ``-inf`` with finite gradients, so NUTS rejects the proposal instead of crashing.
+
+=====================  ==================================================================
+class                  likelihood
+=====================  ==================================================================
+:class:`KalmanLGSS`    marginal (Kalman filter), shocks integrated out
+:class:`JointLGSS`     linear model given the noise
+:class:`JointQuadraticSS`  quadratic or pruned-quadratic model given the noise
+:class:`JointStateSpace`   generic callbacks given the noise
+:class:`ConditionalSS` fully observed linear model, prediction-error decomposition
+=====================  ==================================================================
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpyro
+import numpyro.distributions as dist
+from numpyro.distributions import constraints
+from numpyro.distributions.util import validate_sample
+
+from . import kernels
+from ._validation import as_float_array
+from .kernels._linalg import finite_or, mvn_logpdf_iid
+from .problems import LinearStateSpaceProblem, QuadraticStateSpaceProblem, StateSpaceProblem
+from .solve import ConditionalLikelihood, DirectIteration, KalmanFilter, default_algorithm
+
+__all__ = [
+    "ConditionalSS",
+    "JointLGSS",
+    "JointQuadraticSS",
+    "JointStateSpace",
+    "KalmanLGSS",
+    "from_problem",
+    "sample_noise",
+]
+
+
+class _RealOrMissing(constraints.Constraint):
+    """Real numbers or NaN (a missing observation); infinities are refused."""
+
+    event_dim = 0
+
+    def __call__(self, x):
+        return (x != jnp.inf) & (x != -jnp.inf)
+
+    def feasible_like(self, prototype):
+        return jnp.zeros_like(prototype)
+
+
+real_or_missing = _RealOrMissing()
+
+
+# -- argument checks ------------------------------------------------------------------------
+def _param(name, x, trailing, what):
+    """``x`` as a float array whose trailing dimensions are ``trailing`` (spelled ``what``)."""
+    x = as_float_array(name, x)
+    n = len(trailing)
+    if x.ndim < n or tuple(x.shape[x.ndim - n:]) != tuple(trailing):
+        raise ValueError(
+            f"{name} must have shape (..., {what[1:-1]}) = (..., {', '.join(map(str, trailing))}); "
+            f"got {tuple(x.shape)}"
+        )
+    return x
+
+
+def _square(name, x, what="(N, N)"):
+    x = as_float_array(name, x)
+    if x.ndim < 2 or x.shape[-1] != x.shape[-2]:
+        raise ValueError(f"{name} must have shape (..., {what[1:-1]}) with equal trailing "
+                         f"dimensions; got {tuple(x.shape)}")
+    return x
+
+
+def _obs_cov(R, M):
+    """``R`` as ``(..., M, M)``; a 1-D ``(M,)`` input holds the variances of a diagonal."""
+    R = as_float_array("R", R)
+    if R.ndim == 1:
+        _param("R", R, (M,), "(M,)")
+        return jnp.diag(R)
+    return _param("R", R, (M, M), "(M, M)")
+
+
+def _batch_shape(*pairs):
+    """Broadcast the leading (batch) dimensions of ``(array, event_ndim)`` pairs."""
+    shapes = [tuple(x.shape[: x.ndim - nd]) for x, nd in pairs if x is not None]
+    try:
+        return jax.lax.broadcast_shapes(*shapes)
+    except ValueError:
+        raise ValueError(f"parameter batch shapes {shapes} do not broadcast") from None
+
+
+def _check_value(d, value):
+    value = jnp.asarray(value)
+    if value.ndim < 2 or tuple(value.shape[-2:]) != tuple(d.event_shape):
+        raise ValueError(f"value must have shape (..., T, M) = (..., {d.event_shape[0]}, "
+                         f"{d.event_shape[1]}); got {tuple(value.shape)}")
+    return value
+
+
+def _psd_factor(S):
+    """``F`` with ``F F' = S`` for a positive semi-definite ``S`` (singular allowed)."""
+    evals, evecs = jnp.linalg.eigh(S)
+    return evecs * jnp.sqrt(jnp.clip(evals, 0.0))[..., None, :]
+
+
+def _gaussian(key, shape, factor):
+    """Draws ``F e`` with ``e ~ N(0, I)``: ``shape + (factor.shape[-2],)``, broadcast over batch."""
+    e = jax.random.normal(key, shape + factor.shape[-1:], factor.dtype)
+    return jnp.einsum("...ij,...j->...i", factor, e)
+
+
+# -- marginal likelihood ------------------------------------------------------------------
+class KalmanLGSS(dist.Distribution):
+    r"""Linear Gaussian state-space model with the shocks integrated out (Kalman filter).
+
+    .. math::
+        u_0 \sim N(\mu_0, \Sigma_0),\quad u_t = A u_{t-1} + B w_t,\quad
+        y_t = C u_t + v_t,\quad w_t \sim N(0, I_K),\ v_t \sim N(0, R)
+
+    and :math:`\log p(y) = \sum_t \log N(y_t;\ C m_{t|t-1},\ C P_{t|t-1} C^\top + R)`.
+
+    :param A: ``(..., N, N)``. :param B: ``(..., N, K)`` or ``None``. :param C: ``(..., M, N)``.
+    :param R: ``(..., M, M)`` observation-noise covariance, or ``(M,)`` variances.
+    :param u0_mean: ``(..., N)``.
+    :param u0_cov: ``(..., N, N)``, or ``"stationary"`` for the solution of
+        :math:`\Sigma_0 = A \Sigma_0 A^\top + B B^\top` (``-inf`` when ``A`` is not stable).
+    :param num_timesteps: ``T``; may be omitted when ``mask`` is given.
+    :param mask: optional ``(..., T, M)`` bool; False marks a missing entry. NaN entries of
+        the observed ``y`` are missing too; an all-missing step is a pure prediction.
+    :param method: ``"sequential"`` (``lax.scan``) or ``"auto"``.
+    """
+
+    arg_constraints = {
+        "A": constraints.real_matrix,
+        "B": constraints.real_matrix,
+        "C": constraints.real_matrix,
+        "R": constraints.positive_semidefinite,
+        "u0_mean": constraints.real_vector,
+        "u0_cov": constraints.positive_semidefinite,
+    }
+    support = constraints.independent(real_or_missing, 2)
+    pytree_data_fields = ("A", "B", "C", "R", "u0_mean", "u0_cov", "mask", "_prior_ok")
+    pytree_aux_fields = ("num_timesteps", "method", "stationary")
+
+    def __init__(self, A, B, C, R, u0_mean, u0_cov, num_timesteps=None, *, mask=None,
+                 method="auto", validate_args=None):
+        self.A = _square("A", A)
+        N = self.A.shape[-1]
+        self.B = jnp.zeros((N, 0), self.A.dtype) if B is None else as_float_array("B", B)
+        if self.B.ndim < 2 or self.B.shape[-2] != N:
+            raise ValueError(f"B must have shape (..., N, K) with N = {N}; got {tuple(self.B.shape)}")
+        self.C = as_float_array("C", C)
+        if self.C.ndim < 2 or self.C.shape[-1] != N:
+            raise ValueError(f"C must have shape (..., M, N) with N = {N}; got {tuple(self.C.shape)}")
+        M = self.C.shape[-2]
+        self.R = _obs_cov(R, M)
+        self.u0_mean = _param("u0_mean", u0_mean, (N,), "(N,)")
+        if method not in ("auto", "sequential"):
+            raise ValueError(f"method must be 'auto' or 'sequential'; got {method!r} (the "
+                             f"parallel-in-time filter is not available yet)")
+        self.method = method
+        if mask is not None:
+            mask = jnp.asarray(mask)
+            if mask.dtype != jnp.bool_ or mask.ndim < 2 or mask.shape[-1] != M:
+                raise ValueError(f"mask must be a bool array of shape (..., T, M) with M = {M}; "
+                                 f"got {mask.dtype} {tuple(mask.shape)}")
+        self.mask = mask
+        if num_timesteps is None:
+            if mask is None:
+                raise ValueError("KalmanLGSS needs num_timesteps (T) or a mask of shape (T, M): "
+                                 "pass num_timesteps=y.shape[-2]")
+            num_timesteps = mask.shape[-2]
+        if not isinstance(num_timesteps, int) or num_timesteps < 0:
+            raise ValueError(f"num_timesteps must be a non-negative int; got {num_timesteps!r}")
+        if mask is not None and mask.shape[-2] != num_timesteps:
+            raise ValueError(f"mask must have shape (..., T, M) = (..., {num_timesteps}, {M}); "
+                             f"got {tuple(mask.shape)}")
+        self.num_timesteps = num_timesteps
+        self.stationary = isinstance(u0_cov, str)
+        if self.stationary:
+            if u0_cov != "stationary":
+                raise ValueError(f"u0_cov must be an (N, N) array or 'stationary'; got {u0_cov!r}")
+            Q = self.B @ jnp.swapaxes(self.B, -1, -2)
+            self.u0_cov, self._prior_ok = jnp.vectorize(
+                kernels.stationary_covariance, signature="(n,n),(n,n)->(n,n),()")(self.A, Q)
+        else:
+            self.u0_cov = _param("u0_cov", u0_cov, (N, N), "(N, N)")
+            self._prior_ok = jnp.array(True)
+        batch_shape = _batch_shape((self.A, 2), (self.B, 2), (self.C, 2), (self.R, 2),
+                                   (self.u0_mean, 1), (self.u0_cov, 2), (mask, 2))
+        super().__init__(batch_shape, (num_timesteps, M), validate_args=validate_args)
+
+    @validate_sample
+    def log_prob(self, value):
+        value = _check_value(self, value)
+        mask = jnp.ones(self.event_shape, bool) if self.mask is None else self.mask
+
+        def single(A, B, C, R, m0, P0, y, mask, prior_ok):
+            ll = kernels.kalman_loglik(A, B, C, R, m0, P0, y, mask)
+            return jnp.where(prior_ok, ll, -jnp.inf)
+
+        return jnp.vectorize(single, signature="(n,n),(n,k),(m,n),(m,m),(n),(n,n),(t,m),(t,m),()->()")(
+            self.A, self.B, self.C, self.R, self.u0_mean, self.u0_cov, value, mask, self._prior_ok)
+
+    def sample(self, key, sample_shape=()):
+        shape = tuple(sample_shape) + self.batch_shape
+        T, M = self.event_shape
+        k0, kw, kv = jax.random.split(key, 3)
+        u0 = self.u0_mean + _gaussian(k0, shape, _psd_factor(self.u0_cov))
+        w = jax.random.normal(kw, shape + (T, self.B.shape[-1]), self.A.dtype)
+
+        def states(A, B, u0, w):
+            return kernels.linear_states(A, B, u0, w)[0][1:]
+
+        u = jnp.vectorize(states, signature="(n,n),(n,k),(n),(t,k)->(t,n)")(self.A, self.B, u0, w)
+        y = jnp.einsum("...mn,...tn->...tm", self.C, u)
+        y = y + _gaussian(kv, shape + (T,), _psd_factor(self.R)[..., None, :, :])
+        if self.mask is not None:
+            y = jnp.where(self.mask, y, jnp.nan)
+        return y
+
+    def filter(self, y):
+        """Kalman filter of ``y (T, M)`` (unbatched): a :class:`kernels.KalmanFilterResult`."""
+        if self.batch_shape:
+            raise ValueError(f"filter works on an unbatched distribution; batch_shape is "
+                             f"{self.batch_shape} (use jax.vmap)")
+        y = _check_value(self, y)
+        return kernels.kalman_filter(self.A, self.B, self.C, self.R, self.u0_mean, self.u0_cov,
+                                     y, self.mask)
+
+
+# -- joint likelihoods given the noise --------------------------------------------------------
+class _JointBase(dist.Distribution):
+    r"""``log p(y | w) = sum_t log N(y_t; z_t(w), R)``: the prior of the noise is not included
+    (in a model the noise is its own latent site, see :func:`sample_noise`)."""
+
+    support = constraints.independent(constraints.real, 2)
+
+    # Subclasses provide the unbatched path, the jnp.vectorize signature of the parameters it
+    # takes, and those parameters in order.
+    _signature: str
+
+    def _params(self):
+        raise NotImplementedError
+
+    def _observations(self, *params):
+        """``(z (T + 1, M), ok)`` for one set of unbatched parameters."""
+        raise NotImplementedError
+
+    def _init_base(self, R, M, batch_pairs, validate_args):
+        self.R = _obs_cov(R, M)
+        T = self.noise.shape[-2]
+        batch_shape = _batch_shape((self.R, 2), *batch_pairs)
+        dist.Distribution.__init__(self, batch_shape, (T, M), validate_args=validate_args)
+
+    @validate_sample
+    def log_prob(self, value):
+        value = _check_value(self, value)
+
+        def single(*args):
+            *params, R, y = args
+            z, ok = self._observations(*params)
+            return kernels.joint_loglik(z, y, R, ok)
+
+        return jnp.vectorize(single, signature=f"{self._signature},(m,m),(t,m)->()")(
+            *self._params(), self.R, value)
+
+    def mean_path(self):
+        """``z_1..z_T`` of the deterministic path given the noise: ``batch_shape + (T, M)``."""
+        return jnp.vectorize(lambda *p: self._observations(*p)[0][1:],
+                             signature=f"{self._signature}->(t,m)")(*self._params())
+
+    def sample(self, key, sample_shape=()):
+        shape = tuple(sample_shape) + self.batch_shape
+        z = jnp.broadcast_to(self.mean_path(), shape + self.event_shape)
+        return z + _gaussian(key, shape + self.event_shape[:1],
+                             _psd_factor(self.R)[..., None, :, :])
+
+
+def _noise_arg(noise, K):
+    noise = as_float_array("noise", noise)
+    if noise.ndim < 2 or noise.shape[-1] != K:
+        raise ValueError(f"noise must have shape (..., T, K) with K = {K}; got {tuple(noise.shape)}")
+    return noise
+
+
+class JointLGSS(_JointBase):
+    r"""Linear model given the noise: :math:`u_t = A u_{t-1} + B w_t`, :math:`y_t \sim N(C u_t, R)`.
+
+    :param A: ``(..., N, N)``; :param B: ``(..., N, K)``; :param C: ``(..., M, N)``;
+    :param R: ``(..., M, M)`` (or ``(M,)`` variances); :param u0: ``(..., N)``;
+    :param noise: ``(..., T, K)``, the shocks ``w_1..w_T``.
+    """
+
+    arg_constraints = {
+        "A": constraints.real_matrix,
+        "B": constraints.real_matrix,
+        "C": constraints.real_matrix,
+        "R": constraints.positive_semidefinite,
+        "u0": constraints.real_vector,
+        "noise": constraints.real_matrix,
+    }
+    pytree_data_fields = ("A", "B", "C", "R", "u0", "noise")
+    _signature = "(n,n),(n,k),(m,n),(n),(t,k)"
+
+    def __init__(self, A, B, C, R, u0, noise, *, validate_args=None):
+        self.A = _square("A", A)
+        N = self.A.shape[-1]
+        self.B = as_float_array("B", B)
+        if self.B.ndim < 2 or self.B.shape[-2] != N:
+            raise ValueError(f"B must have shape (..., N, K) with N = {N}; got {tuple(self.B.shape)}")
+        self.C = as_float_array("C", C)
+        if self.C.ndim < 2 or self.C.shape[-1] != N:
+            raise ValueError(f"C must have shape (..., M, N) with N = {N}; got {tuple(self.C.shape)}")
+        self.u0 = _param("u0", u0, (N,), "(N,)")
+        self.noise = _noise_arg(noise, self.B.shape[-1])
+        self._init_base(R, self.C.shape[-2],
+                        [(self.A, 2), (self.B, 2), (self.C, 2), (self.u0, 1), (self.noise, 2)],
+                        validate_args)
+
+    def _params(self):
+        return self.A, self.B, self.C, self.u0, self.noise
+
+    def _observations(self, A, B, C, u0, noise):
+        u, ok = kernels.linear_states(A, B, u0, noise)
+        return kernels.linear_observations(C, u), ok
+
+
+class JointQuadraticSS(_JointBase):
+    r"""Second-order model given the noise (``pruned=True``: Andreasen et al. 2017 pruning).
+
+    .. math::
+        u_t = A_0 + A_1 u_{t-1} + \mathrm{quad}(A_2, \tilde u_{t-1}) + B w_t,\quad
+        y_t \sim N(C_0 + C_1 u_t + \mathrm{quad}(C_2, \tilde u_t), R)
+
+    with :math:`\tilde u = u` (not pruned) or the first-order state
+    :math:`\tilde u_t = A_1 \tilde u_{t-1} + B w_t` (pruned), :math:`\mathrm{quad}(T, v)_i =
+    v^\top T_i v`. Shapes: ``A_0 (..., N)``, ``A_1 (..., N, N)``, ``A_2 (..., N, N, N)``,
+    ``B (..., N, K)``, ``C_0 (..., M)``, ``C_1 (..., M, N)``, ``C_2 (..., M, N, N)``,
+    ``R (..., M, M)``, ``u0 (..., N)``, ``noise (..., T, K)``.
+    """
+
+    arg_constraints = {
+        "A_0": constraints.real_vector,
+        "A_1": constraints.real_matrix,
+        "A_2": constraints.independent(constraints.real, 3),
+        "B": constraints.real_matrix,
+        "C_0": constraints.real_vector,
+        "C_1": constraints.real_matrix,
+        "C_2": constraints.independent(constraints.real, 3),
+        "R": constraints.positive_semidefinite,
+        "u0": constraints.real_vector,
+        "noise": constraints.real_matrix,
+    }
+    pytree_data_fields = ("A_0", "A_1", "A_2", "B", "C_0", "C_1", "C_2", "R", "u0", "noise")
+    pytree_aux_fields = ("pruned",)
+    _signature = "(n),(n,n),(n,n,n),(n,k),(m),(m,n),(m,n,n),(n),(t,k)"
+
+    def __init__(self, A_0, A_1, A_2, B, C_0, C_1, C_2, R, u0, noise, pruned=False, *,
+                 validate_args=None):
+        self.A_1 = _square("A_1", A_1)
+        N = self.A_1.shape[-1]
+        self.A_0 = _param("A_0", A_0, (N,), "(N,)")
+        self.A_2 = _param("A_2", A_2, (N, N, N), "(N, N, N)")
+        self.B = as_float_array("B", B)
+        if self.B.ndim < 2 or self.B.shape[-2] != N:
+            raise ValueError(f"B must have shape (..., N, K) with N = {N}; got {tuple(self.B.shape)}")
+        self.C_1 = as_float_array("C_1", C_1)
+        if self.C_1.ndim < 2 or self.C_1.shape[-1] != N:
+            raise ValueError(f"C_1 must have shape (..., M, N) with N = {N}; "
+                             f"got {tuple(self.C_1.shape)}")
+        M = self.C_1.shape[-2]
+        self.C_0 = _param("C_0", C_0, (M,), "(M,)")
+        self.C_2 = _param("C_2", C_2, (M, N, N), "(M, N, N)")
+        self.u0 = _param("u0", u0, (N,), "(N,)")
+        self.noise = _noise_arg(noise, self.B.shape[-1])
+        self.pruned = bool(pruned)
+        self._init_base(R, M, [(self.A_0, 1), (self.A_1, 2), (self.A_2, 3), (self.B, 2),
+                                      (self.C_0, 1), (self.C_1, 2), (self.C_2, 3), (self.u0, 1),
+                                      (self.noise, 2)], validate_args)
+
+    def _params(self):
+        return (self.A_0, self.A_1, self.A_2, self.B, self.C_0, self.C_1, self.C_2, self.u0,
+                self.noise)
+
+    def _observations(self, A_0, A_1, A_2, B, C_0, C_1, C_2, u0, noise):
+        u, uf, ok = kernels.quadratic_states(A_0, A_1, A_2, B, u0, noise, self.pruned)
+        return kernels.quadratic_observations(C_0, C_1, C_2, u, uf), ok
+
+
+class JointStateSpace(_JointBase):
+    r"""Generic model given the noise: ``u_{t+1} = transition(u_t, w_{t+1}, p, t)``,
+    :math:`y_t \sim N(\mathrm{observation}(u_t, p, t), R)`.
+
+    :param transition: pure JAX function ``(x, w, p, t) -> x_next``.
+    :param observation: pure JAX function ``(x, p, t) -> z`` of shape ``(M,)``.
+    :param p: any pytree of parameters (not batched; ``vmap`` the model for batches).
+    :param R: ``(..., M, M)`` (or ``(M,)`` variances); :param u0: ``(..., N)``;
+    :param noise: ``(..., T, K)``.
+    """
+
+    arg_constraints = {
+        "R": constraints.positive_semidefinite,
+        "u0": constraints.real_vector,
+        "noise": constraints.real_matrix,
+    }
+    pytree_data_fields = ("p", "R", "u0", "noise")
+    pytree_aux_fields = ("transition", "observation")
+    _signature = "(n),(t,k)"
+
+    def __init__(self, transition, observation, p, R, u0, noise, *, validate_args=None):
+        if not callable(transition) or not callable(observation):
+            raise ValueError("transition and observation must be callables "
+                             "(x, w, p, t) -> x_next and (x, p, t) -> z")
+        self.transition, self.observation, self.p = transition, observation, p
+        self.u0 = as_float_array("u0", u0)
+        if self.u0.ndim < 1:
+            raise ValueError(f"u0 must have shape (..., N); got {tuple(self.u0.shape)}")
+        self.noise = as_float_array("noise", noise)
+        if self.noise.ndim < 2:
+            raise ValueError(f"noise must have shape (..., T, K); got {tuple(self.noise.shape)}")
+        N, K = self.u0.shape[-1], self.noise.shape[-1]
+        x = jax.eval_shape(transition, jnp.zeros(N, self.u0.dtype), jnp.zeros(K, self.u0.dtype), p, 0)
+        if getattr(x, "shape", None) != (N,):
+            raise ValueError(f"transition(x, w, p, t) must return shape (N,) = ({N},); "
+                             f"got {getattr(x, 'shape', None)}")
+        z = jax.eval_shape(observation, jnp.zeros(N, self.u0.dtype), p, 0)
+        zshape = getattr(z, "shape", None)
+        if zshape is None or len(zshape) != 1:
+            raise ValueError(f"observation(x, p, t) must return shape (M,); got {zshape}")
+        self._init_base(R, zshape[0], [(self.u0, 1), (self.noise, 2)], validate_args)
+
+    def _params(self):
+        return self.u0, self.noise
+
+    def _observations(self, u0, noise):
+        u, ok = kernels.generic_states(self.transition, self.p, u0, noise)
+        return kernels.generic_observations(self.observation, self.p, u), ok
+
+
+# -- conditional likelihood ------------------------------------------------------------------
+class ConditionalSS(dist.Distribution):
+    r"""Fully observed linear model, likelihood by the prediction-error decomposition.
+
+    The state is clamped to the data (``y_0 = u0``) and the shocks are integrated out:
+
+    .. math::
+        y_t \mid y_{t-1} \sim N(C A y_{t-1},\ C B B^\top C^\top + R)
+
+    (``C = I`` when omitted). With ``B=None`` this is DifferenceEquations.jl's
+    ``ConditionalLikelihood`` exactly (VAR(1) with innovation covariance ``R``).
+
+    :param A: ``(..., N, N)``; :param B: ``(..., N, K)`` or ``None``;
+    :param R: ``(..., N, N)`` (or ``(N,)`` variances); :param u0: ``(..., N)``;
+    :param C: ``(..., N, N)`` or ``None``; :param num_timesteps: ``T``.
+    """
+
+    arg_constraints = {
+        "A": constraints.real_matrix,
+        "B": constraints.real_matrix,
+        "R": constraints.positive_semidefinite,
+        "u0": constraints.real_vector,
+        "C": constraints.real_matrix,
+    }
+    support = constraints.independent(constraints.real, 2)
+    pytree_data_fields = ("A", "B", "R", "u0", "C")
+    pytree_aux_fields = ("num_timesteps",)
+
+    def __init__(self, A, B, R, u0, C=None, *, num_timesteps, validate_args=None):
+        self.A = _square("A", A)
+        N = self.A.shape[-1]
+        self.B = jnp.zeros((N, 0), self.A.dtype) if B is None else as_float_array("B", B)
+        if self.B.ndim < 2 or self.B.shape[-2] != N:
+            raise ValueError(f"B must have shape (..., N, K) with N = {N}; got {tuple(self.B.shape)}")
+        self.C = jnp.eye(N, dtype=self.A.dtype) if C is None else _param("C", C, (N, N), "(N, N)")
+        self.R = _obs_cov(R, N)
+        self.u0 = _param("u0", u0, (N,), "(N,)")
+        if not isinstance(num_timesteps, int) or num_timesteps < 0:
+            raise ValueError(f"num_timesteps must be a non-negative int; got {num_timesteps!r}")
+        self.num_timesteps = num_timesteps
+        batch_shape = _batch_shape((self.A, 2), (self.B, 2), (self.R, 2), (self.u0, 1), (self.C, 2))
+        super().__init__(batch_shape, (num_timesteps, N), validate_args=validate_args)
+
+    def _transition_and_cov(self):
+        G = self.C @ self.A
+        CB = self.C @ self.B
+        return G, CB @ jnp.swapaxes(CB, -1, -2) + self.R
+
+    @validate_sample
+    def log_prob(self, value):
+        value = _check_value(self, value)
+        G, S = self._transition_and_cov()
+
+        def single(G, S, u0, y):
+            preds, ok = finite_or(kernels.clamped_states(u0, y)[:-1] @ G.T, 0.0)
+            ll, _ = mvn_logpdf_iid(y - preds, S)
+            return jnp.where(ok & jnp.isfinite(ll), ll, -jnp.inf)
+
+        return jnp.vectorize(single, signature="(n,n),(n,n),(n),(t,n)->()")(G, S, self.u0, value)
+
+    def sample(self, key, sample_shape=()):
+        shape = tuple(sample_shape) + self.batch_shape
+        G, S = self._transition_and_cov()
+        F = _psd_factor(S)
+        e = jax.random.normal(key, shape + self.event_shape, self.A.dtype)
+
+        def path(G, F, u0, e):
+            return kernels.linear_states(G, F, u0, e)[0][1:]
+
+        return jnp.vectorize(path, signature="(n,n),(n,n),(n),(t,n)->(t,n)")(G, F, self.u0, e)
+
+
+# -- model helpers ----------------------------------------------------------------------------
+def sample_noise(name, num_timesteps, n_shocks):
+    """The shocks ``w_1..w_T`` as a latent ``N(0, I)`` site of shape ``(T, K)``.
+
+    Use it with a joint likelihood: ``w = sample_noise("w", T, K)`` then
+    ``numpyro.sample("y", JointLGSS(A, B, C, R, u0, w), obs=y)``.
+    """
+    return numpyro.sample(
+        name, dist.Normal(0.0, 1.0).expand((num_timesteps, n_shocks)).to_event(2))
+
+
+def from_problem(prob, alg=None):
+    """The distribution whose ``log_prob(prob.observables)`` is ``solve(prob, alg).logpdf``.
+
+    ``KalmanFilter`` gives :class:`KalmanLGSS`; ``DirectIteration`` gives :class:`JointLGSS`,
+    :class:`JointQuadraticSS` or :class:`JointStateSpace` (the problem's ``noise`` is needed);
+    ``ConditionalLikelihood`` gives :class:`ConditionalSS` (linear problems with ``B=None``).
+    """
+    alg = default_algorithm(prob) if alg is None else alg
+    if isinstance(alg, type):
+        alg = alg()
+    if prob.observables_noise is None:
+        raise ValueError("from_problem needs observables_noise (the covariance R)")
+    T, R = prob.num_timesteps, prob.observables_noise
+    if isinstance(alg, KalmanFilter):
+        if not isinstance(prob, LinearStateSpaceProblem) or prob.C is None \
+                or prob.u0_prior_mean is None or prob.u0_prior_var is None:
+            raise ValueError("KalmanFilter needs a LinearStateSpaceProblem with C, u0_prior_mean "
+                             "and u0_prior_var")
+        return KalmanLGSS(prob.A, prob.B, prob.C, R, prob.u0_prior_mean, prob.u0_prior_var, T)
+    if isinstance(alg, ConditionalLikelihood):
+        if not isinstance(prob, LinearStateSpaceProblem) or prob.B is not None:
+            raise ValueError("from_problem(..., ConditionalLikelihood()) needs a "
+                             "LinearStateSpaceProblem with B=None (ConditionalSS integrates "
+                             "shocks out; build it directly to include B)")
+        return ConditionalSS(prob.A, None, R, prob.u0, prob.C, num_timesteps=T)
+    if not isinstance(alg, DirectIteration):
+        raise ValueError(f"alg must be DirectIteration(), KalmanFilter() or "
+                         f"ConditionalLikelihood(); got {alg!r}")
+    if prob.noise is None or prob.n_obs == 0:
+        raise ValueError("a joint likelihood needs the problem's noise and an observation equation")
+    if isinstance(prob, LinearStateSpaceProblem):
+        return JointLGSS(prob.A, prob.B, prob.C, R, prob.u0, prob.noise)
+    if isinstance(prob, QuadraticStateSpaceProblem):
+        return JointQuadraticSS(prob.A_0, prob.A_1, prob.A_2, prob.B, prob.C_0, prob.C_1,
+                                prob.C_2, R, prob.u0, prob.noise, pruned=prob.pruned)
+    if isinstance(prob, StateSpaceProblem):
+        t0 = prob.tspan[0]
+        tr, ob = prob.transition, prob.observation
+        return JointStateSpace(lambda x, w, p, t: tr(x, w, p, t + t0),
+                               lambda x, p, t: ob(x, p, t + t0), prob.p, R, prob.u0, prob.noise)
+    raise ValueError(f"prob must be a state-space problem; got {type(prob).__name__}")

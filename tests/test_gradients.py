@@ -1,0 +1,539 @@
+"""Gradients of every ``logpdf``: reverse mode vs forward mode vs central finite differences.
+
+Requirement: gradients of every logpdf (with respect to the matrices, ``u0``, the prior moments,
+the noise and ``observables_noise``) by ``jax.grad`` and by ``jax.jacfwd`` agree with each other
+to 1e-10 and with central finite differences to 1e-5; the same under ``jax.jit`` and under
+``jax.vmap`` over a batch of parameter sets.
+
+Every case writes ``logpdf_fn(theta)``, which builds the problem *inside* the function from a
+dict ``theta`` of arrays and returns ``nss.solve(prob, alg).logpdf``. :func:`check_gradients`
+flattens ``theta`` with ``ravel_pytree`` into one vector and runs all comparisons on it.
+
+Tolerances (see :func:`assert_ad_close` / :func:`assert_fd_close`):
+
+* AD vs AD (grad, jacfwd, jit, vmap): ``|a - b| <= 1e-10 |b| + 1e-10 * scale``, where
+  ``scale = max(1, ||b||_inf)``. The tiny absolute part only absorbs round-off on components
+  that cancel to ~0.
+* AD vs central FD (step ``h_i = 1e-6 max(1, |theta_i|)``, float64):
+  ``|fd - ad| <= 1e-5 |ad| + 1e-7 * scale`` with ``scale = max(1, ||ad||_inf)`` (see
+  ``FD_ATOL_REL``: one fixed value for every case, never tuned per case).
+
+Symmetric covariance arguments (``observables_noise`` as a matrix and ``u0_prior_var``) are
+differentiated through the parameterisation ``R = (S + S') / 2``, so a finite-difference step
+in one entry of ``S`` is a symmetric perturbation of ``R``, exactly what AD differentiates.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.flatten_util import ravel_pytree
+from scipy.linalg import solve_discrete_lyapunov
+
+import numpyro_statespace as nss
+from models import reference_data
+
+AD_RTOL = 1e-10
+FD_RTOL = 1e-5
+FD_REL_STEP = 1e-6
+# FD's absolute slack, relative to the gradient's largest component: a central difference of a
+# function of size |f| carries a rounding error ~ eps |f| / h, which is not proportional to the
+# component being checked. 1e-7 of the largest component is 100x tighter than FD_RTOL.
+FD_ATOL_REL = 1e-7
+BATCH = 3
+
+
+def sym(S):
+    """The symmetric matrix a covariance parameter ``S`` stands for."""
+    return 0.5 * (S + S.T)
+
+
+# ---------------------------------------------------------------------------------------------
+# comparison machinery
+# ---------------------------------------------------------------------------------------------
+
+
+def _scale(x):
+    return max(1.0, float(np.max(np.abs(x)))) if np.size(x) else 1.0
+
+
+def assert_ad_close(actual, desired, what):
+    actual, desired = np.asarray(actual), np.asarray(desired)
+    assert np.all(np.isfinite(actual)), f"{what}: non-finite gradient {actual}"
+    np.testing.assert_allclose(actual, desired, rtol=AD_RTOL, atol=AD_RTOL * _scale(desired),
+                               err_msg=what)
+
+
+def assert_fd_close(ad, fd, what):
+    ad, fd = np.asarray(ad), np.asarray(fd)
+    assert np.all(np.isfinite(fd)), f"{what}: non-finite finite difference {fd}"
+    np.testing.assert_allclose(ad, fd, rtol=FD_RTOL, atol=FD_ATOL_REL * _scale(ad),
+                               err_msg=what)
+
+
+def central_fd(f, x):
+    """Central differences of a scalar ``f`` at the float64 vector ``x`` (numpy loop)."""
+    x = np.asarray(x, dtype=np.float64)
+    g = np.empty_like(x)
+    for i in range(x.size):
+        h = FD_REL_STEP * max(1.0, abs(x[i]))
+        xp, xm = x.copy(), x.copy()
+        xp[i] += h
+        xm[i] -= h
+        g[i] = (float(f(xp)) - float(f(xm))) / (xp[i] - xm[i])
+    return g
+
+
+def batch_of(flat, seed):
+    """``BATCH`` parameter vectors near ``flat``: a 2% multiplicative jitter per coordinate, so
+    zeros (e.g. a singular ``R = 0``, zero tensor entries) stay zeros and covariances stay PD."""
+    rng = np.random.default_rng(seed)
+    flat = np.asarray(flat)
+    out = [flat]
+    for _ in range(BATCH - 1):
+        out.append(flat * (1.0 + 0.02 * rng.standard_normal(flat.shape)))
+    return jnp.asarray(np.stack(out))
+
+
+def check_gradients(logpdf_fn, theta, *, seed=0):
+    """All gradient checks of the requirement for ``logpdf_fn`` at the pytree ``theta``."""
+    theta = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype=jnp.float64), theta)
+    flat, unravel = ravel_pytree(theta)
+    f = lambda v: logpdf_fn(unravel(v))  # noqa: E731
+    f_jit = jax.jit(f)
+
+    value = f(flat)
+    assert np.isfinite(value), f"logpdf is not finite at the test point: {value}"
+    np.testing.assert_allclose(f_jit(flat), value, rtol=1e-12)
+
+    # reverse vs forward mode
+    g_rev = jax.grad(f)(flat)
+    g_fwd = jax.jacfwd(f)(flat)
+    assert np.all(np.isfinite(g_rev)), "jax.grad gave a non-finite gradient"
+    assert np.all(np.isfinite(g_fwd)), "jax.jacfwd gave a non-finite gradient"
+    assert_ad_close(g_fwd, g_rev, "jacfwd vs grad")
+
+    # both vs central finite differences
+    fd = central_fd(f_jit, flat)
+    assert_fd_close(g_rev, fd, "grad vs central FD")
+    assert_fd_close(g_fwd, fd, "jacfwd vs central FD")
+
+    # the same under jit
+    assert_ad_close(jax.jit(jax.grad(f))(flat), g_rev, "jit(grad) vs grad")
+    assert_ad_close(jax.jit(jax.jacfwd(f))(flat), g_rev, "jit(jacfwd) vs grad")
+    v_jit, g_vg = jax.jit(jax.value_and_grad(f))(flat)
+    np.testing.assert_allclose(v_jit, value, rtol=1e-12)
+    assert_ad_close(g_vg, g_rev, "jit(value_and_grad) vs grad")
+
+    # the same under vmap over a batch of parameter sets, against a Python loop
+    thetas = batch_of(flat, seed)
+    values_loop = np.array([f(t) for t in thetas])
+    grads_loop = [jax.grad(f)(t) for t in thetas]
+    assert np.all(np.isfinite(values_loop)), f"batch member has a non-finite logpdf {values_loop}"
+    np.testing.assert_allclose(jax.vmap(f)(thetas), values_loop, rtol=1e-12)
+    g_vrev = jax.vmap(jax.grad(f))(thetas)
+    g_vfwd = jax.vmap(jax.jacfwd(f))(thetas)
+    g_jvrev = jax.jit(jax.vmap(jax.grad(f)))(thetas)
+    for b in range(BATCH):
+        assert_ad_close(g_vrev[b], grads_loop[b], f"vmap(grad)[{b}] vs loop of grad")
+        assert_ad_close(g_vfwd[b], grads_loop[b], f"vmap(jacfwd)[{b}] vs loop of grad")
+        assert_ad_close(g_jvrev[b], grads_loop[b], f"jit(vmap(grad))[{b}] vs loop of grad")
+        if b > 0:  # member 0 is the base point, already checked against FD
+            assert_fd_close(g_vrev[b], central_fd(f_jit, thetas[b]), f"vmap(grad)[{b}] vs FD")
+    return g_rev
+
+
+def assert_failure_gives_minus_inf(logpdf_fn, theta):
+    """``logpdf == -inf`` with finite gradients (reverse, forward, jit, vmap)."""
+    theta = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype=jnp.float64), theta)
+    flat, unravel = ravel_pytree(theta)
+    f = lambda v: logpdf_fn(unravel(v))  # noqa: E731
+    # jit: covariances with a negative diagonal are refused at construction when concrete, but
+    # inside a traced function (as in a NumPyro model) they must fail softly.
+    value = jax.jit(f)(flat)
+    assert value == -np.inf, f"expected -inf on numerical failure, got {value}"
+    for name, grad in [("grad", jax.grad(f)), ("jacfwd", jax.jacfwd(f)),
+                       ("jit(grad)", jax.jit(jax.grad(f)))]:
+        g = np.asarray(grad(flat))
+        assert np.all(np.isfinite(g)), f"{name} is not finite on numerical failure: {g}"
+    g = np.asarray(jax.vmap(jax.grad(f))(jnp.stack([flat, flat])))
+    assert np.all(np.isfinite(g)), f"vmap(grad) is not finite on numerical failure: {g}"
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# models
+# ---------------------------------------------------------------------------------------------
+
+
+def rbc_data(T):
+    d = reference_data.rbc()
+    return d, d["observables"][:T], d["noise"][:T]
+
+
+def random_linear(seed, N=3, K=2, M=2, T=12, rho=0.8):
+    """A stable random linear model with data simulated from it (seeded numpy)."""
+    rng = np.random.default_rng(seed)
+    A = rng.standard_normal((N, N))
+    A *= rho / np.max(np.abs(np.linalg.eigvals(A)))
+    B = 0.5 * rng.standard_normal((N, K))
+    C = rng.standard_normal((M, N))
+    L = 0.3 * rng.standard_normal((M, M))
+    R = L @ L.T + 0.1 * np.eye(M)
+    u0 = 0.3 * rng.standard_normal(N)
+    noise = rng.standard_normal((T, K))
+    u = u0
+    y = np.empty((T, M))
+    for t in range(T):
+        u = A @ u + B @ noise[t]
+        y[t] = C @ u + np.linalg.cholesky(R) @ rng.standard_normal(M)
+    return dict(A=A, B=B, C=C, R=R, u0=u0, noise=noise, y=y, rng=rng)
+
+
+def random_quadratic(seed, N=3, K=2, M=2, T=10):
+    m = random_linear(seed, N, K, M, T, rho=0.7)
+    rng = m["rng"]
+    m.update(A_0=0.05 * rng.standard_normal(N), A_2=0.05 * rng.standard_normal((N, N, N)),
+             C_0=0.1 * rng.standard_normal(M), C_2=0.05 * rng.standard_normal((M, N, N)))
+    return m
+
+
+# ---------------------------------------------------------------------------------------------
+# (a) DirectIteration, linear
+# ---------------------------------------------------------------------------------------------
+
+
+def test_direct_linear_rbc():
+    d, y, w = rbc_data(20)
+    T = y.shape[0]
+
+    def logpdf_fn(th):
+        prob = nss.LinearStateSpaceProblem(
+            th["A"], th["B"], th["u0"], T, C=th["C"], observables_noise=sym(th["R"]),
+            observables=y, noise=th["noise"])
+        return nss.solve(prob, nss.DirectIteration()).logpdf
+
+    theta = dict(A=d["A"], B=d["B"], C=d["C"], u0=d["u0"] + 0.01, noise=w, R=d["R"])
+    check_gradients(logpdf_fn, theta)
+
+
+@pytest.mark.parametrize("diag_R", [False, True], ids=["full_R", "diag_R"])
+def test_direct_linear_random(diag_R):
+    m = random_linear(1, T=15)
+    y = m["y"]
+
+    def logpdf_fn(th):
+        R = th["R"] if diag_R else sym(th["R"])
+        prob = nss.LinearStateSpaceProblem(
+            th["A"], th["B"], th["u0"], (0, y.shape[0]), C=th["C"], observables_noise=R,
+            observables=y, noise=th["noise"])
+        return nss.solve(prob, nss.DirectIteration()).logpdf
+
+    R = np.diag(m["R"]).copy() if diag_R else m["R"]
+    theta = dict(A=m["A"], B=m["B"], C=m["C"], u0=m["u0"], noise=m["noise"], R=R)
+    check_gradients(logpdf_fn, theta, seed=2)
+
+
+# ---------------------------------------------------------------------------------------------
+# (b) DirectIteration, quadratic and pruned quadratic
+# ---------------------------------------------------------------------------------------------
+
+QUAD_PROBLEMS = [nss.QuadraticStateSpaceProblem, nss.PrunedQuadraticStateSpaceProblem]
+
+
+def _quadratic_logpdf_fn(cls, y):
+    def logpdf_fn(th):
+        prob = cls(th["A_0"], th["A_1"], th["A_2"], th["B"], th["u0"], y.shape[0],
+                   C_0=th["C_0"], C_1=th["C_1"], C_2=th["C_2"],
+                   observables_noise=sym(th["R"]), observables=y, noise=th["noise"])
+        return nss.solve(prob, nss.DirectIteration()).logpdf
+    return logpdf_fn
+
+
+@pytest.mark.parametrize("cls", QUAD_PROBLEMS, ids=lambda c: c.__name__)
+def test_direct_quadratic_rbc(cls):
+    d, y, w = rbc_data(15)
+    theta = {k: d[k] for k in ("A_0", "A_1", "A_2", "B", "C_0", "C_1", "C_2", "R")}
+    # A non-zero u0 so that the quadratic terms of u0 have non-trivial derivatives.
+    theta.update(u0=np.array([0.02, -0.01]), noise=w)
+    check_gradients(_quadratic_logpdf_fn(cls, y), theta)
+
+
+@pytest.mark.parametrize("cls", QUAD_PROBLEMS, ids=lambda c: c.__name__)
+def test_direct_quadratic_random(cls):
+    m = random_quadratic(3, T=10)
+    theta = dict(A_0=m["A_0"], A_1=m["A"], A_2=m["A_2"], B=m["B"], C_0=m["C_0"], C_1=m["C"],
+                 C_2=m["C_2"], u0=m["u0"], noise=m["noise"], R=m["R"])
+    check_gradients(_quadratic_logpdf_fn(cls, m["y"]), theta, seed=4)
+
+
+def test_pruned_and_unpruned_gradients_differ():
+    """Sanity: the two quadratic problems are distinct functions (pruning is not ignored)."""
+    m = random_quadratic(3, T=10)
+    theta = dict(A_0=m["A_0"], A_1=m["A"], A_2=m["A_2"], B=m["B"], C_0=m["C_0"], C_1=m["C"],
+                 C_2=m["C_2"], u0=m["u0"], noise=m["noise"], R=m["R"])
+    g = [jax.grad(_quadratic_logpdf_fn(cls, m["y"]))(theta)["A_2"] for cls in QUAD_PROBLEMS]
+    assert not np.allclose(g[0], g[1])
+
+
+# ---------------------------------------------------------------------------------------------
+# (c) StateSpaceProblem with generic callbacks
+# ---------------------------------------------------------------------------------------------
+
+
+def _generic_transition(x, w, p, t):
+    return p["A"] @ jnp.tanh(x) + p["B"] @ w * jnp.exp(p["log_scale"]) + p["drift"] * jnp.cos(t)
+
+
+def _generic_observation(x, p, t):
+    return p["C"] @ x + p["c"] * jnp.sin(x[0])
+
+
+def test_generic_state_space():
+    m = random_linear(5, N=3, K=2, M=2, T=12)
+    y = m["y"]
+    T = y.shape[0]
+    rng = np.random.default_rng(50)
+
+    def logpdf_fn(th):
+        prob = nss.StateSpaceProblem(_generic_transition, _generic_observation, th["u0"],
+                                     (1, T + 1), th["p"], n_shocks=2,
+                                     observables_noise=sym(th["R"]), observables=y,
+                                     noise=th["noise"])
+        return nss.solve(prob, nss.DirectIteration()).logpdf
+
+    p = dict(A=m["A"], B=m["B"], C=m["C"], c=0.3 * rng.standard_normal(2),
+             drift=0.1 * rng.standard_normal(3), log_scale=np.array(-0.2))
+    theta = dict(p=p, noise=m["noise"], u0=m["u0"], R=m["R"])
+    g = check_gradients(logpdf_fn, theta, seed=6)
+    assert np.all(g != 0.0)  # every coordinate of p, the noise, u0 and R enters the logpdf
+
+
+# ---------------------------------------------------------------------------------------------
+# (d) KalmanFilter
+# ---------------------------------------------------------------------------------------------
+
+
+def _kalman_logpdf_fn(y):
+    def logpdf_fn(th):
+        prob = nss.LinearStateSpaceProblem(
+            th["A"], th["B"], jnp.zeros(th["A"].shape[0]), y.shape[0], C=th["C"],
+            observables_noise=sym(th["R"]), observables=y, u0_prior_mean=th["m0"],
+            u0_prior_var=sym(th["P0"]))
+        return nss.solve(prob, nss.KalmanFilter()).logpdf
+    return logpdf_fn
+
+
+def test_kalman_rbc():
+    d, y, _ = rbc_data(20)
+    P0 = solve_discrete_lyapunov(d["A"], d["B"] @ d["B"].T) + 1e-4 * np.eye(2)
+    theta = dict(A=d["A"], B=d["B"], C=d["C"], R=d["R"], m0=np.array([0.01, -0.02]), P0=P0)
+    check_gradients(_kalman_logpdf_fn(y), theta)
+
+
+def test_kalman_random():
+    m = random_linear(7, N=4, K=2, M=3, T=15)
+    rng = m["rng"]
+    L = rng.standard_normal((4, 4))
+    theta = dict(A=m["A"], B=m["B"], C=m["C"], R=m["R"], m0=0.2 * rng.standard_normal(4),
+                 P0=0.3 * L @ L.T + 0.2 * np.eye(4))
+    check_gradients(_kalman_logpdf_fn(m["y"]), theta, seed=8)
+
+
+def test_kalman_dsge_singular():
+    """K = 1 shock, N = 3 states, M = 1 observable and R = 0: every innovation variance comes
+    from the state alone and the filtered covariances are singular."""
+    rng = np.random.default_rng(9)
+    N, T = 3, 20
+    A = rng.standard_normal((N, N))
+    A *= 0.9 / np.max(np.abs(np.linalg.eigvals(A)))
+    B = rng.standard_normal((N, 1))
+    C = rng.standard_normal((1, N))
+    x = np.zeros(N)
+    y = np.empty((T, 1))
+    for t in range(T):
+        x = A @ x + B[:, 0] * rng.standard_normal()
+        y[t] = C @ x  # exact observations: R = 0
+    P0 = solve_discrete_lyapunov(A, B @ B.T)
+    theta = dict(A=A, B=B, C=C, R=np.zeros((1, 1)), m0=np.zeros(N), P0=P0)
+    f = _kalman_logpdf_fn(y)
+    g = check_gradients(f, theta, seed=10)
+    assert np.all(np.isfinite(g))
+    # The gradient with respect to R at R = 0 exists and is not trivially zero.
+    assert jax.grad(f)(jax.tree_util.tree_map(jnp.asarray, theta))["R"][0, 0] != 0.0
+
+
+def test_kalman_missing_observations():
+    """NaN entries are missing observations, including a step where everything is missing."""
+    m = random_linear(11, N=3, K=2, M=3, T=14)
+    y = m["y"].copy()
+    y[2, 0] = np.nan
+    y[5, :] = np.nan
+    y[7, 1:] = np.nan
+    y[13, 2] = np.nan
+    rng = m["rng"]
+    L = rng.standard_normal((3, 3))
+    theta = dict(A=m["A"], B=m["B"], C=m["C"], R=m["R"], m0=0.2 * rng.standard_normal(3),
+                 P0=0.3 * L @ L.T + 0.2 * np.eye(3))
+    f = _kalman_logpdf_fn(y)
+    check_gradients(f, theta, seed=12)
+
+    # Gradients with respect to the data: finite, zero exactly at the missing entries.
+    th = jax.tree_util.tree_map(jnp.asarray, theta)
+
+    def f_of_y(yy):
+        prob = nss.LinearStateSpaceProblem(
+            th["A"], th["B"], jnp.zeros(3), yy.shape[0], C=th["C"], observables_noise=th["R"],
+            observables=yy, u0_prior_mean=th["m0"], u0_prior_var=th["P0"])
+        return nss.solve(prob, nss.KalmanFilter()).logpdf
+
+    gy = np.asarray(jax.grad(f_of_y)(jnp.asarray(y)))
+    assert np.all(np.isfinite(gy))
+    assert np.all(gy[np.isnan(y)] == 0.0)
+    assert np.all(gy[~np.isnan(y)] != 0.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# (e) ConditionalLikelihood
+# ---------------------------------------------------------------------------------------------
+
+
+def test_conditional_linear():
+    m = random_linear(13, N=3, K=2, M=3, T=15)
+    rng = m["rng"]
+    # Fully observed: the data are noisy states.
+    u = np.empty((15, 3))
+    x = m["u0"]
+    for t in range(15):
+        x = m["A"] @ x + m["B"] @ m["noise"][t]
+        u[t] = x + 0.1 * rng.standard_normal(3)
+    R = np.diag([0.02, 0.03, 0.05]) + 0.005
+
+    def logpdf_fn(th):
+        prob = nss.LinearStateSpaceProblem(
+            th["A"], th["B"], th["u0"], u.shape[0], observables_noise=sym(th["R"]),
+            observables=u, noise=th["noise"])
+        return nss.solve(prob, nss.ConditionalLikelihood()).logpdf
+
+    theta = dict(A=m["A"], B=m["B"], u0=m["u0"], noise=0.5 * m["noise"], R=R)
+    check_gradients(logpdf_fn, theta, seed=14)
+
+
+def test_conditional_rbc_quadratic():
+    d, y, w = rbc_data(10)
+    # Fully observed RBC-sized data: the two RBC observables play the role of the 2 states.
+    y = 0.01 * y
+
+    def logpdf_fn(th):
+        prob = nss.QuadraticStateSpaceProblem(
+            th["A_0"], th["A_1"], th["A_2"], th["B"], th["u0"], y.shape[0],
+            observables_noise=th["R"], observables=y, noise=th["noise"])
+        return nss.solve(prob, nss.ConditionalLikelihood()).logpdf
+
+    theta = dict(A_0=d["A_0"], A_1=d["A_1"], A_2=d["A_2"], B=d["B"], u0=np.array([0.01, 0.0]),
+                 noise=w, R=np.array([0.01, 0.02]))
+    check_gradients(logpdf_fn, theta, seed=15)
+
+
+# ---------------------------------------------------------------------------------------------
+# numerical failure: -inf with finite gradients
+# ---------------------------------------------------------------------------------------------
+
+
+def _kalman_raw_fn(y):
+    def logpdf_fn(th):
+        prob = nss.LinearStateSpaceProblem(
+            th["A"], th["B"], jnp.zeros(th["A"].shape[0]), y.shape[0], C=th["C"],
+            observables_noise=th["R"], observables=y, u0_prior_mean=th["m0"],
+            u0_prior_var=th["P0"])
+        return nss.solve(prob, nss.KalmanFilter()).logpdf
+    return logpdf_fn
+
+
+def _kalman_failure_theta():
+    m = random_linear(17, N=3, K=2, M=2, T=8)
+    return m["y"], dict(A=m["A"], B=m["B"], C=m["C"], R=m["R"], m0=np.zeros(3), P0=np.eye(3))
+
+
+def test_kalman_negative_definite_R_gives_minus_inf():
+    y, theta = _kalman_failure_theta()
+    theta["R"] = -1e3 * np.eye(2)  # swamps C P C': the innovation covariance is negative definite
+    assert_failure_gives_minus_inf(_kalman_raw_fn(y), theta)
+
+
+def test_kalman_indefinite_R_gives_minus_inf():
+    y, theta = _kalman_failure_theta()
+    theta["R"] = np.array([[1.0, 1e3], [1e3, 1.0]])  # non-negative diagonal, indefinite
+    f = _kalman_raw_fn(y)
+    th = jax.tree_util.tree_map(jnp.asarray, theta)
+    assert f(th) == -np.inf  # also without jit, with a concrete R
+    assert_failure_gives_minus_inf(f, theta)
+
+
+def test_kalman_nan_in_A_gives_minus_inf():
+    y, theta = _kalman_failure_theta()
+    theta["A"] = theta["A"].copy()
+    theta["A"][1, 2] = np.nan
+    assert_failure_gives_minus_inf(_kalman_raw_fn(y), theta)
+
+
+def test_kalman_failure_inside_vmap_batch_is_isolated():
+    """One failing member of a vmapped batch neither changes nor poisons the others."""
+    y, theta = _kalman_failure_theta()
+    f = _kalman_raw_fn(y)
+    good = jax.tree_util.tree_map(jnp.asarray, theta)
+    bad = dict(good, R=-1e3 * jnp.eye(2))
+    batch = jax.tree_util.tree_map(lambda a, b: jnp.stack([a, b, a]), good, bad)
+    values, grads = jax.vmap(jax.value_and_grad(f))(batch)
+    v_good, g_good = jax.value_and_grad(f)(good)
+    assert values[1] == -np.inf
+    for b in (0, 2):
+        np.testing.assert_allclose(values[b], v_good, rtol=1e-12)
+        for k in good:
+            assert_ad_close(grads[k][b], g_good[k], f"vmap member {b}, {k}")
+    for k in good:
+        assert np.all(np.isfinite(grads[k][1])), f"failing member's gradient w.r.t. {k}"
+
+
+def _direct_linear_fn(y):
+    def logpdf_fn(th):
+        prob = nss.LinearStateSpaceProblem(
+            th["A"], th["B"], th["u0"], y.shape[0], C=th["C"], observables_noise=th["R"],
+            observables=y, noise=th["noise"])
+        return nss.solve(prob, nss.DirectIteration()).logpdf
+    return logpdf_fn
+
+
+def _direct_failure_theta():
+    m = random_linear(19, N=3, K=2, M=2, T=8)
+    return m["y"], dict(A=m["A"], B=m["B"], C=m["C"], R=m["R"], u0=m["u0"], noise=m["noise"])
+
+
+@pytest.mark.parametrize("R", [-np.eye(2), np.array([[1.0, 2.0], [2.0, 1.0]])],
+                         ids=["minus_I", "indefinite"])
+def test_direct_non_pd_R_gives_minus_inf(R):
+    y, theta = _direct_failure_theta()
+    theta["R"] = R
+    assert_failure_gives_minus_inf(_direct_linear_fn(y), theta)
+
+
+def test_direct_nan_in_A_gives_minus_inf():
+    y, theta = _direct_failure_theta()
+    theta["A"] = theta["A"].copy()
+    theta["A"][0, 1] = np.nan
+    assert_failure_gives_minus_inf(_direct_linear_fn(y), theta)
+
+
+def test_conditional_non_pd_R_gives_minus_inf():
+    m = random_linear(21, N=2, K=1, M=2, T=8)
+
+    def logpdf_fn(th):
+        prob = nss.LinearStateSpaceProblem(
+            th["A"], th["B"], th["u0"], 8, observables_noise=th["R"],
+            observables=m["y"], noise=th["noise"])
+        return nss.solve(prob, nss.ConditionalLikelihood()).logpdf
+
+    theta = dict(A=m["A"], B=m["B"], u0=m["u0"], noise=m["noise"], R=-np.eye(2))
+    assert_failure_gives_minus_inf(logpdf_fn, theta)

@@ -1,0 +1,222 @@
+"""The Kalman filter (``nss.solve(prob, nss.KalmanFilter())``) against statsmodels' independent
+implementation: log-likelihood, filtered means, filtered covariances and predicted observations.
+
+Timing: our ``u_0 ~ N(m0, P0)`` is the state *before* the first transition, while statsmodels'
+initial state is the predicted state of the first observation, so statsmodels is initialised
+with ``(A m0, A P0 A' + B B')``. Then ``sol.u[1:]``/``sol.P[1:]`` are statsmodels'
+``filtered_state``/``filtered_state_cov`` and ``sol.z[1:]`` is ``C`` times its
+``predicted_state[:, :T]``.
+"""
+
+import jax
+import numpy as np
+import pytest
+from statsmodels.tsa.statespace.kalman_filter import KalmanFilter as SMKalmanFilter
+
+import numpyro_statespace as nss
+from numpyro_statespace import kernels
+from models import reference_data
+
+RTOL = 1e-8
+# Absolute floor, relative to the scale of the compared array, for entries that are zero up to
+# round-off (e.g. covariance entries that cancel). 1e-10 of the largest entry is far below
+# anything a wrong recursion would produce.
+ATOL_REL = 1e-10
+
+
+def assert_close(actual, expected, rtol=RTOL, atol_rel=ATOL_REL):
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    assert actual.shape == expected.shape
+    scale = max(np.max(np.abs(expected)), 1e-300) if expected.size else 1.0
+    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol_rel * scale)
+
+
+def statsmodels_filter(A, B, C, R, m0, P0, y):
+    T, M = y.shape
+    N, K = B.shape
+    kf = SMKalmanFilter(k_endog=M, k_states=N, k_posdef=K)
+    kf.bind(np.array(y, dtype=float))
+    kf["design"] = C
+    kf["transition"] = A
+    kf["selection"] = B
+    kf["state_cov"] = np.eye(K)
+    kf["obs_cov"] = R
+    kf.initialize_known(A @ m0, A @ P0 @ A.T + B @ B.T)
+    res = kf.filter()
+    return dict(
+        llf=float(np.sum(res.llf_obs)),
+        llf_obs=np.asarray(res.llf_obs),
+        means=np.asarray(res.filtered_state).T,                              # (T, N)
+        covs=np.moveaxis(np.asarray(res.filtered_state_cov), -1, 0),         # (T, N, N)
+        pred_obs=(C @ np.asarray(res.predicted_state)[:, :T]).T,             # (T, M)
+    )
+
+
+# Problems are pytrees, so the whole solve is jitted: one compilation per shape, much faster
+# than tracing the scan eagerly.
+_solve_kalman = jax.jit(lambda prob: nss.solve(prob, nss.KalmanFilter()))
+
+
+def solve_ours(A, B, C, R, m0, P0, y):
+    T = y.shape[0]
+    prob = nss.LinearStateSpaceProblem(A, B, np.zeros(A.shape[0]), (0, T), C=C,
+                                       observables_noise=R, observables=y,
+                                       u0_prior_mean=m0, u0_prior_var=P0)
+    return _solve_kalman(prob)
+
+
+def compare(A, B, C, R, m0, P0, y):
+    sol = solve_ours(A, B, C, R, m0, P0, y)
+    ref = statsmodels_filter(A, B, C, R, m0, P0, y)
+    T, N = y.shape[0], A.shape[0]
+    assert sol.u.shape == (T + 1, N) and sol.P.shape == (T + 1, N, N)
+    assert sol.z.shape == (T + 1, C.shape[0])
+    np.testing.assert_allclose(float(sol.logpdf), ref["llf"], rtol=RTOL)
+    assert_close(sol.u[1:], ref["means"])
+    assert_close(sol.P[1:], ref["covs"])
+    assert_close(sol.z[1:], ref["pred_obs"])
+    # index 0 is the prior
+    np.testing.assert_array_equal(np.asarray(sol.u[0]), m0)
+    np.testing.assert_array_equal(np.asarray(sol.P[0]), P0)
+    assert_close(sol.z[0], C @ m0, rtol=1e-14, atol_rel=1e-15)
+    return sol, ref
+
+
+def stable_matrix(rng, N, radius=0.9):
+    A = rng.standard_normal((N, N))
+    rho = np.max(np.abs(np.linalg.eigvals(A)))
+    return A * (radius / rho)
+
+
+def spd(rng, n, scale=1.0, jitter=0.1):
+    G = rng.standard_normal((n, n))
+    return scale * (G @ G.T / n + jitter * np.eye(n))
+
+
+def random_model(seed, N, K, M, T, diag_R=False):
+    rng = np.random.default_rng(seed)
+    A = stable_matrix(rng, N)
+    B = rng.standard_normal((N, K))
+    C = rng.standard_normal((M, N))
+    R = np.diag(rng.uniform(0.05, 0.5, M)) if diag_R else spd(rng, M, 0.3)
+    m0 = rng.standard_normal(N)
+    P0 = spd(rng, N)
+    # simulate data from the model itself
+    u = m0 + np.linalg.cholesky(P0) @ rng.standard_normal(N)
+    LR = np.linalg.cholesky(R)
+    y = np.empty((T, M))
+    for t in range(T):
+        u = A @ u + B @ rng.standard_normal(K)
+        y[t] = C @ u + LR @ rng.standard_normal(M)
+    return A, B, C, R, m0, P0, y
+
+
+# --------------------------------------------------------------------------------------------
+# the 5-state test model of DifferenceEquations.jl
+# --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("which_R", ["R", "R_offdiag"])
+def test_kalman_test_model(which_R):
+    d = reference_data.kalman_test_model()
+    sol, ref = compare(d["A"], d["B"], d["C"], d[which_R], d["u0_prior_mean"],
+                       d["u0_prior_var"], d["observables"])
+    assert np.isfinite(float(sol.logpdf))
+
+
+def test_per_step_loglikelihoods_kernel():
+    d = reference_data.kalman_test_model()
+    ref = statsmodels_filter(d["A"], d["B"], d["C"], d["R_offdiag"], d["u0_prior_mean"],
+                             d["u0_prior_var"], d["observables"])
+    res = jax.jit(kernels.kalman_filter)(d["A"], d["B"], d["C"], d["R_offdiag"],
+                                         d["u0_prior_mean"], d["u0_prior_var"],
+                                         d["observables"])
+    assert_close(res.log_likelihoods, ref["llf_obs"])
+    assert bool(res.ok)
+
+
+# --------------------------------------------------------------------------------------------
+# random stable models
+# --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    "N, K, M, T",
+    [
+        (1, 1, 1, 1),
+        (1, 1, 2, 50),
+        (2, 1, 1, 10),      # K < N
+        (3, 2, 2, 100),
+        (4, 4, 6, 1),       # M > N, single step
+        (5, 5, 3, 30),
+        (8, 3, 8, 200),
+        (10, 2, 12, 60),    # M > N, K << N
+        (14, 6, 6, 500),    # FVGQ20-sized
+    ],
+)
+def test_random_models(N, K, M, T):
+    compare(*random_model(1000 * N + 10 * M + K, N, K, M, T))
+
+
+def test_random_model_diagonal_R_vector():
+    A, B, C, R, m0, P0, y = random_model(5, 5, 5, 3, 30, diag_R=True)
+    sol_vec = solve_ours(A, B, C, np.diag(R), m0, P0, y)
+    sol, ref = compare(A, B, C, R, m0, P0, y)
+    np.testing.assert_allclose(float(sol_vec.logpdf), ref["llf"], rtol=RTOL)
+
+
+def test_dsge_style_singular():
+    """K = 1 < N = 3 shocks, one observable without measurement error (R = 0)."""
+    rng = np.random.default_rng(11)
+    N, K, M, T = 3, 1, 1, 150
+    A = stable_matrix(rng, N, 0.95)
+    B = rng.standard_normal((N, K))
+    C = rng.standard_normal((M, N))
+    R = np.zeros((M, M))
+    m0 = np.zeros(N)
+    P0 = spd(rng, N)
+    u = np.zeros(N)
+    y = np.empty((T, M))
+    for t in range(T):
+        u = A @ u + B @ rng.standard_normal(K)
+        y[t] = C @ u
+    sol, ref = compare(A, B, C, R, m0, P0, y)
+    assert np.isfinite(float(sol.logpdf))
+    # The observed direction is known exactly after each update: C P_t|t C' = 0.
+    CPC = np.einsum("mi,tij,nj->tmn", C, np.asarray(sol.P[1:]), C)
+    assert np.max(np.abs(CPC)) < 1e-10 * np.max(np.abs(np.asarray(sol.P)))
+
+
+# --------------------------------------------------------------------------------------------
+# missing data (NaN in observables)
+# --------------------------------------------------------------------------------------------
+
+# (shapes shared with test_random_models to save compilations)
+@pytest.mark.parametrize("frac, N, K, M, T", [(0.15, 3, 2, 2, 100), (0.30, 5, 5, 3, 30),
+                                               (0.30, 1, 1, 2, 50), (0.30, 8, 3, 8, 200)])
+def test_missing_observations(frac, N, K, M, T):
+    A, B, C, R, m0, P0, y = random_model(int(frac * 100) + N, N, K, M, T)
+    rng = np.random.default_rng(99 + N)
+    y = y.copy()
+    y[rng.uniform(size=y.shape) < frac] = np.nan
+    y[T // 2] = np.nan  # one step with every entry missing
+    assert 0 < np.isnan(y).mean() < 0.5
+    sol, ref = compare(A, B, C, R, m0, P0, y)
+    # the all-missing step is a pure prediction: the filtered state is the predicted one
+    t = T // 2 + 1  # index into sol.u (u_0 first)
+    np.testing.assert_allclose(np.asarray(sol.u[t]), A @ np.asarray(sol.u[t - 1]), rtol=1e-12)
+
+
+def test_missing_observations_kalman_test_model():
+    d = reference_data.kalman_test_model()
+    y = d["observables"].copy()
+    rng = np.random.default_rng(2024)
+    y[rng.uniform(size=y.shape) < 0.2] = np.nan
+    y[0] = np.nan
+    y[-1] = np.nan
+    compare(d["A"], d["B"], d["C"], d["R_offdiag"], d["u0_prior_mean"], d["u0_prior_var"], y)
+
+
+def test_all_missing_gives_zero_loglik():
+    A, B, C, R, m0, P0, y = random_model(3, 3, 2, 2, 100)
+    y = np.full_like(y, np.nan)
+    sol, ref = compare(A, B, C, R, m0, P0, y)
+    assert float(sol.logpdf) == 0.0
