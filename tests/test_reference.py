@@ -13,6 +13,15 @@ from models import reference_data
 
 RTOL = 1e-10
 
+# Most tests call a jitted ``solve`` (problems are pytrees, the algorithm marker is hashable):
+# one compilation per problem structure is much cheaper than tracing every scan eagerly. The
+# reference likelihoods are also checked through the plain, eager ``nss.solve``.
+_jsolve = jax.jit(nss.solve, static_argnames=("alg", "save_everystep"))
+
+
+def jsolve(prob, alg=None, *, key=None, save_everystep=True):
+    return _jsolve(prob, alg, key=key, save_everystep=save_everystep)
+
 
 def assert_close(actual, expected, rtol=RTOL, atol=0.0):
     np.testing.assert_allclose(np.asarray(actual), np.asarray(expected), rtol=rtol, atol=atol)
@@ -89,13 +98,13 @@ def test_rbc_linear_joint(rbc):
 
 def test_rbc_linear_joint_is_default(rbc):
     # noise is given, so the default algorithm is direct iteration
-    sol = nss.solve(_rbc_linear(rbc))
+    sol = jsolve(_rbc_linear(rbc))
     assert_close(sol.logpdf, -690.9407412360038)
 
 
 def test_rbc_linear_joint_diagonal_R_vector(rbc):
     prob = _rbc_linear(rbc).replace(observables_noise=np.array([0.01, 0.01]))
-    assert_close(nss.solve(prob).logpdf, -690.9407412360038)
+    assert_close(jsolve(prob).logpdf, -690.9407412360038)
 
 
 def _rbc_pruned(rbc, T=5):
@@ -132,7 +141,7 @@ def test_fvgq20_pruned_quadratic_joint(fvgq):
 # --------------------------------------------------------------------------------------------
 
 def test_rbc_linear_primal_values(rbc):
-    sol = nss.solve(_rbc_linear(rbc), nss.DirectIteration())
+    sol = jsolve(_rbc_linear(rbc), nss.DirectIteration())
     assert sol.u.shape == (6, 2) and sol.z.shape == (6, 2)
     assert_close(sol.z[4][0] + sol.z[2][1], -0.09008162336682057)
     assert_close(sol.u[2][0] + sol.u[2][1], -0.08780558376240931)
@@ -142,7 +151,7 @@ def test_rbc_linear_primal_values(rbc):
 def test_no_noise_with_observation():
     rbc = reference_data.rbc()
     prob = nss.LinearStateSpaceProblem(rbc["A"], None, [1.1, 0.2], (0, 5), C=rbc["C"])
-    sol = nss.solve(prob)
+    sol = jsolve(prob)
     assert sol.W is None
     assert sol.u.shape == (6, 2) and sol.z.shape == (6, 2)
     assert_close(sol.z[1][1], 2.2943928649664755)
@@ -152,7 +161,7 @@ def test_no_noise_with_observation():
 def test_no_noise_no_observation():
     rbc = reference_data.rbc()
     prob = nss.LinearStateSpaceProblem(rbc["A"], None, [1.1, 0.2], (0, 5))
-    sol = nss.solve(prob)
+    sol = jsolve(prob)
     assert sol.z is None and sol.W is None
     assert_close(sol.u[1][1] + sol.u[3][0], 2.4279222804056597)
 
@@ -174,16 +183,16 @@ def _check_ends(full, ends):
 
 def test_save_everystep_false_direct(rbc):
     prob = _rbc_linear(rbc, T=50)
-    full = nss.solve(prob, nss.DirectIteration())
-    ends = nss.solve(prob, nss.DirectIteration(), save_everystep=False)
+    full = jsolve(prob, nss.DirectIteration())
+    ends = jsolve(prob, nss.DirectIteration(), save_everystep=False)
     _check_ends(full, ends)
     np.testing.assert_array_equal(np.asarray(ends.W), np.asarray(full.W))
 
 
 def test_save_everystep_false_direct_pruned(rbc):
     prob = _rbc_pruned(rbc, T=50)
-    full = nss.solve(prob, nss.DirectIteration())
-    ends = nss.solve(prob, nss.DirectIteration(), save_everystep=False)
+    full = jsolve(prob, nss.DirectIteration())
+    ends = jsolve(prob, nss.DirectIteration(), save_everystep=False)
     _check_ends(full, ends)
 
 
@@ -193,8 +202,8 @@ def test_save_everystep_false_kalman(kalman_model):
         d["A"], d["B"], np.zeros(5), (0, 200), C=d["C"], observables_noise=d["R"],
         observables=d["observables"], u0_prior_mean=d["u0_prior_mean"],
         u0_prior_var=d["u0_prior_var"])
-    full = nss.solve(prob, nss.KalmanFilter())
-    ends = nss.solve(prob, nss.KalmanFilter(), save_everystep=False)
+    full = jsolve(prob, nss.KalmanFilter())
+    ends = jsolve(prob, nss.KalmanFilter(), save_everystep=False)
     # The logpdf must be the same number (the same recursion).
     assert_close(ends.logpdf, full.logpdf, rtol=1e-14)
     assert ends.u.shape == (2, 5)
@@ -215,8 +224,8 @@ def test_save_everystep_false_conditional():
     prob = nss.LinearStateSpaceProblem(A, B, rng.standard_normal(N), (0, T),
                                        observables_noise=np.full(N, 0.3), observables=y,
                                        noise=rng.standard_normal((T, K)))
-    full = nss.solve(prob, nss.ConditionalLikelihood())
-    ends = nss.solve(prob, nss.ConditionalLikelihood(), save_everystep=False)
+    full = jsolve(prob, nss.ConditionalLikelihood())
+    ends = jsolve(prob, nss.ConditionalLikelihood(), save_everystep=False)
     _check_ends(full, ends)
     assert_close(ends.u[1], y[-1], rtol=0)
 
@@ -226,20 +235,20 @@ def test_save_everystep_false_conditional():
 # --------------------------------------------------------------------------------------------
 
 def test_times(rbc):
-    sol = nss.solve(_rbc_linear(rbc))
+    sol = jsolve(_rbc_linear(rbc))
     np.testing.assert_array_equal(np.asarray(sol.t), np.arange(6))
     prob = nss.LinearStateSpaceProblem(rbc["A"], rbc["B"], rbc["u0"], (3, 8), C=rbc["C"],
                                        noise=rbc["noise"][:5])
-    sol = nss.solve(prob)
+    sol = jsolve(prob)
     np.testing.assert_array_equal(np.asarray(sol.t), np.arange(3, 9))
     assert sol.u.shape == (6, 2)
     prob = nss.LinearStateSpaceProblem(rbc["A"], None, rbc["u0"], 4)
-    np.testing.assert_array_equal(np.asarray(nss.solve(prob).t), np.arange(5))
+    np.testing.assert_array_equal(np.asarray(jsolve(prob).t), np.arange(5))
 
 
 def test_syms_and_obs_syms(rbc):
     prob = _rbc_linear(rbc).replace(syms=("k", "z"), obs_syms=("y", "c"))
-    sol = nss.solve(prob)
+    sol = jsolve(prob)
     np.testing.assert_array_equal(np.asarray(sol["k"]), np.asarray(sol.u[:, 0]))
     np.testing.assert_array_equal(np.asarray(sol["z"]), np.asarray(sol.u[:, 1]))
     np.testing.assert_array_equal(np.asarray(sol["y"]), np.asarray(sol.z[:, 0]))
@@ -269,8 +278,8 @@ def _kalman_kwargs(d, **overrides):
 def test_default_algorithm_kalman(kalman_model):
     prob = nss.LinearStateSpaceProblem(**_kalman_kwargs(kalman_model))
     assert isinstance(nss.default_algorithm(prob), nss.KalmanFilter)
-    sol_default = nss.solve(prob)
-    sol_kalman = nss.solve(prob, nss.KalmanFilter())
+    sol_default = jsolve(prob)
+    sol_kalman = jsolve(prob, nss.KalmanFilter())
     assert sol_default.P is not None
     assert_close(sol_default.logpdf, sol_kalman.logpdf, rtol=1e-14)
 
@@ -289,7 +298,7 @@ def test_default_algorithm_direct_with_noise(kalman_model):
     prob = nss.LinearStateSpaceProblem(**_kalman_kwargs(kalman_model,
                                                         noise=kalman_model["noise"]))
     assert isinstance(nss.default_algorithm(prob), nss.DirectIteration)
-    sol = nss.solve(prob)
+    sol = jsolve(prob)
     assert sol.P is None
     np.testing.assert_array_equal(np.asarray(sol.W), kalman_model["noise"])
 
@@ -303,7 +312,7 @@ def test_default_algorithm_non_linear_problems(rbc):
 
 def test_algorithm_class_accepted(rbc):
     prob = _rbc_linear(rbc)
-    assert_close(nss.solve(prob, nss.DirectIteration).logpdf, -690.9407412360038)
+    assert_close(jsolve(prob, nss.DirectIteration).logpdf, -690.9407412360038)
 
 
 # --------------------------------------------------------------------------------------------
@@ -323,25 +332,25 @@ def test_simulation_needs_key(rbc):
 def test_simulation_draws_noise(rbc):
     T, K = 40, 1
     prob = nss.LinearStateSpaceProblem(rbc["A"], rbc["B"], rbc["u0"], (0, T), C=rbc["C"])
-    sol = nss.solve(prob, key=jax.random.key(0))
+    sol = jsolve(prob, key=jax.random.key(0))
     assert sol.W.shape == (T, K)
     assert np.all(np.isfinite(np.asarray(sol.W)))
     assert np.std(np.asarray(sol.W)) > 0.1
     # The states are driven by exactly that noise.
-    replay = nss.solve(prob.replace(noise=sol.W))
+    replay = jsolve(prob.replace(noise=sol.W))
     assert_close(replay.u, sol.u, rtol=1e-14)
     assert_close(replay.z, sol.z, rtol=1e-14)
     # Same key, same draw; another key, another draw.
-    again = nss.solve(prob, key=jax.random.key(0))
+    again = jsolve(prob, key=jax.random.key(0))
     np.testing.assert_array_equal(np.asarray(again.W), np.asarray(sol.W))
-    other = nss.solve(prob, key=jax.random.key(1))
+    other = jsolve(prob, key=jax.random.key(1))
     assert not np.allclose(np.asarray(other.W), np.asarray(sol.W))
 
 
 def test_simulation_draws_noise_standard_normal():
     N, K, T = 2, 3, 4000
     prob = nss.LinearStateSpaceProblem(0.5 * np.eye(N), np.ones((N, K)), np.zeros(N), T)
-    W = np.asarray(nss.solve(prob, key=jax.random.key(42)).W)
+    W = np.asarray(jsolve(prob, key=jax.random.key(42)).W)
     assert W.shape == (T, K)
     # mean 0, covariance I_K (loose statistical bounds: ~6 standard errors)
     assert np.all(np.abs(W.mean(0)) < 6 / np.sqrt(T))
@@ -355,7 +364,7 @@ def test_observation_noise_added(rbc):
                                        observables_noise=R, noise=rbc["noise"][:1].repeat(T, 0))
     with pytest.raises(ValueError, match="key"):
         nss.solve(prob)
-    sol = nss.solve(prob, key=jax.random.key(7))
+    sol = jsolve(prob, key=jax.random.key(7))
     u, z = np.asarray(sol.u), np.asarray(sol.z)
     noiseless = u @ rbc["C"].T
     # z_0 is the noiseless observation of u_0
@@ -363,7 +372,7 @@ def test_observation_noise_added(rbc):
     v = z[1:] - noiseless[1:]
     assert np.all(np.abs(v) > 0)
     # the states are not perturbed: they follow the given noise exactly
-    clean = nss.solve(prob.replace(observables_noise=None))
+    clean = jsolve(prob.replace(observables_noise=None))
     assert_close(u, clean.u, rtol=1e-14)
     assert_close(noiseless, clean.z, rtol=1e-12, atol=1e-15)
     # v ~ N(0, R): loose statistical bounds
@@ -377,7 +386,7 @@ def test_observation_noise_zero_variance_entry():
     N, T = 2, 30
     prob = nss.LinearStateSpaceProblem(0.5 * np.eye(N), None, np.ones(N), T, C=np.eye(N),
                                        observables_noise=np.array([0.0, 0.5]))
-    sol = nss.solve(prob, key=jax.random.key(1))
+    sol = jsolve(prob, key=jax.random.key(1))
     u, z = np.asarray(sol.u), np.asarray(sol.z)
     assert_close(z[:, 0], u[:, 0], rtol=1e-14)
     assert np.all(np.abs(z[1:, 1] - u[1:, 1]) > 0)

@@ -1,0 +1,566 @@
+"""Each model family against a plain NumPy for-loop written here, on seeded random models:
+states ``u``, observations ``z`` and the joint log-likelihood (DirectIteration), and the
+conditional likelihood (ConditionalLikelihood). Covers ``B=None``, ``C=None`` and
+``tspan=(t0, T)`` with ``t0 != 0``; the generic ``StateSpaceProblem`` reproduces the linear and
+the pruned-quadratic problems through callbacks.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy.stats import multivariate_normal
+
+import numpyro_statespace as nss
+
+RTOL = 1e-10
+ATOL_REL = 1e-12
+
+
+def assert_close(actual, expected, rtol=RTOL, atol_rel=ATOL_REL):
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    assert actual.shape == expected.shape, (actual.shape, expected.shape)
+    scale = max(np.max(np.abs(expected)), 1.0) if expected.size else 1.0
+    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol_rel * scale)
+
+
+# jit the whole solve (problems are pytrees, the algorithm marker is hashable): one
+# compilation per problem structure instead of eager tracing of every scan.
+_solve = jax.jit(nss.solve, static_argnames=("alg", "save_everystep"))
+
+
+def solve(prob, alg=nss.DirectIteration()):
+    return _solve(prob, alg)
+
+
+# --------------------------------------------------------------------------------------------
+# NumPy references
+# --------------------------------------------------------------------------------------------
+
+def np_quad(T3, v):
+    return np.array([v @ T3[i] @ v for i in range(T3.shape[0])])
+
+
+def np_logpdf(y, z, R):
+    """sum_{t=1}^T log N(y_t; z_t, R) with z (T+1, M), y (T, M)."""
+    return sum(multivariate_normal(mean=z[t + 1], cov=R).logpdf(y[t]) for t in range(len(y)))
+
+
+def np_linear(A, B, C, u0, noise, T):
+    N = A.shape[0]
+    u = np.zeros((T + 1, N))
+    u[0] = u0
+    for t in range(1, T + 1):
+        u[t] = A @ u[t - 1] + (B @ noise[t - 1] if B is not None else 0.0)
+    z = None if C is None else np.array([C @ u[t] for t in range(T + 1)])
+    return u, z
+
+
+def np_quadratic(A_0, A_1, A_2, B, C_0, C_1, C_2, u0, noise, T, pruned):
+    N = A_1.shape[0]
+    u = np.zeros((T + 1, N))
+    uf = np.zeros((T + 1, N))
+    u[0] = uf[0] = u0
+    for t in range(1, T + 1):
+        bw = B @ noise[t - 1] if B is not None else np.zeros(N)
+        if pruned:
+            u[t] = A_0 + A_1 @ u[t - 1] + np_quad(A_2, uf[t - 1]) + bw
+            uf[t] = A_1 @ uf[t - 1] + bw
+        else:
+            u[t] = A_0 + A_1 @ u[t - 1] + np_quad(A_2, u[t - 1]) + bw
+    if C_1 is None:
+        return u, None
+    src = uf if pruned else u
+    z = np.array([C_0 + C_1 @ u[t] + np_quad(C_2, src[t]) for t in range(T + 1)])
+    return u, z
+
+
+# --------------------------------------------------------------------------------------------
+# random models
+# --------------------------------------------------------------------------------------------
+
+def stable_matrix(rng, N, radius=0.8):
+    A = rng.standard_normal((N, N))
+    return A * (radius / np.max(np.abs(np.linalg.eigvals(A))))
+
+
+def spd(rng, n, scale=0.2):
+    G = rng.standard_normal((n, n))
+    return scale * (G @ G.T / n + 0.2 * np.eye(n))
+
+
+def random_linear(seed, N=4, K=2, M=3, T=20):
+    rng = np.random.default_rng(seed)
+    return dict(A=stable_matrix(rng, N), B=rng.standard_normal((N, K)),
+                C=rng.standard_normal((M, N)), R=spd(rng, M), u0=rng.standard_normal(N),
+                noise=rng.standard_normal((T, K)), y=rng.standard_normal((T, M)))
+
+
+def random_quadratic(seed, N=3, K=2, M=2, T=15):
+    rng = np.random.default_rng(seed)
+    return dict(A_0=0.1 * rng.standard_normal(N), A_1=stable_matrix(rng, N, 0.7),
+                A_2=0.05 * rng.standard_normal((N, N, N)), B=0.3 * rng.standard_normal((N, K)),
+                C_0=0.1 * rng.standard_normal(M), C_1=rng.standard_normal((M, N)),
+                C_2=0.1 * rng.standard_normal((M, N, N)), R=spd(rng, M),
+                u0=0.5 * rng.standard_normal(N), noise=rng.standard_normal((T, K)),
+                y=rng.standard_normal((T, M)))
+
+
+# --------------------------------------------------------------------------------------------
+# Linear
+# --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("tspan", [(0, 20), (3, 23), 20])
+@pytest.mark.parametrize("R_kind", ["full", "diag_vector"])
+def test_linear_joint(tspan, R_kind):
+    m = random_linear(0)
+    R = m["R"] if R_kind == "full" else np.diag(m["R"]).copy()
+    R_full = m["R"] if R_kind == "full" else np.diag(R)
+    prob = nss.LinearStateSpaceProblem(m["A"], m["B"], m["u0"], tspan, C=m["C"],
+                                       observables_noise=R, observables=m["y"], noise=m["noise"])
+    sol = solve(prob)
+    u, z = np_linear(m["A"], m["B"], m["C"], m["u0"], m["noise"], 20)
+    assert_close(sol.u, u)
+    assert_close(sol.z, z)
+    assert_close(sol.logpdf, np_logpdf(m["y"], z, R_full))
+    t0 = 0 if isinstance(tspan, int) else tspan[0]
+    np.testing.assert_array_equal(np.asarray(sol.t), np.arange(t0, t0 + 21))
+    np.testing.assert_array_equal(np.asarray(sol.W), m["noise"])
+
+
+def test_linear_B_none():
+    m = random_linear(1)
+    prob = nss.LinearStateSpaceProblem(m["A"], None, m["u0"], (5, 25), C=m["C"],
+                                       observables_noise=m["R"], observables=m["y"])
+    sol = solve(prob)
+    u, z = np_linear(m["A"], None, m["C"], m["u0"], None, 20)
+    assert sol.W is None
+    assert_close(sol.u, u)
+    assert_close(sol.z, z)
+    assert_close(sol.logpdf, np_logpdf(m["y"], z, m["R"]))
+
+
+def test_linear_C_none():
+    m = random_linear(2)
+    prob = nss.LinearStateSpaceProblem(m["A"], m["B"], m["u0"], (2, 22), noise=m["noise"])
+    sol = solve(prob)
+    u, _ = np_linear(m["A"], m["B"], None, m["u0"], m["noise"], 20)
+    assert sol.z is None
+    assert_close(sol.u, u)
+    assert float(sol.logpdf) == 0.0
+
+
+def test_linear_B_none_C_none():
+    m = random_linear(3)
+    sol = solve(nss.LinearStateSpaceProblem(m["A"], None, m["u0"], 20))
+    u, _ = np_linear(m["A"], None, None, m["u0"], None, 20)
+    assert sol.z is None and sol.W is None
+    assert_close(sol.u, u)
+
+
+def test_linear_no_observables_logpdf_zero():
+    m = random_linear(4)
+    prob = nss.LinearStateSpaceProblem(m["A"], m["B"], m["u0"], 20, C=m["C"], noise=m["noise"])
+    sol = solve(prob)
+    _, z = np_linear(m["A"], m["B"], m["C"], m["u0"], m["noise"], 20)
+    assert_close(sol.z, z)
+    assert float(sol.logpdf) == 0.0
+
+
+def test_linear_one_state_one_shock_long():
+    # scalar model, longer horizon, K > N
+    m = random_linear(5, N=1, K=3, M=1, T=200)
+    prob = nss.LinearStateSpaceProblem(m["A"], m["B"], m["u0"], 200, C=m["C"],
+                                       observables_noise=m["R"], observables=m["y"],
+                                       noise=m["noise"])
+    sol = solve(prob)
+    u, z = np_linear(m["A"], m["B"], m["C"], m["u0"], m["noise"], 200)
+    assert_close(sol.u, u)
+    assert_close(sol.z, z)
+    assert_close(sol.logpdf, np_logpdf(m["y"], z, m["R"]))
+
+
+# --------------------------------------------------------------------------------------------
+# Quadratic and pruned quadratic
+# --------------------------------------------------------------------------------------------
+
+QUAD_CLASSES = [(nss.QuadraticStateSpaceProblem, False),
+                (nss.PrunedQuadraticStateSpaceProblem, True)]
+
+
+@pytest.mark.parametrize("cls, pruned", QUAD_CLASSES)
+@pytest.mark.parametrize("tspan", [(0, 15), (4, 19)])
+def test_quadratic_joint(cls, pruned, tspan):
+    m = random_quadratic(10)
+    prob = cls(m["A_0"], m["A_1"], m["A_2"], m["B"], m["u0"], tspan, C_0=m["C_0"],
+               C_1=m["C_1"], C_2=m["C_2"], observables_noise=m["R"], observables=m["y"],
+               noise=m["noise"])
+    assert prob.pruned is pruned
+    sol = solve(prob)
+    u, z = np_quadratic(m["A_0"], m["A_1"], m["A_2"], m["B"], m["C_0"], m["C_1"], m["C_2"],
+                        m["u0"], m["noise"], 15, pruned)
+    assert_close(sol.u, u)
+    assert_close(sol.z, z)
+    assert_close(sol.logpdf, np_logpdf(m["y"], z, m["R"]))
+    np.testing.assert_array_equal(np.asarray(sol.t), np.arange(tspan[0], tspan[1] + 1))
+
+
+def test_pruned_differs_from_unpruned():
+    # guards against both problems silently computing the same thing
+    m = random_quadratic(11)
+    args = (m["A_0"], m["A_1"], m["A_2"], m["B"], m["u0"], 15)
+    kw = dict(C_1=m["C_1"], C_2=m["C_2"], noise=m["noise"])
+    a = solve(nss.QuadraticStateSpaceProblem(*args, **kw))
+    b = solve(nss.PrunedQuadraticStateSpaceProblem(*args, **kw))
+    assert not np.allclose(np.asarray(a.u[2:]), np.asarray(b.u[2:]))
+
+
+@pytest.mark.parametrize("cls, pruned", QUAD_CLASSES)
+def test_quadratic_B_none(cls, pruned):
+    m = random_quadratic(12)
+    prob = cls(m["A_0"], m["A_1"], m["A_2"], None, m["u0"], (1, 16), C_0=m["C_0"],
+               C_1=m["C_1"], C_2=m["C_2"], observables_noise=m["R"], observables=m["y"])
+    sol = solve(prob)
+    u, z = np_quadratic(m["A_0"], m["A_1"], m["A_2"], None, m["C_0"], m["C_1"], m["C_2"],
+                        m["u0"], None, 15, pruned)
+    assert sol.W is None
+    assert_close(sol.u, u)
+    assert_close(sol.z, z)
+    assert_close(sol.logpdf, np_logpdf(m["y"], z, m["R"]))
+
+
+@pytest.mark.parametrize("cls, pruned", QUAD_CLASSES)
+def test_quadratic_C_none(cls, pruned):
+    m = random_quadratic(13)
+    prob = cls(m["A_0"], m["A_1"], m["A_2"], m["B"], m["u0"], 15, noise=m["noise"])
+    sol = solve(prob)
+    u, _ = np_quadratic(m["A_0"], m["A_1"], m["A_2"], m["B"], None, None, None, m["u0"],
+                        m["noise"], 15, pruned)
+    assert sol.z is None
+    assert_close(sol.u, u)
+    assert float(sol.logpdf) == 0.0
+
+
+@pytest.mark.parametrize("cls, pruned", QUAD_CLASSES)
+def test_quadratic_only_C_1(cls, pruned):
+    # C_0 and C_2 default to zeros
+    m = random_quadratic(14)
+    prob = cls(m["A_0"], m["A_1"], m["A_2"], m["B"], m["u0"], 15, C_1=m["C_1"],
+               observables_noise=m["R"], observables=m["y"], noise=m["noise"])
+    sol = solve(prob)
+    M, N = m["C_1"].shape
+    u, z = np_quadratic(m["A_0"], m["A_1"], m["A_2"], m["B"], np.zeros(M), m["C_1"],
+                        np.zeros((M, N, N)), m["u0"], m["noise"], 15, pruned)
+    assert_close(sol.u, u)
+    assert_close(sol.z, z)
+    assert_close(sol.logpdf, np_logpdf(m["y"], z, m["R"]))
+
+
+def test_quadratic_with_zero_A2_equals_linear():
+    m = random_linear(15, N=3, K=2, M=2, T=15)
+    N, M = 3, 2
+    lin = solve(nss.LinearStateSpaceProblem(m["A"], m["B"], m["u0"], 15, C=m["C"],
+                                            observables_noise=m["R"], observables=m["y"],
+                                            noise=m["noise"]))
+    for cls, _ in QUAD_CLASSES:
+        q = solve(cls(np.zeros(N), m["A"], np.zeros((N, N, N)), m["B"], m["u0"], 15,
+                      C_1=m["C"], observables_noise=m["R"], observables=m["y"],
+                      noise=m["noise"]))
+        assert_close(q.u, lin.u)
+        assert_close(q.z, lin.z)
+        assert_close(q.logpdf, lin.logpdf)
+
+
+# --------------------------------------------------------------------------------------------
+# Generic StateSpaceProblem
+# --------------------------------------------------------------------------------------------
+
+def lin_transition(x, w, p, t):
+    return p["A"] @ x + p["B"] @ w
+
+
+def lin_observation(x, p, t):
+    return p["C"] @ x
+
+
+@pytest.mark.parametrize("tspan", [(0, 20), (7, 27)])
+def test_generic_reproduces_linear(tspan):
+    m = random_linear(20)
+    p = {k: jnp.asarray(m[k]) for k in ("A", "B", "C")}
+    gen = nss.StateSpaceProblem(lin_transition, lin_observation, m["u0"], tspan, p,
+                                n_shocks=2, observables_noise=m["R"], observables=m["y"],
+                                noise=m["noise"])
+    assert gen.n_obs == 3
+    lin = nss.LinearStateSpaceProblem(m["A"], m["B"], m["u0"], tspan, C=m["C"],
+                                      observables_noise=m["R"], observables=m["y"],
+                                      noise=m["noise"])
+    sg, sl = solve(gen), solve(lin)
+    u, z = np_linear(m["A"], m["B"], m["C"], m["u0"], m["noise"], 20)
+    assert_close(sg.u, u)
+    assert_close(sg.z, z)
+    assert_close(sg.logpdf, np_logpdf(m["y"], z, m["R"]))
+    assert_close(sg.u, sl.u)
+    assert_close(sg.z, sl.z)
+    assert_close(sg.logpdf, sl.logpdf)
+    np.testing.assert_array_equal(np.asarray(sg.t), np.asarray(sl.t))
+
+
+def _pruned_transition(x, w, p, t):
+    N = p["A_1"].shape[0]
+    u, uf = x[:N], x[N:]
+    bw = p["B"] @ w
+    u_next = p["A_0"] + p["A_1"] @ u + jnp.einsum("ijk,j,k->i", p["A_2"], uf, uf) + bw
+    uf_next = p["A_1"] @ uf + bw
+    return jnp.concatenate([u_next, uf_next])
+
+
+def _pruned_observation(x, p, t):
+    N = p["A_1"].shape[0]
+    u, uf = x[:N], x[N:]
+    return p["C_0"] + p["C_1"] @ u + jnp.einsum("ijk,j,k->i", p["C_2"], uf, uf)
+
+
+@pytest.mark.parametrize("tspan", [(0, 15), (2, 17)])
+def test_generic_reproduces_pruned_quadratic(tspan):
+    m = random_quadratic(21)
+    p = {k: jnp.asarray(m[k]) for k in ("A_0", "A_1", "A_2", "B", "C_0", "C_1", "C_2")}
+    x0 = np.concatenate([m["u0"], m["u0"]])
+    gen = nss.StateSpaceProblem(_pruned_transition, _pruned_observation, x0, tspan, p,
+                                n_shocks=2, observables_noise=m["R"], observables=m["y"],
+                                noise=m["noise"])
+    pruned = nss.PrunedQuadraticStateSpaceProblem(
+        m["A_0"], m["A_1"], m["A_2"], m["B"], m["u0"], tspan, C_0=m["C_0"], C_1=m["C_1"],
+        C_2=m["C_2"], observables_noise=m["R"], observables=m["y"], noise=m["noise"])
+    sg, sp = solve(gen), solve(pruned)
+    N = 3
+    u, z = np_quadratic(m["A_0"], m["A_1"], m["A_2"], m["B"], m["C_0"], m["C_1"], m["C_2"],
+                        m["u0"], m["noise"], 15, True)
+    assert_close(sg.u[:, :N], u)
+    assert_close(sg.z, z)
+    assert_close(sg.logpdf, np_logpdf(m["y"], z, m["R"]))
+    assert_close(sg.u[:, :N], sp.u)
+    assert_close(sg.z, sp.z)
+    assert_close(sg.logpdf, sp.logpdf)
+
+
+def _tv_transition(x, w, p, t):
+    return p["A"] @ x + p["B"] @ w + p["c"] * jnp.sin(0.3 * t)
+
+
+def _tv_observation(x, p, t):
+    return p["C"] @ x + 0.05 * t
+
+
+@pytest.mark.parametrize("t0", [0, 6])
+def test_generic_time_dependent(t0):
+    """The callbacks receive t = t0..T-1 (transition) and t0..T (observation)."""
+    m = random_linear(22)
+    rng = np.random.default_rng(22)
+    p = {"A": jnp.asarray(m["A"]), "B": jnp.asarray(m["B"]), "C": jnp.asarray(m["C"]),
+         "c": jnp.asarray(rng.standard_normal(4))}
+    T = 20
+    prob = nss.StateSpaceProblem(_tv_transition, _tv_observation, m["u0"], (t0, t0 + T), p,
+                                 n_shocks=2, observables_noise=m["R"], observables=m["y"],
+                                 noise=m["noise"])
+    sol = solve(prob)
+    pn = {k: np.asarray(v) for k, v in p.items()}
+    u = np.zeros((T + 1, 4))
+    u[0] = m["u0"]
+    for n in range(T):
+        t = t0 + n
+        u[n + 1] = pn["A"] @ u[n] + pn["B"] @ m["noise"][n] + pn["c"] * np.sin(0.3 * t)
+    z = np.array([pn["C"] @ u[n] + 0.05 * (t0 + n) for n in range(T + 1)])
+    assert_close(sol.u, u)
+    assert_close(sol.z, z)
+    assert_close(sol.logpdf, np_logpdf(m["y"], z, m["R"]))
+    np.testing.assert_array_equal(np.asarray(sol.t), np.arange(t0, t0 + T + 1))
+
+
+def test_generic_no_shocks_no_observation():
+    m = random_linear(23)
+    prob = nss.StateSpaceProblem(lambda x, w, p, t: p @ x, None, m["u0"], (3, 23),
+                                 jnp.asarray(m["A"]), n_shocks=0)
+    sol = solve(prob)
+    u, _ = np_linear(m["A"], None, None, m["u0"], None, 20)
+    assert sol.z is None and sol.W is None
+    assert_close(sol.u, u)
+    assert float(sol.logpdf) == 0.0
+
+
+def test_generic_nonlinear():
+    """A genuinely nonlinear model (tanh transition, exp observation)."""
+    rng = np.random.default_rng(24)
+    N, K, M, T, t0 = 3, 2, 2, 25, 2
+    A = rng.standard_normal((N, N))
+    B = 0.5 * rng.standard_normal((N, K))
+    C = 0.5 * rng.standard_normal((M, N))
+    R = spd(rng, M)
+    noise = rng.standard_normal((T, K))
+    y = rng.standard_normal((T, M))
+    u0 = rng.standard_normal(N)
+    prob = nss.StateSpaceProblem(
+        lambda x, w, p, t: jnp.tanh(p[0] @ x) + p[1] @ w,
+        lambda x, p, t: jnp.exp(p[2] @ x),
+        u0, (t0, t0 + T), (jnp.asarray(A), jnp.asarray(B), jnp.asarray(C)), n_shocks=K,
+        observables_noise=R, observables=y, noise=noise)
+    sol = solve(prob)
+    u = np.zeros((T + 1, N))
+    u[0] = u0
+    for t in range(T):
+        u[t + 1] = np.tanh(A @ u[t]) + B @ noise[t]
+    z = np.exp(u @ C.T)
+    assert_close(sol.u, u)
+    assert_close(sol.z, z)
+    assert_close(sol.logpdf, np_logpdf(y, z, R))
+
+
+# --------------------------------------------------------------------------------------------
+# ConditionalLikelihood
+# --------------------------------------------------------------------------------------------
+
+def np_conditional(predict, u0, y, noise, R):
+    """z_t = predict(y_{t-1}, w_t, t-1) with y_0 = u0; logpdf = sum log N(y_t; z_t, R)."""
+    T = y.shape[0]
+    prev = np.vstack([u0[None], y[:-1]])
+    z = np.array([predict(prev[t], None if noise is None else noise[t], t) for t in range(T)])
+    ll = sum(multivariate_normal(mean=z[t], cov=R).logpdf(y[t]) for t in range(T))
+    return z, ll
+
+
+def _check_conditional(sol, u0, y, z_pred, ll, z0=None):
+    assert_close(sol.logpdf, ll)
+    assert_close(sol.u, np.vstack([u0[None], y]))
+    if z0 is None:
+        assert sol.z is None
+    else:
+        assert_close(sol.z, np.vstack([z0[None], z_pred]))
+
+
+@pytest.mark.parametrize("tspan", [(0, 20), (5, 25)])
+def test_conditional_linear_C_none(tspan):
+    m = random_linear(30, N=3, K=2, T=20)
+    rng = np.random.default_rng(30)
+    y = rng.standard_normal((20, 3))
+    R = spd(rng, 3)
+    prob = nss.LinearStateSpaceProblem(m["A"], m["B"], m["u0"], tspan, observables_noise=R,
+                                       observables=y, noise=m["noise"])
+    sol = solve(prob, nss.ConditionalLikelihood())
+    z, ll = np_conditional(lambda x, w, t: m["A"] @ x + m["B"] @ w, m["u0"], y, m["noise"], R)
+    _check_conditional(sol, m["u0"], y, z, ll)
+    np.testing.assert_array_equal(np.asarray(sol.W), m["noise"])
+    np.testing.assert_array_equal(np.asarray(sol.t), np.arange(tspan[0], tspan[1] + 1))
+
+
+def test_conditional_linear_B_none():
+    m = random_linear(31, N=3, T=20)
+    rng = np.random.default_rng(31)
+    y = rng.standard_normal((20, 3))
+    R = np.diag(rng.uniform(0.1, 0.5, 3))
+    prob = nss.LinearStateSpaceProblem(m["A"], None, m["u0"], 20, observables_noise=np.diag(R),
+                                       observables=y)
+    sol = solve(prob, nss.ConditionalLikelihood())
+    z, ll = np_conditional(lambda x, w, t: m["A"] @ x, m["u0"], y, None, R)
+    _check_conditional(sol, m["u0"], y, z, ll)
+    assert sol.W is None
+
+
+def test_conditional_linear_square_C():
+    # With an observation equation the prediction is C (A y_{t-1} + B w_t) (M = N).
+    m = random_linear(32, N=3, K=1, M=3, T=20)
+    rng = np.random.default_rng(32)
+    y = rng.standard_normal((20, 3))
+    prob = nss.LinearStateSpaceProblem(m["A"], m["B"], m["u0"], 20, C=m["C"],
+                                       observables_noise=m["R"], observables=y, noise=m["noise"])
+    sol = solve(prob, nss.ConditionalLikelihood())
+    z, ll = np_conditional(lambda x, w, t: m["C"] @ (m["A"] @ x + m["B"] @ w), m["u0"], y,
+                           m["noise"], m["R"])
+    _check_conditional(sol, m["u0"], y, z, ll, z0=m["C"] @ m["u0"])
+
+
+def test_conditional_quadratic_C_none():
+    m = random_quadratic(33, N=3, K=2, T=15)
+    rng = np.random.default_rng(33)
+    y = 0.5 * rng.standard_normal((15, 3))
+    R = spd(rng, 3)
+    prob = nss.QuadraticStateSpaceProblem(m["A_0"], m["A_1"], m["A_2"], m["B"], m["u0"], (2, 17),
+                                          observables_noise=R, observables=y, noise=m["noise"])
+    sol = solve(prob, nss.ConditionalLikelihood())
+    z, ll = np_conditional(
+        lambda x, w, t: m["A_0"] + m["A_1"] @ x + np_quad(m["A_2"], x) + m["B"] @ w,
+        m["u0"], y, m["noise"], R)
+    _check_conditional(sol, m["u0"], y, z, ll)
+
+
+def test_conditional_quadratic_square_C_B_none():
+    m = random_quadratic(34, N=3, M=3, T=15)
+    rng = np.random.default_rng(34)
+    y = 0.5 * rng.standard_normal((15, 3))
+
+    def g(x):
+        return m["C_0"] + m["C_1"] @ x + np_quad(m["C_2"], x)
+
+    prob = nss.QuadraticStateSpaceProblem(m["A_0"], m["A_1"], m["A_2"], None, m["u0"], 15,
+                                          C_0=m["C_0"], C_1=m["C_1"], C_2=m["C_2"],
+                                          observables_noise=m["R"], observables=y)
+    sol = solve(prob, nss.ConditionalLikelihood())
+    z, ll = np_conditional(lambda x, w, t: g(m["A_0"] + m["A_1"] @ x + np_quad(m["A_2"], x)),
+                           m["u0"], y, None, m["R"])
+    _check_conditional(sol, m["u0"], y, z, ll, z0=g(m["u0"]))
+
+
+@pytest.mark.parametrize("t0", [0, 4])
+def test_conditional_generic(t0):
+    rng = np.random.default_rng(35)
+    N, K, T = 3, 2, 18
+    A = stable_matrix(rng, N)
+    B = rng.standard_normal((N, K))
+    c = rng.standard_normal(N)
+    R = spd(rng, N)
+    u0 = rng.standard_normal(N)
+    y = rng.standard_normal((T, N))
+    noise = rng.standard_normal((T, K))
+    p = (jnp.asarray(A), jnp.asarray(B), jnp.asarray(c))
+    prob = nss.StateSpaceProblem(
+        lambda x, w, p, t: jnp.tanh(p[0] @ x) + p[1] @ w + p[2] * jnp.cos(0.5 * t), None,
+        u0, (t0, t0 + T), p, n_shocks=K, observables_noise=R, observables=y, noise=noise)
+    sol = solve(prob, nss.ConditionalLikelihood())
+    z, ll = np_conditional(
+        lambda x, w, t: np.tanh(A @ x) + B @ w + c * np.cos(0.5 * (t0 + t)), u0, y, noise, R)
+    _check_conditional(sol, u0, y, z, ll)
+
+
+def test_conditional_generic_with_observation():
+    # observation(x, p, t) with M = N, time-dependent: z_t = g(f(y_{t-1}, w_t, t-1), t)
+    rng = np.random.default_rng(36)
+    N, K, T, t0 = 2, 1, 12, 3
+    A = stable_matrix(rng, N)
+    B = rng.standard_normal((N, K))
+    C = rng.standard_normal((N, N))
+    R = spd(rng, N)
+    u0 = rng.standard_normal(N)
+    y = rng.standard_normal((T, N))
+    noise = rng.standard_normal((T, K))
+    p = (jnp.asarray(A), jnp.asarray(B), jnp.asarray(C))
+    prob = nss.StateSpaceProblem(
+        lambda x, w, p, t: p[0] @ x + p[1] @ w, lambda x, p, t: p[2] @ x + 0.1 * t,
+        u0, (t0, t0 + T), p, n_shocks=K, observables_noise=R, observables=y, noise=noise)
+    sol = solve(prob, nss.ConditionalLikelihood())
+    z, ll = np_conditional(lambda x, w, t: C @ (A @ x + B @ w) + 0.1 * (t0 + t + 1),
+                           u0, y, noise, R)
+    _check_conditional(sol, u0, y, z, ll, z0=C @ u0 + 0.1 * t0)
+
+
+def test_conditional_generic_matches_linear():
+    m = random_linear(37, N=3, K=2, T=20)
+    rng = np.random.default_rng(37)
+    y = rng.standard_normal((20, 3))
+    R = spd(rng, 3)
+    kw = dict(observables_noise=R, observables=y, noise=m["noise"])
+    lin = nss.LinearStateSpaceProblem(m["A"], m["B"], m["u0"], 20, **kw)
+    gen = nss.StateSpaceProblem(lin_transition, None, m["u0"], 20,
+                                {"A": jnp.asarray(m["A"]), "B": jnp.asarray(m["B"])},
+                                n_shocks=2, **kw)
+    a = solve(lin, nss.ConditionalLikelihood())
+    b = solve(gen, nss.ConditionalLikelihood())
+    assert_close(a.logpdf, b.logpdf)
+    assert_close(a.u, b.u)
