@@ -146,7 +146,8 @@ class KalmanLGSS(dist.Distribution):
         "u0_cov": constraints.positive_semidefinite,
     }
     support = constraints.independent(real_or_missing, 2)
-    pytree_data_fields = ("A", "B", "C", "R", "u0_mean", "u0_cov", "mask", "_prior_ok")
+    # The mask is stored as ``_mask``: ``mask`` is Distribution's own method (numpyro.handlers.mask).
+    pytree_data_fields = ("A", "B", "C", "R", "u0_mean", "u0_cov", "_mask", "_prior_ok")
     pytree_aux_fields = ("num_timesteps", "method", "stationary")
 
     def __init__(self, A, B, C, R, u0_mean, u0_cov, num_timesteps=None, *, mask=None,
@@ -171,7 +172,7 @@ class KalmanLGSS(dist.Distribution):
             if mask.dtype != jnp.bool_ or mask.ndim < 2 or mask.shape[-1] != M:
                 raise ValueError(f"mask must be a bool array of shape (..., T, M) with M = {M}; "
                                  f"got {mask.dtype} {tuple(mask.shape)}")
-        self.mask = mask
+        self._mask = mask
         if num_timesteps is None:
             if mask is None:
                 raise ValueError("KalmanLGSS needs num_timesteps (T) or a mask of shape (T, M): "
@@ -200,7 +201,7 @@ class KalmanLGSS(dist.Distribution):
     @validate_sample
     def log_prob(self, value):
         value = _check_value(self, value)
-        mask = jnp.ones(self.event_shape, bool) if self.mask is None else self.mask
+        mask = jnp.ones(self.event_shape, bool) if self._mask is None else self._mask
 
         def single(A, B, C, R, m0, P0, y, mask, prior_ok):
             ll = kernels.kalman_loglik(A, B, C, R, m0, P0, y, mask)
@@ -222,8 +223,8 @@ class KalmanLGSS(dist.Distribution):
         u = jnp.vectorize(states, signature="(n,n),(n,k),(n),(t,k)->(t,n)")(self.A, self.B, u0, w)
         y = jnp.einsum("...mn,...tn->...tm", self.C, u)
         y = y + _gaussian(kv, shape + (T,), _psd_factor(self.R)[..., None, :, :])
-        if self.mask is not None:
-            y = jnp.where(self.mask, y, jnp.nan)
+        if self._mask is not None:
+            y = jnp.where(self._mask, y, jnp.nan)
         return y
 
     def filter(self, y):
@@ -233,7 +234,7 @@ class KalmanLGSS(dist.Distribution):
                              f"{self.batch_shape} (use jax.vmap)")
         y = _check_value(self, y)
         return kernels.kalman_filter(self.A, self.B, self.C, self.R, self.u0_mean, self.u0_cov,
-                                     y, self.mask)
+                                     y, self._mask)
 
 
 # -- joint likelihoods given the noise --------------------------------------------------------

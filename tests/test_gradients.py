@@ -97,69 +97,81 @@ def batch_of(flat, seed):
     return jnp.asarray(np.stack(out))
 
 
-def check_gradients(logpdf_fn, theta, *, seed=0):
-    """All gradient checks of the requirement for ``logpdf_fn`` at the pytree ``theta``."""
+def check_gradients(logpdf_fn, theta, *, seed=0, eager=False):
+    """All gradient checks of the requirement for ``logpdf_fn`` at the pytree ``theta``.
+
+    Under ``jax.jit`` (always): ``grad`` vs ``jacfwd`` (1e-10), both vs central FD (1e-5), and
+    ``vmap(grad)`` over a batch of ``BATCH`` parameter sets vs a Python loop of single gradients
+    (1e-10) and vs FD at every batch member (1e-5). The transformations are compiled together in
+    one ``jit`` to keep XLA compile time (the dominant cost of this file) down.
+
+    With ``eager=True`` also without ``jit``: ``jax.grad`` and ``jax.jacfwd`` executed op by op
+    agree with the compiled gradient (1e-10). Eager execution is slow (every primitive and every
+    scan is compiled on its own), so only a few cases do this.
+    """
     theta = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype=jnp.float64), theta)
     flat, unravel = ravel_pytree(theta)
     f = lambda v: logpdf_fn(unravel(v))  # noqa: E731
     f_jit = jax.jit(f)
+    thetas = batch_of(flat, seed)
 
-    value = f(flat)
+    @jax.jit
+    def transformed(v, vs):
+        value, g_rev = jax.value_and_grad(f)(v)
+        return value, g_rev, jax.jacfwd(f)(v), jax.vmap(f)(vs), jax.vmap(jax.grad(f))(vs)
+
+    value = f_jit(flat)
     assert np.isfinite(value), f"logpdf is not finite at the test point: {value}"
-    np.testing.assert_allclose(f_jit(flat), value, rtol=1e-12)
+    v_vg, g_rev, g_fwd, v_vmap, g_vrev = transformed(flat, thetas)
+    np.testing.assert_allclose(v_vg, value, rtol=1e-12)
 
-    # reverse vs forward mode
-    g_rev = jax.grad(f)(flat)
-    g_fwd = jax.jacfwd(f)(flat)
-    assert np.all(np.isfinite(g_rev)), "jax.grad gave a non-finite gradient"
-    assert np.all(np.isfinite(g_fwd)), "jax.jacfwd gave a non-finite gradient"
+    # reverse vs forward mode, both vs central finite differences
+    assert np.all(np.isfinite(g_rev)), f"jax.grad gave a non-finite gradient {g_rev}"
+    assert np.all(np.isfinite(g_fwd)), f"jax.jacfwd gave a non-finite gradient {g_fwd}"
     assert_ad_close(g_fwd, g_rev, "jacfwd vs grad")
-
-    # both vs central finite differences
     fd = central_fd(f_jit, flat)
     assert_fd_close(g_rev, fd, "grad vs central FD")
     assert_fd_close(g_fwd, fd, "jacfwd vs central FD")
 
-    # the same under jit
-    assert_ad_close(jax.jit(jax.grad(f))(flat), g_rev, "jit(grad) vs grad")
-    assert_ad_close(jax.jit(jax.jacfwd(f))(flat), g_rev, "jit(jacfwd) vs grad")
-    v_jit, g_vg = jax.jit(jax.value_and_grad(f))(flat)
-    np.testing.assert_allclose(v_jit, value, rtol=1e-12)
-    assert_ad_close(g_vg, g_rev, "jit(value_and_grad) vs grad")
-
-    # the same under vmap over a batch of parameter sets, against a Python loop
-    thetas = batch_of(flat, seed)
-    values_loop = np.array([f(t) for t in thetas])
-    grads_loop = [jax.grad(f)(t) for t in thetas]
-    assert np.all(np.isfinite(values_loop)), f"batch member has a non-finite logpdf {values_loop}"
-    np.testing.assert_allclose(jax.vmap(f)(thetas), values_loop, rtol=1e-12)
-    g_vrev = jax.vmap(jax.grad(f))(thetas)
-    g_vfwd = jax.vmap(jax.jacfwd(f))(thetas)
-    g_jvrev = jax.jit(jax.vmap(jax.grad(f)))(thetas)
+    # vmap over a batch of parameter sets vs a Python loop of single evaluations / gradients
     for b in range(BATCH):
-        assert_ad_close(g_vrev[b], grads_loop[b], f"vmap(grad)[{b}] vs loop of grad")
-        assert_ad_close(g_vfwd[b], grads_loop[b], f"vmap(jacfwd)[{b}] vs loop of grad")
-        assert_ad_close(g_jvrev[b], grads_loop[b], f"jit(vmap(grad))[{b}] vs loop of grad")
+        v_b, g_b, gf_b = transformed(thetas[b], thetas)[:3]
+        assert np.isfinite(v_b), f"batch member {b} has a non-finite logpdf {v_b}"
+        np.testing.assert_allclose(v_vmap[b], v_b, rtol=1e-12, err_msg=f"vmap(f)[{b}]")
+        assert_ad_close(gf_b, g_b, f"jacfwd vs grad at batch member {b}")
+        assert_ad_close(g_vrev[b], g_b, f"vmap(grad)[{b}] vs loop of grad")
         if b > 0:  # member 0 is the base point, already checked against FD
             assert_fd_close(g_vrev[b], central_fd(f_jit, thetas[b]), f"vmap(grad)[{b}] vs FD")
+
+    if eager:
+        assert_ad_close(jax.grad(f)(flat), g_rev, "eager grad vs jit(grad)")
+        assert_ad_close(jax.jacfwd(f)(flat), g_rev, "eager jacfwd vs jit(grad)")
     return g_rev
 
 
 def assert_failure_gives_minus_inf(logpdf_fn, theta):
-    """``logpdf == -inf`` with finite gradients (reverse, forward, jit, vmap)."""
+    """``logpdf == -inf`` with finite gradients (grad, jacfwd, vmap(grad); compiled together).
+
+    Everything runs under ``jit``: covariances with a negative diagonal are refused at
+    construction when concrete, but inside a traced function (as in a NumPyro model) they must
+    fail softly.
+    """
     theta = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype=jnp.float64), theta)
     flat, unravel = ravel_pytree(theta)
     f = lambda v: logpdf_fn(unravel(v))  # noqa: E731
-    # jit: covariances with a negative diagonal are refused at construction when concrete, but
-    # inside a traced function (as in a NumPyro model) they must fail softly.
-    value = jax.jit(f)(flat)
+
+    @jax.jit
+    def transformed(v):
+        value, g_rev = jax.value_and_grad(f)(v)
+        return value, g_rev, jax.jacfwd(f)(v), jax.vmap(jax.grad(f))(jnp.stack([v, v]))
+
+    value, g_rev, g_fwd, g_vmap = transformed(flat)
     assert value == -np.inf, f"expected -inf on numerical failure, got {value}"
-    for name, grad in [("grad", jax.grad(f)), ("jacfwd", jax.jacfwd(f)),
-                       ("jit(grad)", jax.jit(jax.grad(f)))]:
-        g = np.asarray(grad(flat))
-        assert np.all(np.isfinite(g)), f"{name} is not finite on numerical failure: {g}"
-    g = np.asarray(jax.vmap(jax.grad(f))(jnp.stack([flat, flat])))
-    assert np.all(np.isfinite(g)), f"vmap(grad) is not finite on numerical failure: {g}"
+    for name, g in [("grad", g_rev), ("jacfwd", g_fwd), ("vmap(grad)", g_vmap)]:
+        g = np.asarray(g)
+        bad = {k: np.asarray(x) for k, x in unravel(g.reshape(-1, flat.size)[0]).items()
+               if not np.all(np.isfinite(x))}
+        assert not bad, f"{name} is not finite on numerical failure: {bad}"
     return value
 
 
@@ -233,7 +245,7 @@ def test_direct_linear_random(diag_R):
 
     R = np.diag(m["R"]).copy() if diag_R else m["R"]
     theta = dict(A=m["A"], B=m["B"], C=m["C"], u0=m["u0"], noise=m["noise"], R=R)
-    check_gradients(logpdf_fn, theta, seed=2)
+    check_gradients(logpdf_fn, theta, seed=2, eager=diag_R)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -359,7 +371,7 @@ def test_kalman_dsge_singular():
     P0 = solve_discrete_lyapunov(A, B @ B.T)
     theta = dict(A=A, B=B, C=C, R=np.zeros((1, 1)), m0=np.zeros(N), P0=P0)
     f = _kalman_logpdf_fn(y)
-    g = check_gradients(f, theta, seed=10)
+    g = check_gradients(f, theta, seed=10, eager=True)
     assert np.all(np.isfinite(g))
     # The gradient with respect to R at R = 0 exists and is not trivially zero.
     assert jax.grad(f)(jax.tree_util.tree_map(jnp.asarray, theta))["R"][0, 0] != 0.0
@@ -389,7 +401,7 @@ def test_kalman_missing_observations():
             observables=yy, u0_prior_mean=th["m0"], u0_prior_var=th["P0"])
         return nss.solve(prob, nss.KalmanFilter()).logpdf
 
-    gy = np.asarray(jax.grad(f_of_y)(jnp.asarray(y)))
+    gy = np.asarray(jax.jit(jax.grad(f_of_y))(jnp.asarray(y)))
     assert np.all(np.isfinite(gy))
     assert np.all(gy[np.isnan(y)] == 0.0)
     assert np.all(gy[~np.isnan(y)] != 0.0)
@@ -486,8 +498,8 @@ def test_kalman_failure_inside_vmap_batch_is_isolated():
     good = jax.tree_util.tree_map(jnp.asarray, theta)
     bad = dict(good, R=-1e3 * jnp.eye(2))
     batch = jax.tree_util.tree_map(lambda a, b: jnp.stack([a, b, a]), good, bad)
-    values, grads = jax.vmap(jax.value_and_grad(f))(batch)
-    v_good, g_good = jax.value_and_grad(f)(good)
+    values, grads = jax.jit(jax.vmap(jax.value_and_grad(f)))(batch)
+    v_good, g_good = jax.jit(jax.value_and_grad(f))(good)
     assert values[1] == -np.inf
     for b in (0, 2):
         np.testing.assert_allclose(values[b], v_good, rtol=1e-12)

@@ -1,0 +1,82 @@
+"""The RBC model of DifferenceEquations.jl's test suite in reduced form, with free parameters.
+
+The first-order solution (states: capital ``k`` and technology ``z``; observables ``c`` and
+``k``) has the structure
+
+    A = [[a, 6.2094], [0, rho]],  B = [[0], [-sigma]],  C (fixed, from the reference),
+
+and the pruned second-order solution adds the reference ``A_0, A_2, C_0, C_2``. The reference
+values are ``a = 0.95684, rho = 0.2, sigma = 0.01``. These NumPyro models put priors on
+``a, rho, sigma`` and use the Kalman (marginal) likelihood or the joint likelihood with the
+shocks as a latent site. (The structural model, with deep parameters and a perturbation solver,
+is ``models/rbc.py``.)
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpyro
+import numpyro.distributions as dist
+
+import numpyro_statespace as nss
+
+from . import reference_data
+
+_REF = reference_data.rbc()
+TRUTH = {"a": float(_REF["A"][0, 0]), "rho": 0.2, "sigma": 0.01}
+#: observation-noise covariance of these models (s.d. 0.01 on both observables)
+R = 1e-4 * jnp.eye(2)
+NAMES = {"state": ("k", "z"), "observable": ("c", "k_obs"), "shock": ("eps_z",)}
+
+
+def matrices(a, rho, sigma):
+    """First-order ``A (2, 2)``, ``B (2, 1)`` and ``C (2, 2)`` at the given parameters."""
+    zero = jnp.zeros_like(a)
+    A = jnp.array([[a, zero + _REF["A"][0, 1]], [zero, rho]])
+    B = jnp.array([[zero], [-sigma]])
+    return A, B, jnp.asarray(_REF["C"])
+
+
+def second_order_terms():
+    """The reference ``A_0 (2,)``, ``A_2 (2, 2, 2)``, ``C_0 (2,)``, ``C_2 (2, 2, 2)``."""
+    return tuple(jnp.asarray(_REF[k]) for k in ("A_0", "A_2", "C_0", "C_2"))
+
+
+def priors():
+    """Sample ``a, rho, sigma`` from their priors (inside a NumPyro model)."""
+    a = numpyro.sample("a", dist.Uniform(0.5, 0.999))
+    rho = numpyro.sample("rho", dist.Uniform(0.0, 0.9))
+    sigma = numpyro.sample("sigma", dist.HalfNormal(0.05))
+    return a, rho, sigma
+
+
+def kalman_model(y=None, num_timesteps=None):
+    """Marginal likelihood; ``u_0`` from the stationary distribution. NaN in ``y`` = missing."""
+    T = y.shape[0] if y is not None else num_timesteps
+    A, B, C = matrices(*priors())
+    numpyro.sample("y", nss.KalmanLGSS(A, B, C, R, jnp.zeros(2), "stationary", T), obs=y)
+
+
+def joint_model(y=None, num_timesteps=None):
+    """Joint likelihood with the shocks ``w (T, 1)`` as a latent ``N(0, 1)`` site; ``u_0 = 0``."""
+    T = y.shape[0] if y is not None else num_timesteps
+    A, B, C = matrices(*priors())
+    w = nss.sample_noise("w", T, 1)
+    numpyro.sample("y", nss.JointLGSS(A, B, C, R, jnp.zeros(2), w), obs=y)
+
+
+def pruned_joint_model(y=None, num_timesteps=None):
+    """Pruned second-order model, joint likelihood with latent shocks; ``u_0 = 0``."""
+    T = y.shape[0] if y is not None else num_timesteps
+    A, B, C = matrices(*priors())
+    A_0, A_2, C_0, C_2 = second_order_terms()
+    w = nss.sample_noise("w", T, 1)
+    numpyro.sample("y", nss.JointQuadraticSS(A_0, A, A_2, B, C_0, C, C_2, R, jnp.zeros(2), w,
+                                             pruned=True), obs=y)
+
+
+def simulate(key, num_timesteps, model=kalman_model, params=None):
+    """Data ``(T, 2)`` from ``model`` at ``params`` (default: :data:`TRUTH`)."""
+    params = {k: jnp.asarray(v) for k, v in (params or TRUTH).items()}
+    conditioned = numpyro.handlers.condition(numpyro.handlers.seed(model, key), data=params)
+    return numpyro.handlers.trace(conditioned).get_trace(num_timesteps=num_timesteps)["y"]["value"]

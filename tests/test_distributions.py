@@ -1,0 +1,991 @@
+"""The NumPyro distributions (``numpyro_statespace/distributions.py``), each against an
+independent reference: statsmodels' Kalman filter, SciPy's Lyapunov solver, NumPy loops,
+analytic moments and the DifferenceEquations.jl reference values.
+
+Timing convention for statsmodels: our ``u_0 ~ N(m0, P0)`` is the state *before* the first
+transition, statsmodels' initial state is the predicted state of the first observation, so it
+is initialised with ``(A m0, A P0 A' + B B')``.
+
+Tolerances: likelihood values against statsmodels ``rtol 1e-8``; against reference values, the
+solver layer and NumPy loops ``1e-10``; AD vs AD ``1e-10``; AD vs central finite differences
+``1e-5`` (plus an absolute floor of ``FD_ATOL_REL`` times the largest gradient component, see
+there); Monte Carlo moments within ``MC_SE`` standard errors computed from the number of draws.
+
+Almost every ``log_prob`` is evaluated through the module-level jitted ``LOG_PROB`` (the
+distributions are pytrees), so each shape compiles once.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+import pytest
+from numpyro import handlers
+from scipy.linalg import solve_discrete_lyapunov
+from scipy.stats import multivariate_normal, norm
+from statsmodels.tsa.statespace.kalman_filter import KalmanFilter as SMKalmanFilter
+
+import numpyro_statespace as nss
+from models import reference_data
+
+SM_RTOL = 1e-8       # against statsmodels (an independent implementation)
+REF_RTOL = 1e-10     # against reference values, the solver layer, NumPy loops, AD vs AD
+FD_RTOL = 1e-5       # AD vs central finite differences
+FD_REL_STEP = 1e-6
+# FD's absolute slack relative to the gradient's largest component: the rounding error of a
+# central difference is ~ eps |f| / h, not proportional to the component checked. 1e-7 of the
+# largest component is 100x tighter than FD_RTOL.
+FD_ATOL_REL = 1e-7
+MC_SE = 5.0          # Monte Carlo checks: within 5 standard errors
+RBC_LINEAR_JOINT = -690.9407412360038
+RBC_PRUNED_JOINT = -690.81094364573
+
+LOG_PROB = jax.jit(lambda d, y: d.log_prob(y))
+SAMPLE = jax.jit(lambda d, key, shape: d.sample(key, shape), static_argnums=2)
+SOLVE = jax.jit(lambda prob, alg: nss.solve(prob, alg), static_argnums=1)  # problems are pytrees
+
+
+# ----------------------------------------------------------------------------------------------
+# helpers: random models, statsmodels, NumPy references
+# ----------------------------------------------------------------------------------------------
+
+
+def stable_matrix(rng, N, radius=0.9):
+    A = rng.standard_normal((N, N))
+    return A * (radius / np.max(np.abs(np.linalg.eigvals(A))))
+
+
+def spd(rng, n, scale=1.0, jitter=0.1):
+    G = rng.standard_normal((n, n))
+    return scale * (G @ G.T / n + jitter * np.eye(n))
+
+
+def simulate(rng, A, B, C, R, m0, P0, T):
+    """One path ``y (T, M)`` of the linear Gaussian model (NumPy, independent of the library)."""
+    N, K = B.shape
+    u = m0 + np.linalg.cholesky(P0) @ rng.standard_normal(N)
+    M = C.shape[0]
+    evals, evecs = np.linalg.eigh(R)
+    FR = evecs * np.sqrt(np.clip(evals, 0.0, None))
+    y = np.empty((T, M))
+    for t in range(T):
+        u = A @ u + B @ rng.standard_normal(K)
+        y[t] = C @ u + FR @ rng.standard_normal(M)
+    return y
+
+
+def random_model(seed, N, K, M, T, radius=0.9):
+    rng = np.random.default_rng(seed)
+    A = stable_matrix(rng, N, radius)
+    B = rng.standard_normal((N, K))
+    C = rng.standard_normal((M, N))
+    R = spd(rng, M, 0.3)
+    m0 = rng.standard_normal(N)
+    P0 = spd(rng, N)
+    y = simulate(rng, A, B, C, R, m0, P0, T)
+    return dict(A=A, B=B, C=C, R=R, m0=m0, P0=P0, y=y)
+
+
+def statsmodels_loglik(A, B, C, R, m0, P0, y, stationary=False):
+    """statsmodels' log-likelihood (NaN entries of ``y`` are skipped)."""
+    T, M = y.shape
+    N, K = B.shape
+    kf = SMKalmanFilter(k_endog=M, k_states=N, k_posdef=K)
+    kf.bind(np.array(y, dtype=float))
+    kf["design"] = C
+    kf["transition"] = A
+    kf["selection"] = B
+    kf["state_cov"] = np.eye(K)
+    kf["obs_cov"] = R
+    if stationary:
+        kf.initialize_stationary()
+    else:
+        kf.initialize_known(A @ m0, A @ P0 @ A.T + B @ B.T)
+    return float(kf.loglike())
+
+
+def kalman(m, **kw):
+    return nss.KalmanLGSS(m["A"], m["B"], m["C"], m["R"], m["m0"], m["P0"], m["y"].shape[0], **kw)
+
+
+def quad_np(T3, v):
+    return np.einsum("ijk,j,k->i", T3, v, v)
+
+
+def np_joint_linear(A, B, C, R, u0, noise, y):
+    u, ll = np.asarray(u0, float), 0.0
+    for t in range(y.shape[0]):
+        u = A @ u + B @ noise[t]
+        ll += multivariate_normal.logpdf(y[t], C @ u, R)
+    return ll
+
+
+def np_linear_path(A, B, C, u0, noise):
+    u, z = np.asarray(u0, float), []
+    for t in range(noise.shape[0]):
+        u = A @ u + B @ noise[t]
+        z.append(C @ u)
+    return np.array(z)
+
+
+def np_joint_quadratic(A_0, A_1, A_2, B, C_0, C_1, C_2, R, u0, noise, y, pruned):
+    u, uf, ll = np.asarray(u0, float), np.asarray(u0, float), 0.0
+    for t in range(y.shape[0]):
+        bw = B @ noise[t]
+        u_new = A_0 + A_1 @ u + quad_np(A_2, uf if pruned else u) + bw
+        uf = A_1 @ uf + bw if pruned else u_new
+        u = u_new
+        z = C_0 + C_1 @ u + quad_np(C_2, uf)
+        ll += multivariate_normal.logpdf(y[t], z, R)
+    return ll
+
+
+def np_conditional(A, C, S, u0, y):
+    """``sum_t log N(y_t; C A y_{t-1}, S)`` with ``y_0 = u0``."""
+    prev, ll = np.asarray(u0, float), 0.0
+    for t in range(y.shape[0]):
+        ll += multivariate_normal.logpdf(y[t], C @ A @ prev, S)
+        prev = y[t]
+    return ll
+
+
+def assert_all_finite(tree, what=""):
+    for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
+        assert np.all(np.isfinite(np.asarray(leaf))), f"{what} non-finite at {path}: {leaf}"
+
+
+# ----------------------------------------------------------------------------------------------
+# 1. KalmanLGSS against statsmodels, with missing observations (NaN and mask=)
+# ----------------------------------------------------------------------------------------------
+
+SIZES = [(2, 1, 1, 40), (3, 2, 2, 60), (5, 3, 4, 80)]  # (N, K, M, T)
+
+
+@pytest.mark.parametrize("frac", [0.0, 0.15, 0.30])
+@pytest.mark.parametrize("N, K, M, T", SIZES)
+def test_kalman_matches_statsmodels_with_missing(N, K, M, T, frac):
+    m = random_model(100 * N + 10 * K + M, N, K, M, T)
+    rng = np.random.default_rng(7 + N + int(100 * frac))
+    y = m["y"].copy()
+    if frac > 0:
+        y[rng.uniform(size=y.shape) < frac] = np.nan
+        y[T // 3] = np.nan  # one time step with every entry missing
+        assert 0.5 * frac < np.isnan(y).mean() < 2 * frac + 1.0 / T
+    ref = statsmodels_loglik(m["A"], m["B"], m["C"], m["R"], m["m0"], m["P0"], y)
+    d = kalman(m)
+    lp = LOG_PROB(d, y)
+    assert lp.shape == ()
+    np.testing.assert_allclose(float(lp), ref, rtol=SM_RTOL)
+
+    # the same pattern through mask=, with arbitrary finite values at the masked entries
+    observed = ~np.isnan(y)
+    y_filled = np.where(observed, y, 1e3 * rng.standard_normal(y.shape))
+    d_mask = kalman(m, mask=jnp.asarray(observed))
+    lp_mask = LOG_PROB(d_mask, y_filled)
+    assert float(lp_mask) == float(lp), (float(lp_mask), float(lp))
+    # and mask= combined with the NaN data gives the same value too
+    assert float(LOG_PROB(d_mask, y)) == float(lp)
+
+
+def test_kalman_mask_gives_num_timesteps():
+    m = random_model(3, 2, 1, 2, 12)
+    mask = np.ones((12, 2), bool)
+    mask[3, 1] = False
+    d = nss.KalmanLGSS(m["A"], m["B"], m["C"], m["R"], m["m0"], m["P0"], mask=jnp.asarray(mask))
+    assert d.event_shape == (12, 2)
+    y = np.where(mask, m["y"], np.nan)
+    ref = statsmodels_loglik(m["A"], m["B"], m["C"], m["R"], m["m0"], m["P0"], y)
+    np.testing.assert_allclose(float(LOG_PROB(d, m["y"])), ref, rtol=SM_RTOL)
+
+
+def test_kalman_diagonal_R_vector_equals_matrix():
+    m = random_model(4, 3, 2, 2, 60)
+    R = np.array([0.2, 0.4])
+    d_vec = nss.KalmanLGSS(m["A"], m["B"], m["C"], R, m["m0"], m["P0"], 60)
+    ref = statsmodels_loglik(m["A"], m["B"], m["C"], np.diag(R), m["m0"], m["P0"], m["y"])
+    np.testing.assert_allclose(float(LOG_PROB(d_vec, m["y"])), ref, rtol=SM_RTOL)
+
+
+# ----------------------------------------------------------------------------------------------
+# 2. DSGE-style singular model: value and gradients
+# ----------------------------------------------------------------------------------------------
+
+
+def _dsge_singular(seed=11, T=60):
+    """K = 1 shock < N = 3 states, M = 1 observable without measurement error (R = 0)."""
+    rng = np.random.default_rng(seed)
+    N, K, M = 3, 1, 1
+    m = dict(A=stable_matrix(rng, N, 0.95), B=rng.standard_normal((N, K)),
+             C=rng.standard_normal((M, N)), R=np.zeros((M, M)), m0=np.zeros(N), P0=spd(rng, N))
+    m["y"] = simulate(rng, m["A"], m["B"], m["C"], m["R"], m["m0"], m["P0"], T)
+    return m
+
+
+def _central_fd(f, x):
+    x = np.asarray(x, float)
+    g = np.zeros_like(x)
+    for i in np.ndindex(x.shape):
+        h = FD_REL_STEP * max(1.0, abs(x[i]))
+        xp, xm = x.copy(), x.copy()
+        xp[i] += h
+        xm[i] -= h
+        g[i] = (float(f(xp)) - float(f(xm))) / (2 * h)
+    return g
+
+
+def test_dsge_singular_value_and_gradients():
+    m = _dsge_singular()
+    ref = statsmodels_loglik(m["A"], m["B"], m["C"], m["R"], m["m0"], m["P0"], m["y"])
+    lp = float(LOG_PROB(kalman(m), m["y"]))
+    assert np.isfinite(lp)
+    np.testing.assert_allclose(lp, ref, rtol=SM_RTOL)
+
+    T = m["y"].shape[0]
+
+    @jax.jit
+    def f(A, B):
+        return nss.KalmanLGSS(A, B, m["C"], m["R"], m["m0"], m["P0"], T).log_prob(m["y"])
+
+    A, B = jnp.asarray(m["A"]), jnp.asarray(m["B"])
+    gA, gB = jax.jit(jax.grad(f, argnums=(0, 1)))(A, B)
+    fA, fB = jax.jit(jax.jacfwd(f, argnums=(0, 1)))(A, B)
+    fd_A = _central_fd(lambda a: f(a, B), m["A"])
+    fd_B = _central_fd(lambda b: f(A, b), m["B"])
+    for name, ad, fwd, fd in (("A", gA, fA, fd_A), ("B", gB, fB, fd_B)):
+        ad = np.asarray(ad)
+        assert np.all(np.isfinite(ad)), name
+        np.testing.assert_allclose(np.asarray(fwd), ad, rtol=REF_RTOL,
+                                   atol=1e-12 * np.max(np.abs(ad)), err_msg=f"jacfwd {name}")
+        np.testing.assert_allclose(fd, ad, rtol=FD_RTOL,
+                                   atol=FD_ATOL_REL * max(1.0, np.max(np.abs(ad))),
+                                   err_msg=f"finite differences {name}")
+
+
+# ----------------------------------------------------------------------------------------------
+# 3. batching and sample shapes
+# ----------------------------------------------------------------------------------------------
+
+
+def test_kalman_batched_equals_loop():
+    N, K, M, T, nb = 3, 2, 2, 30, 3
+    ms = [random_model(50 + b, N, K, M, T) for b in range(nb)]
+    base = ms[0]
+    A = np.stack([mb["A"] for mb in ms])
+    R = np.stack([mb["R"] for mb in ms])
+    y = np.stack([mb["y"] for mb in ms])
+    d = nss.KalmanLGSS(A, base["B"], base["C"], R, base["m0"], base["P0"], T)
+    assert d.batch_shape == (nb,)
+    assert d.event_shape == (T, M)
+    lp = np.asarray(LOG_PROB(d, y))
+    assert lp.shape == (nb,)
+    loop = [float(LOG_PROB(nss.KalmanLGSS(A[b], base["B"], base["C"], R[b], base["m0"],
+                                          base["P0"], T), y[b])) for b in range(nb)]
+    np.testing.assert_allclose(lp, loop, rtol=REF_RTOL)
+    # each batch member is also statsmodels' value
+    for b in range(nb):
+        ref = statsmodels_loglik(A[b], base["B"], base["C"], R[b], base["m0"], base["P0"], y[b])
+        np.testing.assert_allclose(lp[b], ref, rtol=SM_RTOL)
+    # unbatched data broadcasts against the batch; extra leading dims of data are sample dims
+    assert jax.eval_shape(d.log_prob, y[0]).shape == (nb,)
+    assert jax.eval_shape(d.log_prob, np.stack([y, y])).shape == (2, nb)
+
+
+def test_joint_lgss_batched_equals_loop():
+    d_ = reference_data.rbc()
+    T, nb = 5, 3
+    scale = np.array([1.0, 0.9, 1.1])
+    A = scale[:, None, None] * d_["A"]
+    R = np.stack([s * d_["R"] for s in scale])
+    y = np.stack([d_["observables"][:T] * s for s in scale])
+    d = nss.JointLGSS(A, d_["B"], d_["C"], R, d_["u0"], d_["noise"][:T])
+    assert d.batch_shape == (nb,) and d.event_shape == (T, 2)
+    lp = np.asarray(LOG_PROB(d, y))
+    loop = [np_joint_linear(A[b], d_["B"], d_["C"], R[b], d_["u0"], d_["noise"][:T], y[b])
+            for b in range(nb)]
+    np.testing.assert_allclose(lp, loop, rtol=REF_RTOL)
+
+
+# Small models for the generic checks, batch (3,), T = 6.
+_T, _N, _K, _M, _NB = 6, 3, 2, 2, 3
+
+
+def _small_linear(seed=0):
+    rng = np.random.default_rng(seed)
+    return dict(A=stable_matrix(rng, _N, 0.8), B=rng.standard_normal((_N, _K)),
+                C=rng.standard_normal((_M, _N)), R=spd(rng, _M, 0.3), m0=rng.standard_normal(_N),
+                P0=spd(rng, _N), u0=rng.standard_normal(_N),
+                noise=rng.standard_normal((_T, _K)), y=rng.standard_normal((_T, _M)),
+                A_0=0.01 * rng.standard_normal(_N), A_2=0.05 * rng.standard_normal((_N, _N, _N)),
+                C_0=0.01 * rng.standard_normal(_M), C_2=0.05 * rng.standard_normal((_M, _N, _N)),
+                yN=rng.standard_normal((_T, _N)), RN=spd(rng, _N, 0.3))
+
+
+def _batched(x, nb=_NB):
+    return np.stack([x * (1.0 + 0.05 * b) for b in range(nb)])
+
+
+def _transition(x, w, p, t):
+    return p["A"] @ x + p["B"] @ w
+
+
+def _observation(x, p, t):
+    return p["C"] @ x
+
+
+_MASK = np.ones((_T, _M), bool)
+_MASK[2, 0] = _MASK[4] = False
+
+
+def make_dist(kind, batched):
+    """One distribution of each class; ``batched`` gives batch_shape (3,)."""
+    s = _small_linear()
+    bt = _batched if batched else (lambda x: x)
+    if kind == "kalman":
+        return nss.KalmanLGSS(bt(s["A"]), s["B"], s["C"], s["R"], s["m0"], s["P0"], _T)
+    if kind == "kalman_stationary":
+        return nss.KalmanLGSS(bt(s["A"]), s["B"], s["C"], s["R"], s["m0"], "stationary", _T,
+                              method="sequential")
+    if kind == "kalman_mask":
+        return nss.KalmanLGSS(bt(s["A"]), s["B"], s["C"], s["R"], s["m0"], s["P0"],
+                              mask=jnp.asarray(_MASK))
+    if kind == "joint_lgss":
+        return nss.JointLGSS(bt(s["A"]), s["B"], s["C"], s["R"], s["u0"], s["noise"])
+    if kind in ("joint_quadratic", "joint_pruned"):
+        return nss.JointQuadraticSS(s["A_0"], bt(s["A"]), s["A_2"], s["B"], s["C_0"], s["C"],
+                                    s["C_2"], s["R"], s["u0"], s["noise"],
+                                    pruned=kind == "joint_pruned")
+    if kind == "joint_generic":
+        p = dict(A=s["A"], B=s["B"], C=s["C"])
+        return nss.JointStateSpace(_transition, _observation, p, s["R"], bt(s["u0"]), s["noise"])
+    if kind == "conditional":
+        return nss.ConditionalSS(bt(s["A"]), s["B"], s["RN"], s["u0"], num_timesteps=_T)
+    if kind == "conditional_noB":
+        return nss.ConditionalSS(bt(s["A"]), None, s["RN"], s["u0"], num_timesteps=_T)
+    raise AssertionError(kind)
+
+
+KINDS = ["kalman", "kalman_stationary", "kalman_mask", "joint_lgss", "joint_quadratic",
+         "joint_pruned", "joint_generic", "conditional", "conditional_noB"]
+
+
+def _data_for(kind):
+    s = _small_linear()
+    return s["yN"] if kind.startswith("conditional") else s["y"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_sample_shapes(kind):
+    d = make_dist(kind, batched=True)
+    M = _N if kind.startswith("conditional") else _M
+    assert d.batch_shape == (_NB,)
+    assert d.event_shape == (_T, M)
+    key = jax.random.key(1)
+    x = np.asarray(SAMPLE(d, key, (5,)))
+    assert x.shape == (5, _NB, _T, M)
+    if kind == "kalman_mask":  # masked entries of a sample are missing
+        assert np.all(np.isnan(x[..., ~_MASK])) and np.all(np.isfinite(x[..., _MASK]))
+    else:
+        assert np.all(np.isfinite(x))
+    # other sample shapes and log_prob's shape (abstract evaluation: no compilation)
+    for shape in [(), (2, 4)]:
+        out = jax.eval_shape(lambda k: d.sample(k, shape), key)
+        assert out.shape == shape + (_NB, _T, M)
+        assert jax.eval_shape(d.log_prob, out).shape == shape + (_NB,)
+    # unbatched: the same event shape, no batch
+    d1 = make_dist(kind, batched=False)
+    assert d1.batch_shape == ()
+    assert jax.eval_shape(lambda k: d1.sample(k, (5,)), key).shape == (5, _T, M)
+
+
+def test_numpyro_mask_method_still_works():
+    """``Distribution.mask`` (used by ``numpyro.handlers.mask``) is not shadowed by the
+    ``mask=`` option of KalmanLGSS."""
+    d = make_dist("kalman_mask", batched=False)
+    masked = d.mask(False)
+    assert isinstance(masked, dist.MaskedDistribution)
+    assert float(masked.log_prob(_small_linear()["y"])) == 0.0
+
+
+# ----------------------------------------------------------------------------------------------
+# 4. sample moments against analytic ones
+# ----------------------------------------------------------------------------------------------
+
+N_DRAWS = 20000
+
+
+def assert_moments(x, mean, cov, what):
+    """Sample mean and covariance of draws ``x (n, M)`` within ``MC_SE`` standard errors.
+
+    SE of a mean entry: ``sqrt(S_ii / n)``; of a covariance entry (Gaussian draws):
+    ``sqrt((S_ii S_jj + S_ij^2) / n)``.
+    """
+    n = x.shape[0]
+    x = np.asarray(x)
+    d = np.sqrt(np.diag(cov))
+    se_mean = d / np.sqrt(n)
+    assert np.all(np.abs(x.mean(0) - mean) <= MC_SE * se_mean), (what, x.mean(0), mean)
+    se_cov = np.sqrt((np.outer(d**2, d**2) + cov**2) / n)
+    emp = np.cov(x, rowvar=False).reshape(cov.shape)
+    assert np.all(np.abs(emp - cov) <= MC_SE * se_cov), (what, emp, cov)
+
+
+def test_kalman_sample_moments():
+    s = _small_linear(3)
+    A, B, C, R, m0, P0 = s["A"], s["B"], s["C"], s["R"], s["m0"], s["P0"]
+    d = nss.KalmanLGSS(A, B, C, R, m0, P0, 2)
+    y = np.asarray(SAMPLE(d, jax.random.key(2), (N_DRAWS,)))
+    assert y.shape == (N_DRAWS, 2, _M)
+    P1 = A @ P0 @ A.T + B @ B.T
+    assert_moments(y[:, 0], C @ A @ m0, C @ P1 @ C.T + R, "y_1")
+    P2 = A @ P1 @ A.T + B @ B.T
+    assert_moments(y[:, 1], C @ A @ A @ m0, C @ P2 @ C.T + R, "y_2")
+    # cross-covariance of y_1 and y_2: C A P1 C'
+    cross = (y[:, 1] - y[:, 1].mean(0)).T @ (y[:, 0] - y[:, 0].mean(0)) / (N_DRAWS - 1)
+    S1, S2 = C @ P1 @ C.T + R, C @ P2 @ C.T + R
+    se = np.sqrt((np.outer(np.diag(S2), np.diag(S1)) + (C @ A @ P1 @ C.T) ** 2) / N_DRAWS)
+    assert np.all(np.abs(cross - C @ A @ P1 @ C.T) <= MC_SE * se)
+
+
+def test_joint_lgss_sample_moments():
+    s = _small_linear(4)
+    d = nss.JointLGSS(s["A"], s["B"], s["C"], s["R"], s["u0"], s["noise"])
+    y = np.asarray(SAMPLE(d, jax.random.key(3), (N_DRAWS,)))
+    path = np_linear_path(s["A"], s["B"], s["C"], s["u0"], s["noise"])
+    np.testing.assert_allclose(np.asarray(d.mean_path()), path, rtol=REF_RTOL, atol=1e-13)
+    for t in range(_T):
+        assert_moments(y[:, t], path[t], s["R"], f"y_{t + 1}")
+
+
+def test_conditional_sample_moments():
+    s = _small_linear(5)
+    d = nss.ConditionalSS(s["A"], s["B"], s["RN"], s["u0"], num_timesteps=2)
+    y = np.asarray(SAMPLE(d, jax.random.key(4), (N_DRAWS,)))
+    S = s["B"] @ s["B"].T + s["RN"]
+    assert_moments(y[:, 0], s["A"] @ s["u0"], S, "y_1")
+    # y_2 | y_1 ~ N(A y_1, S): the residuals are N(0, S)
+    assert_moments(y[:, 1] - y[:, 0] @ s["A"].T, np.zeros(_N), S, "y_2 - A y_1")
+
+
+# ----------------------------------------------------------------------------------------------
+# 5. stationary prior
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", ["full_noise", "dsge_singular", "near_unit_root"])
+def test_stationary_covariance_matches_scipy(case):
+    if case == "full_noise":
+        m = random_model(21, 4, 4, 2, 50)
+    elif case == "dsge_singular":
+        m = _dsge_singular(seed=12, T=50)
+    else:
+        m = random_model(22, 3, 2, 2, 50, radius=0.995)
+    A, B = m["A"], m["B"]
+    expected = solve_discrete_lyapunov(A, B @ B.T)
+    d = nss.KalmanLGSS(A, B, m["C"], m["R"], np.zeros(A.shape[0]), "stationary", 50)
+    assert d.stationary
+    np.testing.assert_allclose(np.asarray(d.u0_cov), expected, rtol=1e-10,
+                               atol=1e-12 * np.max(np.abs(expected)))
+
+
+def test_stationary_batched():
+    ms = [random_model(30 + b, 3, 2, 2, 20) for b in range(3)]
+    A = np.stack([m["A"] for m in ms])
+    d = nss.KalmanLGSS(A, ms[0]["B"], ms[0]["C"], ms[0]["R"], np.zeros(3), "stationary", 20)
+    assert d.batch_shape == (3,) and d.u0_cov.shape == (3, 3, 3)
+    for b in range(3):
+        expected = solve_discrete_lyapunov(A[b], ms[0]["B"] @ ms[0]["B"].T)
+        np.testing.assert_allclose(np.asarray(d.u0_cov[b]), expected, rtol=1e-10,
+                                   atol=1e-12 * np.max(np.abs(expected)))
+
+
+def test_stationary_unstable_gives_minus_inf_with_finite_gradient():
+    m = random_model(40, 3, 2, 2, 20)
+    y = m["y"]
+
+    @jax.jit
+    @jax.value_and_grad
+    def f(th):
+        d = nss.KalmanLGSS(th["A"], th["B"], th["C"], th["R"], th["m0"], "stationary", 20)
+        return d.log_prob(y)
+
+    th = dict(B=jnp.asarray(m["B"]), C=jnp.asarray(m["C"]), R=jnp.asarray(m["R"]),
+              m0=jnp.zeros(3))
+    for seed, radius in [(41, 1.05), (42, 1.5), (43, 1.0 + 1e-3)]:
+        A_unstable = stable_matrix(np.random.default_rng(seed), 3, radius)
+        val, grad = f(dict(th, A=jnp.asarray(A_unstable)))
+        assert float(val) == -np.inf, radius
+        assert_all_finite(grad, f"gradient (radius {radius})")
+    # the same model with a stable A is finite and is statsmodels' stationary likelihood
+    val, grad = f(dict(th, A=jnp.asarray(m["A"])))
+    ref = statsmodels_loglik(m["A"], m["B"], m["C"], m["R"], None, None, y, stationary=True)
+    np.testing.assert_allclose(float(val), ref, rtol=SM_RTOL)
+    assert_all_finite(grad, "gradient (stable)")
+
+
+# ----------------------------------------------------------------------------------------------
+# 6. joint and conditional distributions against solve() and reference values
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def rbc():
+    return reference_data.rbc()
+
+
+def _rbc_problem(rbc, cls, T=5, **kw):
+    if cls is nss.LinearStateSpaceProblem:
+        return cls(rbc["A"], rbc["B"], rbc["u0"], (0, T), C=rbc["C"], observables_noise=rbc["R"],
+                   observables=rbc["observables"][:T], noise=rbc["noise"][:T], **kw)
+    return cls(rbc["A_0"], rbc["A_1"], rbc["A_2"], rbc["B"], rbc["u0"], (0, T), C_0=rbc["C_0"],
+               C_1=rbc["C_1"], C_2=rbc["C_2"], observables_noise=rbc["R"],
+               observables=rbc["observables"][:T], noise=rbc["noise"][:T], **kw)
+
+
+def test_joint_lgss_rbc(rbc):
+    T = 5
+    y, w = rbc["observables"][:T], rbc["noise"][:T]
+    d = nss.JointLGSS(rbc["A"], rbc["B"], rbc["C"], rbc["R"], rbc["u0"], w)
+    lp = float(LOG_PROB(d, y))
+    np.testing.assert_allclose(lp, RBC_LINEAR_JOINT, rtol=REF_RTOL)
+    prob = _rbc_problem(rbc, nss.LinearStateSpaceProblem)
+    np.testing.assert_allclose(lp, float(SOLVE(prob, None).logpdf), rtol=REF_RTOL)
+    np.testing.assert_allclose(lp, np_joint_linear(rbc["A"], rbc["B"], rbc["C"], rbc["R"],
+                                                   rbc["u0"], w, y), rtol=REF_RTOL)
+    # R as a vector of variances
+    d_vec = nss.JointLGSS(rbc["A"], rbc["B"], rbc["C"], np.diag(rbc["R"]), rbc["u0"], w)
+    np.testing.assert_allclose(float(LOG_PROB(d_vec, y)), RBC_LINEAR_JOINT, rtol=REF_RTOL)
+
+
+@pytest.mark.parametrize("pruned", [True, False])
+def test_joint_quadratic_rbc(rbc, pruned):
+    T = 5
+    y, w = rbc["observables"][:T], rbc["noise"][:T]
+    d = nss.JointQuadraticSS(rbc["A_0"], rbc["A_1"], rbc["A_2"], rbc["B"], rbc["C_0"],
+                             rbc["C_1"], rbc["C_2"], rbc["R"], rbc["u0"], w, pruned=pruned)
+    assert d.pruned is pruned
+    lp = float(LOG_PROB(d, y))
+    cls = nss.PrunedQuadraticStateSpaceProblem if pruned else nss.QuadraticStateSpaceProblem
+    np.testing.assert_allclose(lp, float(SOLVE(_rbc_problem(rbc, cls), None).logpdf),
+                               rtol=REF_RTOL)
+    ref_np = np_joint_quadratic(rbc["A_0"], rbc["A_1"], rbc["A_2"], rbc["B"], rbc["C_0"],
+                                rbc["C_1"], rbc["C_2"], rbc["R"], rbc["u0"], w, y, pruned)
+    np.testing.assert_allclose(lp, ref_np, rtol=REF_RTOL)
+    if pruned:
+        np.testing.assert_allclose(lp, RBC_PRUNED_JOINT, rtol=REF_RTOL)
+
+
+def test_joint_quadratic_random_pruned_differs_from_unpruned():
+    """A model where pruning matters: both match their NumPy loops and differ from each other."""
+    s = _small_linear(6)
+    args = (s["A_0"], s["A"], 5 * s["A_2"], s["B"], s["C_0"], s["C"], 5 * s["C_2"], s["R"],
+            s["u0"], s["noise"])
+    vals = {}
+    for pruned in (True, False):
+        d = nss.JointQuadraticSS(*args, pruned=pruned)
+        vals[pruned] = float(LOG_PROB(d, s["y"]))
+        ref = np_joint_quadratic(*args[:-1], args[-1], s["y"], pruned)
+        np.testing.assert_allclose(vals[pruned], ref, rtol=REF_RTOL)
+    assert abs(vals[True] - vals[False]) > 1e-6 * abs(vals[True])
+
+
+def test_joint_state_space_rbc(rbc):
+    T = 5
+    y, w = rbc["observables"][:T], rbc["noise"][:T]
+    p = dict(A=jnp.asarray(rbc["A"]), B=jnp.asarray(rbc["B"]), C=jnp.asarray(rbc["C"]))
+    d = nss.JointStateSpace(_transition, _observation, p, rbc["R"], rbc["u0"], w)
+    lp = float(LOG_PROB(d, y))
+    np.testing.assert_allclose(lp, RBC_LINEAR_JOINT, rtol=REF_RTOL)
+    prob = nss.StateSpaceProblem(_transition, _observation, rbc["u0"], T, p, n_shocks=1,
+                                 observables_noise=rbc["R"], observables=y, noise=w)
+    np.testing.assert_allclose(lp, float(SOLVE(prob, None).logpdf), rtol=REF_RTOL)
+
+
+def _from_problem_cases(rbc):
+    """``(id, problem, alg, expected class, extra check)``."""
+    T = 5
+    y, w = rbc["observables"][:T], rbc["noise"][:T]
+
+    def tr(x, w, p, t):  # time-dependent, to check that tspan's t0 reaches the callbacks
+        return p["A"] @ x + (1.0 + 0.1 * t) * (p["B"] @ w)
+
+    def ob(x, p, t):
+        return p["C"] @ x + 0.01 * t
+
+    p = dict(A=jnp.asarray(rbc["A"]), B=jnp.asarray(rbc["B"]), C=jnp.asarray(rbc["C"]))
+    kal = nss.LinearStateSpaceProblem(rbc["A"], rbc["B"], rbc["u0"], T, C=rbc["C"],
+                                      observables_noise=rbc["R"], observables=y,
+                                      u0_prior_mean=np.zeros(2), u0_prior_var=np.eye(2))
+    yN = y[:, ::-1].copy()
+    return [
+        ("linear_joint", _rbc_problem(rbc, nss.LinearStateSpaceProblem), None, nss.JointLGSS),
+        ("kalman", kal, None, nss.KalmanLGSS),
+        ("quadratic", _rbc_problem(rbc, nss.QuadraticStateSpaceProblem), None,
+         nss.JointQuadraticSS),
+        ("pruned", _rbc_problem(rbc, nss.PrunedQuadraticStateSpaceProblem), None,
+         nss.JointQuadraticSS),
+        ("generic_t0", nss.StateSpaceProblem(tr, ob, rbc["u0"], (2, 2 + T), p, n_shocks=1,
+                                             observables_noise=rbc["R"], observables=y, noise=w),
+         None, nss.JointStateSpace),
+        ("conditional", nss.LinearStateSpaceProblem(rbc["A"], None, rbc["u0"], T,
+                                                    observables_noise=rbc["R"], observables=yN),
+         nss.ConditionalLikelihood(), nss.ConditionalSS),
+        ("conditional_C", nss.LinearStateSpaceProblem(rbc["A"], None, rbc["u0"], T, C=rbc["C"],
+                                                      observables_noise=rbc["R"], observables=yN),
+         nss.ConditionalLikelihood(), nss.ConditionalSS),
+    ]
+
+
+@pytest.mark.parametrize("case", range(7), ids=["linear_joint", "kalman", "quadratic", "pruned",
+                                                "generic_t0", "conditional", "conditional_C"])
+def test_from_problem(rbc, case):
+    name, prob, alg, cls = _from_problem_cases(rbc)[case]
+    d = nss.from_problem(prob, alg)
+    assert type(d) is cls, name
+    if name == "pruned":
+        assert d.pruned is True
+    if name == "quadratic":
+        assert d.pruned is False
+    expected = float(SOLVE(prob, alg).logpdf)
+    assert np.isfinite(expected)
+    np.testing.assert_allclose(float(LOG_PROB(d, prob.observables)), expected, rtol=REF_RTOL)
+    if name == "generic_t0":  # NumPy loop with times 2..6 (transition) and 3..7 (observation)
+        y, w = np.asarray(prob.observables), np.asarray(prob.noise)
+        u, ll = rbc["u0"].copy(), 0.0
+        for i in range(y.shape[0]):
+            t = 2 + i
+            u = rbc["A"] @ u + (1.0 + 0.1 * t) * (rbc["B"] @ w[i])
+            ll += multivariate_normal.logpdf(y[i], rbc["C"] @ u + 0.01 * (t + 1), rbc["R"])
+        np.testing.assert_allclose(expected, ll, rtol=REF_RTOL)
+    if name == "kalman":
+        ref = statsmodels_loglik(rbc["A"], rbc["B"], rbc["C"], rbc["R"], np.zeros(2), np.eye(2),
+                                 np.asarray(prob.observables))
+        np.testing.assert_allclose(expected, ref, rtol=SM_RTOL)
+
+
+@pytest.mark.parametrize("with_C", [False, True])
+def test_conditional_without_B(with_C):
+    s = _small_linear(7)
+    C = spd(np.random.default_rng(8), _N) if with_C else None
+    d = nss.ConditionalSS(s["A"], None, s["RN"], s["u0"], C, num_timesteps=_T)
+    lp = float(LOG_PROB(d, s["yN"]))
+    prob = nss.LinearStateSpaceProblem(s["A"], None, s["u0"], _T, C=C, observables_noise=s["RN"],
+                                       observables=s["yN"])
+    np.testing.assert_allclose(lp, float(SOLVE(prob, nss.ConditionalLikelihood()).logpdf),
+                               rtol=REF_RTOL)
+    Cm = np.eye(_N) if C is None else C
+    np.testing.assert_allclose(lp, np_conditional(s["A"], Cm, s["RN"], s["u0"], s["yN"]),
+                               rtol=REF_RTOL)
+
+
+@pytest.mark.parametrize("with_C", [False, True])
+def test_conditional_with_B(with_C):
+    s = _small_linear(9)
+    C = spd(np.random.default_rng(10), _N) if with_C else None
+    d = nss.ConditionalSS(s["A"], s["B"], s["RN"], s["u0"], C, num_timesteps=_T)
+    Cm = np.eye(_N) if C is None else C
+    S = Cm @ s["B"] @ s["B"].T @ Cm.T + s["RN"]
+    np.testing.assert_allclose(float(LOG_PROB(d, s["yN"])),
+                               np_conditional(s["A"], Cm, S, s["u0"], s["yN"]), rtol=REF_RTOL)
+
+
+# ----------------------------------------------------------------------------------------------
+# 7. numerical failure: -inf with finite gradients
+# ----------------------------------------------------------------------------------------------
+
+
+_FS = _small_linear(11)
+
+
+def _with_entry(A, a01):
+    """``A`` with entry ``[0, 1]`` replaced by ``a01`` (NaN for the failure case; a
+    non-differentiated argument, so the NaN has no gradient path of its own)."""
+    return A.at[0, 1].set(a01)
+
+
+# One compiled value_and_grad per class, shared by its failure cases; every distribution is
+# built inside the differentiated function.
+_FAIL_FNS = {
+    "kalman": jax.jit(jax.value_and_grad(lambda t, a01: nss.KalmanLGSS(
+        _with_entry(t["A"], a01), t["B"], t["C"], t["R"], t["m0"], t["P0"], _T,
+        validate_args=False).log_prob(_FS["y"]))),
+    "joint": jax.jit(jax.value_and_grad(lambda t, a01: nss.JointLGSS(
+        _with_entry(t["A"], a01), t["B"], t["C"], t["R"], t["u0"], t["noise"],
+        validate_args=False).log_prob(_FS["y"]))),
+    "conditional": jax.jit(jax.value_and_grad(lambda t, a01: nss.ConditionalSS(
+        _with_entry(t["A"], a01), t["B"], t["R"], t["u0"], num_timesteps=_T,
+        validate_args=False).log_prob(_FS["yN"]))),
+}
+_FAIL_PARAMS = {
+    "kalman": ("A", "B", "C", "R", "m0", "P0"),
+    "joint": ("A", "B", "C", "R", "u0", "noise"),
+    "conditional": ("A", "B", "R", "u0"),
+}
+
+
+@pytest.mark.parametrize("failure", ["R_minus_I", "nan_in_A"])
+@pytest.mark.parametrize("cls", ["kalman", "joint", "conditional"])
+def test_numerical_failure_gives_minus_inf_with_finite_gradient(cls, failure):
+    th = {k: jnp.asarray(_FS[k]) for k in _FAIL_PARAMS[cls]}
+    if cls == "conditional":
+        th["R"] = jnp.asarray(_FS["RN"])
+    a01 = th["A"][0, 1]
+    if failure == "R_minus_I":  # not positive definite (validate_args=False lets it through)
+        th["R"] = -jnp.eye(th["R"].shape[0])
+    else:
+        a01 = jnp.nan
+    val, grad = _FAIL_FNS[cls](th, a01)
+    assert float(val) == -np.inf, float(val)
+    assert_all_finite(grad, f"{cls} {failure}: gradient")
+    # control: the valid model is finite
+    th_ok = {k: jnp.asarray(_FS["RN" if (cls == "conditional" and k == "R") else k])
+             for k in th}
+    assert np.isfinite(float(_FAIL_FNS[cls](th_ok, th_ok["A"][0, 1])[0]))
+
+
+def test_exploding_quadratic_gives_minus_inf_with_finite_gradient():
+    """A non-pruned quadratic model with a large A_2 overflows within T = 200 steps."""
+    rng = np.random.default_rng(12)
+    Tq = 200
+    th = dict(A_0=jnp.full(_N, 0.1), A_1=jnp.asarray(_FS["A"]),
+              A_2=jnp.asarray(np.abs(rng.standard_normal((_N, _N, _N)))),
+              B=jnp.asarray(_FS["B"]), C_0=jnp.zeros(_M), C_1=jnp.asarray(_FS["C"]),
+              C_2=jnp.asarray(0.1 * rng.standard_normal((_M, _N, _N))),
+              R=jnp.asarray(_FS["R"]), u0=jnp.ones(_N),
+              noise=jnp.asarray(rng.standard_normal((Tq, _K))))
+    yq = rng.standard_normal((Tq, _M))
+
+    @jax.jit
+    @jax.value_and_grad
+    def f(t):
+        return nss.JointQuadraticSS(t["A_0"], t["A_1"], t["A_2"], t["B"], t["C_0"], t["C_1"],
+                                    t["C_2"], t["R"], t["u0"], t["noise"],
+                                    pruned=False).log_prob(yq)
+
+    val, grad = f(th)
+    assert float(val) == -np.inf, float(val)
+    assert_all_finite(grad, "exploding quadratic: gradient")
+    # control: without the quadratic term the same model is finite
+    assert np.isfinite(float(f(dict(th, A_2=0.0 * th["A_2"]))[0]))
+
+
+# ----------------------------------------------------------------------------------------------
+# 8. pytree behaviour: jit, vmap, flatten/unflatten
+# ----------------------------------------------------------------------------------------------
+
+_AUX = ("num_timesteps", "method", "stationary", "pruned", "transition", "observation",
+        "batch_shape", "event_shape")
+
+
+def _same_attributes(d1, d2):
+    for attr in _AUX:
+        if hasattr(d1, attr):
+            assert getattr(d2, attr) == getattr(d1, attr), attr
+
+
+# one kind per class (and both quadratic variants) is also evaluated eagerly
+EAGER_KINDS = {"kalman", "joint_lgss", "joint_quadratic", "joint_pruned", "joint_generic",
+               "conditional"}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_jit_log_prob_equals_eager_and_tree_round_trip(kind):
+    d = make_dist(kind, batched=False)
+    y = _data_for(kind)
+    jitted = np.asarray(LOG_PROB(d, y))
+    assert np.isfinite(jitted)
+    if kind in EAGER_KINDS:
+        np.testing.assert_allclose(jitted, np.asarray(d.log_prob(y)), rtol=1e-12)
+    # flatten/unflatten keeps every option and the value
+    leaves, treedef = jax.tree_util.tree_flatten(d)
+    d2 = jax.tree_util.tree_unflatten(treedef, leaves)
+    assert type(d2) is type(d)
+    _same_attributes(d, d2)
+    np.testing.assert_allclose(np.asarray(LOG_PROB(d2, y)), jitted, rtol=1e-12)
+    # a distribution passed through jit (identity) comes back unchanged
+    d3 = jax.jit(lambda d: d)(d)
+    _same_attributes(d, d3)
+    np.testing.assert_allclose(np.asarray(LOG_PROB(d3, y)), jitted, rtol=1e-12)
+
+
+def test_options_survive_jit_inside_and_out():
+    """Options set when the distribution is built inside jit: ``stationary``, ``method``,
+    ``num_timesteps`` and ``pruned`` come back intact and give the eager value."""
+    s = _small_linear(13)
+    y = s["y"]
+
+    @jax.jit
+    def build_kalman(A):
+        return nss.KalmanLGSS(A, s["B"], s["C"], s["R"], s["m0"], "stationary", _T,
+                              method="sequential")
+
+    d = build_kalman(jnp.asarray(s["A"]))
+    assert isinstance(d, nss.KalmanLGSS)
+    assert d.stationary is True and d.method == "sequential" and d.num_timesteps == _T
+    assert d.event_shape == (_T, _M) and d.batch_shape == ()
+    eager = nss.KalmanLGSS(s["A"], s["B"], s["C"], s["R"], s["m0"], "stationary", _T,
+                           method="sequential")
+    np.testing.assert_allclose(np.asarray(d.u0_cov), np.asarray(eager.u0_cov), rtol=1e-12)
+    np.testing.assert_allclose(float(LOG_PROB(d, y)), float(LOG_PROB(eager, y)), rtol=1e-12)
+
+    q = (s["A_0"], s["A"], 5 * s["A_2"], s["B"], s["C_0"], s["C"], 5 * s["C_2"], s["R"],
+         s["u0"], s["noise"])
+    for pruned in (True, False):
+        dq = jax.jit(lambda *a, pruned=pruned: nss.JointQuadraticSS(*a, pruned=pruned))(*q)
+        assert dq.pruned is pruned
+        np.testing.assert_allclose(
+            float(LOG_PROB(dq, y)),
+            np_joint_quadratic(*q, y, pruned), rtol=REF_RTOL)
+
+    # a jitted function that builds the distribution and returns log_prob
+    lp = jax.jit(lambda A: nss.KalmanLGSS(A, s["B"], s["C"], s["R"], s["m0"], s["P0"],
+                                          _T).log_prob(y))(jnp.asarray(s["A"]))
+    ref = statsmodels_loglik(s["A"], s["B"], s["C"], s["R"], s["m0"], s["P0"], y)
+    np.testing.assert_allclose(float(lp), ref, rtol=SM_RTOL)
+
+
+def test_vmap_over_scalar_parameter_equals_loop():
+    s = _small_linear(14)
+    y = s["y"]
+    m0 = np.zeros(_N)  # so that the stationary case is statsmodels' initialize_stationary
+
+    def build(rho, stationary):
+        return nss.KalmanLGSS(rho * jnp.asarray(s["A"]), s["B"], s["C"], s["R"], m0,
+                              "stationary" if stationary else s["P0"], _T,
+                              method="sequential" if stationary else "auto")
+
+    rhos = np.array([0.3, 0.6, 0.9, 1.1])  # 1.1 * A is still stable (radius 0.88)
+    for stationary in (False, True):
+        vals = np.asarray(jax.jit(jax.vmap(lambda r: build(r, stationary).log_prob(y)))(rhos))
+        assert vals.shape == rhos.shape
+        loop = [float(LOG_PROB(build(r, stationary), y)) for r in rhos]
+        np.testing.assert_allclose(vals, loop, rtol=1e-12)
+        for r, v in zip(rhos, vals):
+            ref = statsmodels_loglik(r * s["A"], s["B"], s["C"], s["R"], m0, s["P0"], y,
+                                     stationary=stationary)
+            np.testing.assert_allclose(v, ref, rtol=SM_RTOL)
+
+
+# ----------------------------------------------------------------------------------------------
+# 9. sample_noise in a NumPyro model
+# ----------------------------------------------------------------------------------------------
+
+
+def test_sample_noise_site():
+    rbc = reference_data.rbc()
+    T, K = 5, 1
+    y = rbc["observables"][:T]
+
+    def model(y=None):
+        w = nss.sample_noise("w", T, K)
+        return numpyro.sample("y", nss.JointLGSS(rbc["A"], rbc["B"], rbc["C"], rbc["R"],
+                                                  rbc["u0"], w), obs=y)
+
+    with handlers.trace() as tr, handlers.seed(rng_seed=0):
+        model(y)
+    site = tr["w"]
+    assert site["type"] == "sample" and not site["is_observed"]
+    w = np.asarray(site["value"])
+    assert w.shape == (T, K)
+    assert site["fn"].event_shape == (T, K) and site["fn"].batch_shape == ()
+    np.testing.assert_allclose(float(site["fn"].log_prob(w)), norm.logpdf(w).sum(), rtol=1e-12)
+    assert tr["y"]["is_observed"]
+    # the model's joint density = N(0, 1) prior of the noise + the joint likelihood
+    w_ref = rbc["noise"][:T]
+    logp, _ = numpyro.infer.util.log_density(model, (y,), {}, {"w": jnp.asarray(w_ref)})
+    np.testing.assert_allclose(float(logp), norm.logpdf(w_ref).sum() + RBC_LINEAR_JOINT,
+                               rtol=REF_RTOL)
+    # without data y is sampled with the event shape (T, M)
+    with handlers.trace() as tr2, handlers.seed(rng_seed=1):
+        model()
+    assert tr2["y"]["value"].shape == (T, 2)
+
+
+# ----------------------------------------------------------------------------------------------
+# 10. bad input
+# ----------------------------------------------------------------------------------------------
+
+_s = _small_linear(15)
+_A, _B, _C, _R, _m0, _P0 = _s["A"], _s["B"], _s["C"], _s["R"], _s["m0"], _s["P0"]
+
+
+def _kal(**kw):
+    args = dict(A=_A, B=_B, C=_C, R=_R, u0_mean=_m0, u0_cov=_P0, num_timesteps=_T)
+    args.update(kw)
+    return nss.KalmanLGSS(**args)
+
+
+def _joint(**kw):
+    args = dict(A=_A, B=_B, C=_C, R=_R, u0=_s["u0"], noise=_s["noise"])
+    args.update(kw)
+    return nss.JointLGSS(**args)
+
+
+def _quad(**kw):
+    args = dict(A_0=_s["A_0"], A_1=_A, A_2=_s["A_2"], B=_B, C_0=_s["C_0"], C_1=_C, C_2=_s["C_2"],
+                R=_R, u0=_s["u0"], noise=_s["noise"])
+    args.update(kw)
+    return nss.JointQuadraticSS(**args)
+
+
+# (id, builder, substrings the message must contain: the argument name, then shapes)
+BAD_INPUT = [
+    ("A_not_square", lambda: _kal(A=np.ones((3, 2))), ["A", "(3, 2)"]),
+    ("B_wrong_N", lambda: _kal(B=np.ones((2, 2))), ["B", "N = 3", "(2, 2)"]),
+    ("C_wrong_N", lambda: _kal(C=np.ones((2, 4))), ["C", "N = 3", "(2, 4)"]),
+    ("R_wrong_M", lambda: _kal(R=np.eye(3)), ["R", "(..., 2, 2)", "(3, 3)"]),
+    ("R_vector_wrong_M", lambda: _kal(R=np.ones(3)), ["R", "(..., 2)", "(3,)"]),
+    ("u0_mean_wrong_N", lambda: _kal(u0_mean=np.zeros(2)), ["u0_mean", "(..., 3)", "(2,)"]),
+    ("u0_cov_wrong_N", lambda: _kal(u0_cov=np.eye(2)), ["u0_cov", "(..., 3, 3)", "(2, 2)"]),
+    ("u0_cov_bad_string", lambda: _kal(u0_cov="ergodic"), ["u0_cov", "stationary", "ergodic"]),
+    ("mask_wrong_M", lambda: _kal(mask=jnp.ones((_T, 3), bool)), ["mask", "M = 2", "(6, 3)"]),
+    ("mask_not_bool", lambda: _kal(mask=jnp.ones((_T, 2))), ["mask", "bool", "float"]),
+    ("mask_wrong_T", lambda: _kal(mask=jnp.ones((_T + 1, 2), bool)), ["mask", "(..., 6, 2)",
+                                                                      "(7, 2)"]),
+    ("num_timesteps_missing", lambda: _kal(num_timesteps=None), ["num_timesteps"]),
+    ("num_timesteps_float", lambda: _kal(num_timesteps=6.0), ["num_timesteps", "6.0"]),
+    ("method_parallel", lambda: _kal(method="parallel"), ["method", "'auto'", "'sequential'",
+                                                          "'parallel'"]),
+    ("batch_not_broadcasting", lambda: _kal(A=np.stack([_A] * 3), R=np.stack([_R] * 2)),
+     ["batch shapes", "(3,)", "(2,)"]),
+    ("joint_noise_wrong_K", lambda: _joint(noise=np.zeros((_T, 3))), ["noise", "K = 2",
+                                                                      "(6, 3)"]),
+    ("joint_u0_wrong_N", lambda: _joint(u0=np.zeros(4)), ["u0", "(..., 3)", "(4,)"]),
+    ("quad_A_2_wrong", lambda: _quad(A_2=np.zeros((3, 3))), ["A_2", "(..., 3, 3, 3)", "(3, 3)"]),
+    ("quad_C_2_wrong", lambda: _quad(C_2=np.zeros((3, 3, 3))), ["C_2", "(..., 2, 3, 3)",
+                                                                 "(3, 3, 3)"]),
+    ("quad_A_0_wrong", lambda: _quad(A_0=np.zeros(2)), ["A_0", "(..., 3)", "(2,)"]),
+    ("conditional_C_wrong", lambda: nss.ConditionalSS(_A, _B, _s["RN"], _s["u0"],
+                                                      np.ones((2, 3)), num_timesteps=_T),
+     ["C", "(..., 3, 3)", "(2, 3)"]),
+    ("conditional_R_wrong", lambda: nss.ConditionalSS(_A, _B, _R, _s["u0"], num_timesteps=_T),
+     ["R", "(..., 3, 3)", "(2, 2)"]),
+    ("generic_transition_shape",
+     lambda: nss.JointStateSpace(lambda x, w, p, t: x[:2], _observation,
+                                 dict(A=_A, B=_B, C=_C), _R, _s["u0"], _s["noise"]),
+     ["transition", "(3,)", "(2,)"]),
+]
+
+BAD_VALUE = [
+    ("kalman_T_wrong", lambda: _kal().log_prob(np.zeros((_T + 1, 2))), ["value", "(..., 6, 2)",
+                                                                       "(7, 2)"]),
+    ("kalman_M_wrong", lambda: _kal().log_prob(np.zeros((_T, 3))), ["value", "(6, 3)"]),
+    ("joint_T_wrong", lambda: _joint().log_prob(np.zeros((_T - 1, 2))), ["value", "(5, 2)"]),
+    ("quad_M_wrong", lambda: _quad().log_prob(np.zeros((_T, 1))), ["value", "(6, 1)"]),
+    ("conditional_M_wrong",
+     lambda: nss.ConditionalSS(_A, _B, _s["RN"], _s["u0"], num_timesteps=_T).log_prob(
+         np.zeros((_T, 2))), ["value", "(..., 6, 3)", "(6, 2)"]),
+    ("kalman_value_1d", lambda: _kal().log_prob(np.zeros(_T * 2)), ["value", "(12,)"]),
+]
+
+
+@pytest.mark.parametrize("build, contains", [c[1:] for c in BAD_INPUT + BAD_VALUE],
+                         ids=[c[0] for c in BAD_INPUT + BAD_VALUE])
+def test_bad_input_raises_value_error(build, contains):
+    with pytest.raises(ValueError) as err:
+        build()
+    msg = str(err.value)
+    for part in contains:
+        assert part in msg, f"{part!r} not in {msg!r}"
