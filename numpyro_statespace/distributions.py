@@ -27,7 +27,7 @@ from numpyro.distributions.util import validate_sample
 
 from . import kernels
 from ._validation import as_float_array
-from .kernels._linalg import finite_or, mvn_logpdf_iid
+from .kernels._linalg import finite_or, mvn_logpdf_iid, psd_factor
 from .problems import LinearStateSpaceProblem, QuadraticStateSpaceProblem, StateSpaceProblem
 from .solve import ConditionalLikelihood, DirectIteration, KalmanFilter, default_algorithm
 
@@ -105,9 +105,8 @@ def _check_value(d, value):
 
 
 def _psd_factor(S):
-    """``F`` with ``F F' = S`` for a positive semi-definite ``S`` (singular allowed)."""
-    evals, evecs = jnp.linalg.eigh(S)
-    return evecs * jnp.sqrt(jnp.clip(evals, 0.0))[..., None, :]
+    """``F`` with ``F F' = S`` for (batches of) positive semi-definite ``S``, singular allowed."""
+    return jnp.vectorize(psd_factor, signature="(n,n)->(n,n)")(S)
 
 
 def _gaussian(key, shape, factor):
@@ -227,14 +226,45 @@ class KalmanLGSS(dist.Distribution):
             y = jnp.where(self._mask, y, jnp.nan)
         return y
 
-    def filter(self, y):
-        """Kalman filter of ``y (T, M)`` (unbatched): a :class:`kernels.KalmanFilterResult`."""
+    # -- the Bayesian workflow around the likelihood (unbatched distributions) ------------
+    def _unbatched(self, what):
         if self.batch_shape:
-            raise ValueError(f"filter works on an unbatched distribution; batch_shape is "
-                             f"{self.batch_shape} (use jax.vmap)")
+            raise ValueError(f"{what} works on an unbatched distribution; batch_shape is "
+                             f"{self.batch_shape} (build it inside jax.vmap instead)")
+
+    def _args(self, y):
+        self._unbatched("this method")
         y = _check_value(self, y)
-        return kernels.kalman_filter(self.A, self.B, self.C, self.R, self.u0_mean, self.u0_cov,
-                                     y, self._mask)
+        return self.A, self.B, self.C, self.R, self.u0_mean, self.u0_cov, y
+
+    def filter(self, y):
+        """Kalman filter of ``y (T, M)``: filtered and predicted means and covariances,
+        per-step log-likelihoods, innovations (a :class:`kernels.FilterDetails`)."""
+        return kernels.filter_details(*self._args(y), self._mask)
+
+    def smooth(self, y):
+        """Rauch–Tung–Striebel smoothed means ``(T + 1, N)``, covariances and lag-one
+        cross-covariances of ``u_0..u_T`` given ``y`` (a :class:`kernels.SmootherResult`)."""
+        return kernels.rts_smoother(*self._args(y), self._mask)
+
+    def posterior_sample(self, key, y, num_samples):
+        """``(num_samples, T + 1, N)`` draws of the state path given ``y`` (Durbin–Koopman
+        simulation smoother)."""
+        return kernels.simulation_smoother(key, *self._args(y), num_samples, self._mask)
+
+    def forecast(self, y, steps):
+        """Means and covariances of ``u_{T+1..T+steps}`` and ``y_{T+1..T+steps}`` given ``y``
+        (a :class:`kernels.ForecastResult`)."""
+        details = self.filter(y)
+        return kernels.forecast(self.A, self.B, self.C, self.R, details.filtered_means[-1],
+                                details.filtered_covs[-1], steps)
+
+    def impulse_response(self, steps, shock=None):
+        """Responses ``(steps, N)`` of the states and ``(steps, M)`` of the observables to a
+        one-standard-deviation shock (index ``shock``, a ``(K,)`` vector, or ``None`` for each
+        shock in turn) hitting at ``t = 1`` (a :class:`kernels.ImpulseResponse`)."""
+        self._unbatched("impulse_response")
+        return kernels.impulse_response(self.A, self.B, self.C, steps, shock)
 
 
 # -- joint likelihoods given the noise --------------------------------------------------------
@@ -329,6 +359,14 @@ class JointLGSS(_JointBase):
     def _params(self):
         return self.A, self.B, self.C, self.u0, self.noise
 
+    def impulse_response(self, steps, shock=None):
+        """Responses of states and observables to a one-standard-deviation shock at ``t = 1``
+        (see :meth:`KalmanLGSS.impulse_response`); unbatched distributions only."""
+        if self.batch_shape:
+            raise ValueError(f"impulse_response works on an unbatched distribution; batch_shape "
+                             f"is {self.batch_shape}")
+        return kernels.impulse_response(self.A, self.B, self.C, steps, shock)
+
     def _observations(self, A, B, C, u0, noise):
         u, ok = kernels.linear_states(A, B, u0, noise)
         return kernels.linear_observations(C, u), ok
@@ -390,6 +428,18 @@ class JointQuadraticSS(_JointBase):
     def _params(self):
         return (self.A_0, self.A_1, self.A_2, self.B, self.C_0, self.C_1, self.C_2, self.u0,
                 self.noise)
+
+    def impulse_response(self, steps, shock=None, u0=None):
+        """Pruned models: the path after a one-standard-deviation shock at ``t = 1`` minus the
+        path without it, both from ``u0`` (default zeros) with no later shocks."""
+        if not self.pruned:
+            raise ValueError("impulse_response is defined for pruned=True (the unpruned "
+                             "second-order model may explode)")
+        if self.batch_shape:
+            raise ValueError(f"impulse_response works on an unbatched distribution; batch_shape "
+                             f"is {self.batch_shape}")
+        return kernels.impulse_response_pruned(self.A_0, self.A_1, self.A_2, self.B, self.C_0,
+                                               self.C_1, self.C_2, steps, shock, u0)
 
     def _observations(self, A_0, A_1, A_2, B, C_0, C_1, C_2, u0, noise):
         u, uf, ok = kernels.quadratic_states(A_0, A_1, A_2, B, u0, noise, self.pruned)

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from . import kernels
-from .kernels._linalg import quad
+from .kernels._linalg import psd_factor, quad
 from .problems import (
     LinearStateSpaceProblem,
     QuadraticStateSpaceProblem,
@@ -243,10 +243,7 @@ def _solve_direct(prob, key):
 
 def _draw_observation_noise(key, R, T):
     """``(T, M)`` draws from ``N(0, R)`` (``R`` may be singular, e.g. zero for some entries)."""
-    # An eigen-factor handles positive semi-definite R, where a Cholesky would fail.
-    evals, evecs = jnp.linalg.eigh(R)
-    factor = evecs * jnp.sqrt(jnp.clip(evals, 0.0))
-    return jax.random.normal(key, (T, R.shape[0]), R.dtype) @ factor.T
+    return jax.random.normal(key, (T, R.shape[0]), R.dtype) @ psd_factor(R).T
 
 
 def _solve_kalman(prob, save_everystep):

@@ -97,39 +97,46 @@ def batch_of(flat, seed):
     return jnp.asarray(np.stack(out))
 
 
-def check_gradients(logpdf_fn, theta, *, seed=0, eager=False):
-    """All gradient checks of the requirement for ``logpdf_fn`` at the pytree ``theta``.
-
-    Under ``jax.jit`` (always): ``grad`` vs ``jacfwd`` (1e-10), both vs central FD (1e-5), and
-    ``vmap(grad)`` over a batch of ``BATCH`` parameter sets vs a Python loop of single gradients
-    (1e-10) and vs FD at every batch member (1e-5). The transformations are compiled together in
-    one ``jit`` to keep XLA compile time (the dominant cost of this file) down.
-
-    With ``eager=True`` also without ``jit``: ``jax.grad`` and ``jax.jacfwd`` executed op by op
-    agree with the compiled gradient (1e-10). Eager execution is slow (every primitive and every
-    scan is compiled on its own), so only a few cases do this.
-    """
-    theta = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype=jnp.float64), theta)
-    flat, unravel = ravel_pytree(theta)
-    f = lambda v: logpdf_fn(unravel(v))  # noqa: E731
-    f_jit = jax.jit(f)
-    thetas = batch_of(flat, seed)
+def _compiled_transforms(f):
+    """One jitted program with every transformation the requirement names, so that XLA compiles
+    once per case (compilation, not execution, is the cost of this file)."""
 
     @jax.jit
     def transformed(v, vs):
         value, g_rev = jax.value_and_grad(f)(v)
-        return value, g_rev, jax.jacfwd(f)(v), jax.vmap(f)(vs), jax.vmap(jax.grad(f))(vs)
+        v_vmap, g_vmap = jax.vmap(jax.value_and_grad(f))(vs)
+        return value, g_rev, jax.jacfwd(f)(v), v_vmap, g_vmap
 
-    value = f_jit(flat)
+    return transformed
+
+
+def check_gradients(logpdf_fn, theta, *, seed=0, eager=False):
+    """All gradient checks of the requirement for ``logpdf_fn`` at the pytree ``theta``.
+
+    Under ``jax.jit``: ``jax.grad`` vs ``jax.jacfwd`` (1e-10) and both vs central FD (1e-5); and
+    ``jax.vmap(jax.grad)`` over a batch of ``BATCH`` parameter sets vs a Python loop of single
+    gradients (1e-10) and vs FD at every batch member (1e-5). The FD loop calls ``jit(f)``.
+
+    With ``eager=True`` also without ``jit``: ``jax.grad`` executed op by op agrees with the
+    compiled gradient (1e-10). Eager execution is slow (every primitive and every scan is
+    compiled on its own: ~6 s of CPU per gradient), so only the most delicate case, the singular
+    Kalman filter, does this.
+    """
+    theta = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype=jnp.float64), theta)
+    flat, unravel = ravel_pytree(theta)
+    f = lambda v: logpdf_fn(unravel(v))  # noqa: E731
+    transformed = _compiled_transforms(f)
+    thetas = batch_of(flat, seed)
+    f_value = jax.jit(f)
+
+    value, g_rev, g_fwd, v_vmap, g_vrev = transformed(flat, thetas)
     assert np.isfinite(value), f"logpdf is not finite at the test point: {value}"
-    v_vg, g_rev, g_fwd, v_vmap, g_vrev = transformed(flat, thetas)
-    np.testing.assert_allclose(v_vg, value, rtol=1e-12)
 
     # reverse vs forward mode, both vs central finite differences
     assert np.all(np.isfinite(g_rev)), f"jax.grad gave a non-finite gradient {g_rev}"
     assert np.all(np.isfinite(g_fwd)), f"jax.jacfwd gave a non-finite gradient {g_fwd}"
     assert_ad_close(g_fwd, g_rev, "jacfwd vs grad")
-    fd = central_fd(f_jit, flat)
+    fd = central_fd(f_value, flat)
     assert_fd_close(g_rev, fd, "grad vs central FD")
     assert_fd_close(g_fwd, fd, "jacfwd vs central FD")
 
@@ -141,38 +148,56 @@ def check_gradients(logpdf_fn, theta, *, seed=0, eager=False):
         assert_ad_close(gf_b, g_b, f"jacfwd vs grad at batch member {b}")
         assert_ad_close(g_vrev[b], g_b, f"vmap(grad)[{b}] vs loop of grad")
         if b > 0:  # member 0 is the base point, already checked against FD
-            assert_fd_close(g_vrev[b], central_fd(f_jit, thetas[b]), f"vmap(grad)[{b}] vs FD")
+            assert_fd_close(g_vrev[b], central_fd(f_value, thetas[b]), f"vmap(grad)[{b}] vs FD")
 
     if eager:
+        np.testing.assert_allclose(f(flat), value, rtol=1e-12, err_msg="eager vs jit value")
         assert_ad_close(jax.grad(f)(flat), g_rev, "eager grad vs jit(grad)")
-        assert_ad_close(jax.jacfwd(f)(flat), g_rev, "eager jacfwd vs jit(grad)")
     return g_rev
 
 
-def assert_failure_gives_minus_inf(logpdf_fn, theta):
-    """``logpdf == -inf`` with finite gradients (grad, jacfwd, vmap(grad); compiled together).
+_FAILURE_TRANSFORMS = {}
 
-    Everything runs under ``jit``: covariances with a negative diagonal are refused at
-    construction when concrete, but inside a traced function (as in a NumPyro model) they must
-    fail softly.
+
+def failure_check(logpdf_fn, theta, batch_with=None):
+    """``logpdf == -inf`` with finite gradients by grad, jacfwd and vmap(grad).
+
+    Runs under ``jit``, as inside a NumPyro model: a covariance with a negative diagonal is
+    refused at construction when concrete, but when traced it must fail softly. The compiled
+    program is cached per (model, shapes), so the failure modes of one model compile once.
+
+    ``batch_with``: a good parameter set; then ``vmap`` runs over ``[good, bad, good]`` and the
+    good members must equal their single evaluations (a failing member must not leak).
     """
     theta = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype=jnp.float64), theta)
     flat, unravel = ravel_pytree(theta)
-    f = lambda v: logpdf_fn(unravel(v))  # noqa: E731
+    key = (logpdf_fn, jax.tree_util.tree_structure(theta),
+           tuple(x.shape for x in jax.tree_util.tree_leaves(theta)))
+    if key not in _FAILURE_TRANSFORMS:
+        f = lambda v: logpdf_fn(unravel(v))  # noqa: E731
 
-    @jax.jit
-    def transformed(v):
-        value, g_rev = jax.value_and_grad(f)(v)
-        return value, g_rev, jax.jacfwd(f)(v), jax.vmap(jax.grad(f))(jnp.stack([v, v]))
+        @jax.jit
+        def transformed(v, vs):
+            value, g_rev = jax.value_and_grad(f)(v)
+            return value, g_rev, jax.jacfwd(f)(v), jax.vmap(jax.value_and_grad(f))(vs)
 
-    value, g_rev, g_fwd, g_vmap = transformed(flat)
+        _FAILURE_TRANSFORMS[key] = transformed
+    transformed = _FAILURE_TRANSFORMS[key]
+
+    good = flat if batch_with is None else ravel_pytree(
+        jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype=jnp.float64), batch_with))[0]
+    value, g_rev, g_fwd, (v_vmap, g_vmap) = transformed(flat, jnp.stack([good, flat, good]))
     assert value == -np.inf, f"expected -inf on numerical failure, got {value}"
-    for name, g in [("grad", g_rev), ("jacfwd", g_fwd), ("vmap(grad)", g_vmap)]:
-        g = np.asarray(g)
-        bad = {k: np.asarray(x) for k, x in unravel(g.reshape(-1, flat.size)[0]).items()
-               if not np.all(np.isfinite(x))}
+    assert v_vmap[1] == -np.inf, f"expected -inf on numerical failure under vmap, got {v_vmap[1]}"
+    for name, g in [("grad", g_rev), ("jacfwd", g_fwd), ("vmap(grad)", g_vmap[1])]:
+        bad = {k: np.asarray(x) for k, x in unravel(g).items() if not np.all(np.isfinite(x))}
         assert not bad, f"{name} is not finite on numerical failure: {bad}"
-    return value
+    if batch_with is not None:
+        v_good, g_good = transformed(good, jnp.stack([good, good, good]))[:2]
+        assert np.isfinite(v_good)
+        for b in (0, 2):
+            np.testing.assert_allclose(v_vmap[b], v_good, rtol=1e-12)
+            assert_ad_close(g_vmap[b], g_good, f"good vmap member {b} next to a failing one")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -213,7 +238,7 @@ def random_quadratic(seed, N=3, K=2, M=2, T=10):
 
 
 # ---------------------------------------------------------------------------------------------
-# (a) DirectIteration, linear
+# (a) DirectIteration, linear: A, B, C, u0, noise, observables_noise
 # ---------------------------------------------------------------------------------------------
 
 
@@ -231,25 +256,25 @@ def test_direct_linear_rbc():
     check_gradients(logpdf_fn, theta)
 
 
-@pytest.mark.parametrize("diag_R", [False, True], ids=["full_R", "diag_R"])
-def test_direct_linear_random(diag_R):
+def test_direct_linear_random_diagonal_R():
+    """A random model, with ``observables_noise`` given as a vector of variances."""
     m = random_linear(1, T=15)
     y = m["y"]
 
     def logpdf_fn(th):
-        R = th["R"] if diag_R else sym(th["R"])
         prob = nss.LinearStateSpaceProblem(
-            th["A"], th["B"], th["u0"], (0, y.shape[0]), C=th["C"], observables_noise=R,
+            th["A"], th["B"], th["u0"], (0, y.shape[0]), C=th["C"], observables_noise=th["R"],
             observables=y, noise=th["noise"])
         return nss.solve(prob, nss.DirectIteration()).logpdf
 
-    R = np.diag(m["R"]).copy() if diag_R else m["R"]
-    theta = dict(A=m["A"], B=m["B"], C=m["C"], u0=m["u0"], noise=m["noise"], R=R)
-    check_gradients(logpdf_fn, theta, seed=2, eager=diag_R)
+    theta = dict(A=m["A"], B=m["B"], C=m["C"], u0=m["u0"], noise=m["noise"],
+                 R=np.diag(m["R"]).copy())
+    check_gradients(logpdf_fn, theta, seed=2)
 
 
 # ---------------------------------------------------------------------------------------------
-# (b) DirectIteration, quadratic and pruned quadratic
+# (b) DirectIteration, quadratic and pruned quadratic:
+#     A_0, A_1, A_2, B, C_0, C_1, C_2, u0, noise, observables_noise
 # ---------------------------------------------------------------------------------------------
 
 QUAD_PROBLEMS = [nss.QuadraticStateSpaceProblem, nss.PrunedQuadraticStateSpaceProblem]
@@ -268,30 +293,22 @@ def _quadratic_logpdf_fn(cls, y):
 def test_direct_quadratic_rbc(cls):
     d, y, w = rbc_data(15)
     theta = {k: d[k] for k in ("A_0", "A_1", "A_2", "B", "C_0", "C_1", "C_2", "R")}
-    # A non-zero u0 so that the quadratic terms of u0 have non-trivial derivatives.
+    # A non-zero u0 so that the quadratic terms in u0 have non-trivial derivatives.
     theta.update(u0=np.array([0.02, -0.01]), noise=w)
     check_gradients(_quadratic_logpdf_fn(cls, y), theta)
 
 
-@pytest.mark.parametrize("cls", QUAD_PROBLEMS, ids=lambda c: c.__name__)
-def test_direct_quadratic_random(cls):
+def test_direct_pruned_quadratic_random():
     m = random_quadratic(3, T=10)
     theta = dict(A_0=m["A_0"], A_1=m["A"], A_2=m["A_2"], B=m["B"], C_0=m["C_0"], C_1=m["C"],
                  C_2=m["C_2"], u0=m["u0"], noise=m["noise"], R=m["R"])
-    check_gradients(_quadratic_logpdf_fn(cls, m["y"]), theta, seed=4)
-
-
-def test_pruned_and_unpruned_gradients_differ():
-    """Sanity: the two quadratic problems are distinct functions (pruning is not ignored)."""
-    m = random_quadratic(3, T=10)
-    theta = dict(A_0=m["A_0"], A_1=m["A"], A_2=m["A_2"], B=m["B"], C_0=m["C_0"], C_1=m["C"],
-                 C_2=m["C_2"], u0=m["u0"], noise=m["noise"], R=m["R"])
-    g = [jax.grad(_quadratic_logpdf_fn(cls, m["y"]))(theta)["A_2"] for cls in QUAD_PROBLEMS]
-    assert not np.allclose(g[0], g[1])
+    g = check_gradients(_quadratic_logpdf_fn(nss.PrunedQuadraticStateSpaceProblem, m["y"]),
+                        theta, seed=4)
+    assert np.all(g != 0.0)  # every coordinate enters the logpdf
 
 
 # ---------------------------------------------------------------------------------------------
-# (c) StateSpaceProblem with generic callbacks
+# (c) StateSpaceProblem with generic callbacks: p (a dict of arrays), noise, u0, R
 # ---------------------------------------------------------------------------------------------
 
 
@@ -324,7 +341,7 @@ def test_generic_state_space():
 
 
 # ---------------------------------------------------------------------------------------------
-# (d) KalmanFilter
+# (d) KalmanFilter: A, B, C, R, u0_prior_mean, u0_prior_var
 # ---------------------------------------------------------------------------------------------
 
 
@@ -345,18 +362,9 @@ def test_kalman_rbc():
     check_gradients(_kalman_logpdf_fn(y), theta)
 
 
-def test_kalman_random():
-    m = random_linear(7, N=4, K=2, M=3, T=15)
-    rng = m["rng"]
-    L = rng.standard_normal((4, 4))
-    theta = dict(A=m["A"], B=m["B"], C=m["C"], R=m["R"], m0=0.2 * rng.standard_normal(4),
-                 P0=0.3 * L @ L.T + 0.2 * np.eye(4))
-    check_gradients(_kalman_logpdf_fn(m["y"]), theta, seed=8)
-
-
 def test_kalman_dsge_singular():
-    """K = 1 shock, N = 3 states, M = 1 observable and R = 0: every innovation variance comes
-    from the state alone and the filtered covariances are singular."""
+    """K = 1 shock, N = 3 states, M = 1 observable and R = 0: the innovation variance comes from
+    the state alone and every filtered covariance is singular."""
     rng = np.random.default_rng(9)
     N, T = 3, 20
     A = rng.standard_normal((N, N))
@@ -370,11 +378,10 @@ def test_kalman_dsge_singular():
         y[t] = C @ x  # exact observations: R = 0
     P0 = solve_discrete_lyapunov(A, B @ B.T)
     theta = dict(A=A, B=B, C=C, R=np.zeros((1, 1)), m0=np.zeros(N), P0=P0)
-    f = _kalman_logpdf_fn(y)
-    g = check_gradients(f, theta, seed=10, eager=True)
-    assert np.all(np.isfinite(g))
-    # The gradient with respect to R at R = 0 exists and is not trivially zero.
-    assert jax.grad(f)(jax.tree_util.tree_map(jnp.asarray, theta))["R"][0, 0] != 0.0
+    g = check_gradients(_kalman_logpdf_fn(y), theta, seed=10, eager=True)
+    # The derivative with respect to R at R = 0 exists and is not trivially zero.
+    flat, unravel = ravel_pytree(jax.tree_util.tree_map(jnp.asarray, theta))
+    assert unravel(g)["R"][0, 0] != 0.0
 
 
 def test_kalman_missing_observations():
@@ -389,10 +396,9 @@ def test_kalman_missing_observations():
     L = rng.standard_normal((3, 3))
     theta = dict(A=m["A"], B=m["B"], C=m["C"], R=m["R"], m0=0.2 * rng.standard_normal(3),
                  P0=0.3 * L @ L.T + 0.2 * np.eye(3))
-    f = _kalman_logpdf_fn(y)
-    check_gradients(f, theta, seed=12)
+    check_gradients(_kalman_logpdf_fn(y), theta, seed=12)
 
-    # Gradients with respect to the data: finite, zero exactly at the missing entries.
+    # The data's gradient: finite everywhere, zero exactly at the missing entries.
     th = jax.tree_util.tree_map(jnp.asarray, theta)
 
     def f_of_y(yy):
@@ -402,13 +408,13 @@ def test_kalman_missing_observations():
         return nss.solve(prob, nss.KalmanFilter()).logpdf
 
     gy = np.asarray(jax.jit(jax.grad(f_of_y))(jnp.asarray(y)))
-    assert np.all(np.isfinite(gy))
+    assert np.all(np.isfinite(gy)), gy
     assert np.all(gy[np.isnan(y)] == 0.0)
     assert np.all(gy[~np.isnan(y)] != 0.0)
 
 
 # ---------------------------------------------------------------------------------------------
-# (e) ConditionalLikelihood
+# (e) ConditionalLikelihood: A, observables_noise (and B, u0, noise)
 # ---------------------------------------------------------------------------------------------
 
 
@@ -435,7 +441,7 @@ def test_conditional_linear():
 
 def test_conditional_rbc_quadratic():
     d, y, w = rbc_data(10)
-    # Fully observed RBC-sized data: the two RBC observables play the role of the 2 states.
+    # Fully observed RBC-sized data: the two (rescaled) RBC observables stand for the 2 states.
     y = 0.01 * y
 
     def logpdf_fn(th):
@@ -450,95 +456,106 @@ def test_conditional_rbc_quadratic():
 
 
 # ---------------------------------------------------------------------------------------------
-# numerical failure: -inf with finite gradients
+# numerical failure: logpdf == -inf with finite gradients (also inside a vmapped batch)
 # ---------------------------------------------------------------------------------------------
 
 
-def _kalman_raw_fn(y):
-    def logpdf_fn(th):
-        prob = nss.LinearStateSpaceProblem(
-            th["A"], th["B"], jnp.zeros(th["A"].shape[0]), y.shape[0], C=th["C"],
-            observables_noise=th["R"], observables=y, u0_prior_mean=th["m0"],
-            u0_prior_var=th["P0"])
-        return nss.solve(prob, nss.KalmanFilter()).logpdf
-    return logpdf_fn
+def _kalman_raw_logpdf(th):
+    prob = nss.LinearStateSpaceProblem(
+        th["A"], th["B"], jnp.zeros(th["A"].shape[0]), _KALMAN_FAIL["y"].shape[0], C=th["C"],
+        observables_noise=th["R"], observables=_KALMAN_FAIL["y"], u0_prior_mean=th["m0"],
+        u0_prior_var=th["P0"])
+    return nss.solve(prob, nss.KalmanFilter()).logpdf
 
 
-def _kalman_failure_theta():
+def _kalman_fail_model():
+    # Small C and B: C P C' < I, so that R = -I makes every innovation covariance negative
+    # definite.
     m = random_linear(17, N=3, K=2, M=2, T=8)
-    return m["y"], dict(A=m["A"], B=m["B"], C=m["C"], R=m["R"], m0=np.zeros(3), P0=np.eye(3))
+    theta = dict(A=m["A"], B=0.3 * m["B"], C=0.1 * m["C"], R=m["R"], m0=np.zeros(3),
+                 P0=0.5 * np.eye(3))
+    return dict(y=m["y"], theta=theta)
 
 
-def test_kalman_negative_definite_R_gives_minus_inf():
-    y, theta = _kalman_failure_theta()
-    theta["R"] = -1e3 * np.eye(2)  # swamps C P C': the innovation covariance is negative definite
-    assert_failure_gives_minus_inf(_kalman_raw_fn(y), theta)
+_KALMAN_FAIL = _kalman_fail_model()
 
 
-def test_kalman_indefinite_R_gives_minus_inf():
-    y, theta = _kalman_failure_theta()
-    theta["R"] = np.array([[1.0, 1e3], [1e3, 1.0]])  # non-negative diagonal, indefinite
-    f = _kalman_raw_fn(y)
-    th = jax.tree_util.tree_map(jnp.asarray, theta)
-    assert f(th) == -np.inf  # also without jit, with a concrete R
-    assert_failure_gives_minus_inf(f, theta)
+def _nan_at(x, idx):
+    x = np.array(x, dtype=float)
+    x[idx] = np.nan
+    return x
 
 
-def test_kalman_nan_in_A_gives_minus_inf():
-    y, theta = _kalman_failure_theta()
-    theta["A"] = theta["A"].copy()
-    theta["A"][1, 2] = np.nan
-    assert_failure_gives_minus_inf(_kalman_raw_fn(y), theta)
+KALMAN_FAILURES = {
+    "R=-I": dict(R=-np.eye(2)),
+    "R indefinite": dict(R=np.array([[1.0, 5.0], [5.0, 1.0]])),
+    "NaN in A": dict(A=_nan_at(_KALMAN_FAIL["theta"]["A"], (1, 2))),
+    "NaN in u0_prior_mean": dict(m0=_nan_at(np.zeros(3), 1)),
+    "NaN in u0_prior_var": dict(P0=_nan_at(0.5 * np.eye(3), (0, 0))),
+}
 
 
-def test_kalman_failure_inside_vmap_batch_is_isolated():
-    """One failing member of a vmapped batch neither changes nor poisons the others."""
-    y, theta = _kalman_failure_theta()
-    f = _kalman_raw_fn(y)
-    good = jax.tree_util.tree_map(jnp.asarray, theta)
-    bad = dict(good, R=-1e3 * jnp.eye(2))
-    batch = jax.tree_util.tree_map(lambda a, b: jnp.stack([a, b, a]), good, bad)
-    values, grads = jax.jit(jax.vmap(jax.value_and_grad(f)))(batch)
-    v_good, g_good = jax.jit(jax.value_and_grad(f))(good)
-    assert values[1] == -np.inf
-    for b in (0, 2):
-        np.testing.assert_allclose(values[b], v_good, rtol=1e-12)
-        for k in good:
-            assert_ad_close(grads[k][b], g_good[k], f"vmap member {b}, {k}")
-    for k in good:
-        assert np.all(np.isfinite(grads[k][1])), f"failing member's gradient w.r.t. {k}"
+@pytest.mark.parametrize("failure", list(KALMAN_FAILURES))
+def test_kalman_failure_gives_minus_inf(failure):
+    good = _KALMAN_FAIL["theta"]
+    failure_check(_kalman_raw_logpdf, dict(good, **KALMAN_FAILURES[failure]), batch_with=good)
 
 
-def _direct_linear_fn(y):
-    def logpdf_fn(th):
-        prob = nss.LinearStateSpaceProblem(
-            th["A"], th["B"], th["u0"], y.shape[0], C=th["C"], observables_noise=th["R"],
-            observables=y, noise=th["noise"])
-        return nss.solve(prob, nss.DirectIteration()).logpdf
-    return logpdf_fn
+def test_kalman_indefinite_R_concrete():
+    """Without any tracing (R concrete, non-negative diagonal): still -inf, not an error."""
+    good = _KALMAN_FAIL["theta"]
+    th = jax.tree_util.tree_map(jnp.asarray, dict(good, **KALMAN_FAILURES["R indefinite"]))
+    assert _kalman_raw_logpdf(th) == -np.inf
 
 
-def _direct_failure_theta():
+def _direct_raw_logpdf(th):
+    prob = nss.LinearStateSpaceProblem(
+        th["A"], th["B"], th["u0"], _DIRECT_FAIL["y"].shape[0], C=th["C"],
+        observables_noise=th["R"], observables=_DIRECT_FAIL["y"], noise=th["noise"])
+    return nss.solve(prob, nss.DirectIteration()).logpdf
+
+
+def _direct_fail_model():
     m = random_linear(19, N=3, K=2, M=2, T=8)
-    return m["y"], dict(A=m["A"], B=m["B"], C=m["C"], R=m["R"], u0=m["u0"], noise=m["noise"])
+    theta = dict(A=m["A"], B=m["B"], C=m["C"], R=m["R"], u0=m["u0"], noise=m["noise"])
+    return dict(y=m["y"], theta=theta)
 
 
-@pytest.mark.parametrize("R", [-np.eye(2), np.array([[1.0, 2.0], [2.0, 1.0]])],
-                         ids=["minus_I", "indefinite"])
-def test_direct_non_pd_R_gives_minus_inf(R):
-    y, theta = _direct_failure_theta()
-    theta["R"] = R
-    assert_failure_gives_minus_inf(_direct_linear_fn(y), theta)
+_DIRECT_FAIL = _direct_fail_model()
+
+DIRECT_FAILURES = {
+    "R=-I": dict(R=-np.eye(2)),
+    "R indefinite": dict(R=np.array([[1.0, 2.0], [2.0, 1.0]])),
+    "NaN in A": dict(A=_nan_at(_DIRECT_FAIL["theta"]["A"], (0, 1))),
+}
 
 
-def test_direct_nan_in_A_gives_minus_inf():
-    y, theta = _direct_failure_theta()
-    theta["A"] = theta["A"].copy()
-    theta["A"][0, 1] = np.nan
-    assert_failure_gives_minus_inf(_direct_linear_fn(y), theta)
+@pytest.mark.parametrize("failure", list(DIRECT_FAILURES))
+def test_direct_failure_gives_minus_inf(failure):
+    good = _DIRECT_FAIL["theta"]
+    failure_check(_direct_raw_logpdf, dict(good, **DIRECT_FAILURES[failure]), batch_with=good)
 
 
-def test_conditional_non_pd_R_gives_minus_inf():
+def _quadratic_overflow_logpdf(th):
+    T = 12
+    prob = nss.QuadraticStateSpaceProblem(
+        th["A_0"], th["A_1"], th["A_2"], th["B"], th["u0"], T, C_1=th["C_1"], C_2=th["C_2"],
+        observables_noise=th["R"], observables=jnp.ones((T, 2)), noise=th["noise"])
+    return nss.solve(prob, nss.DirectIteration()).logpdf
+
+
+def test_direct_quadratic_overflow_gives_minus_inf():
+    """An explosive (unpruned) second-order model: u_t ~ u_{t-1}^2 overflows to inf within
+    T = 12 steps from u0 = 10; the direct iteration module promises -inf with finite gradients."""
+    A_2 = np.stack([np.eye(2), np.eye(2)])
+    theta = dict(A_0=np.zeros(2), A_1=0.5 * np.eye(2), A_2=A_2, B=0.1 * np.ones((2, 1)),
+                 C_1=np.eye(2), C_2=0.01 * A_2, u0=np.array([10.0, 10.0]),
+                 noise=np.ones((12, 1)), R=0.1 * np.eye(2))
+    good = dict(theta, u0=np.array([0.1, 0.1]))
+    failure_check(_quadratic_overflow_logpdf, theta, batch_with=good)
+
+
+def test_conditional_failure_gives_minus_inf():
     m = random_linear(21, N=2, K=1, M=2, T=8)
 
     def logpdf_fn(th):
@@ -547,5 +564,5 @@ def test_conditional_non_pd_R_gives_minus_inf():
             observables=m["y"], noise=th["noise"])
         return nss.solve(prob, nss.ConditionalLikelihood()).logpdf
 
-    theta = dict(A=m["A"], B=m["B"], u0=m["u0"], noise=m["noise"], R=-np.eye(2))
-    assert_failure_gives_minus_inf(logpdf_fn, theta)
+    good = dict(A=m["A"], B=m["B"], u0=m["u0"], noise=m["noise"], R=m["R"])
+    failure_check(logpdf_fn, dict(good, R=-np.eye(2)), batch_with=good)

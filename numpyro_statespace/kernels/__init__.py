@@ -12,9 +12,33 @@ from .direct import (
 )
 from .kalman import KalmanFilterResult, kalman_filter, kalman_loglik, predict, update
 from .lyapunov import stationary_covariance
+from .smoother import (
+    FilterDetails,
+    ForecastResult,
+    ImpulseResponse,
+    SmootherResult,
+    filter_details,
+    forecast,
+    impulse_response,
+    impulse_response_pruned,
+    posterior_sample,
+    rts_smoother,
+    simulation_smoother,
+)
 
 __all__ = [
+    "FilterDetails",
+    "ForecastResult",
+    "ImpulseResponse",
     "KalmanFilterResult",
+    "SmootherResult",
+    "filter_details",
+    "forecast",
+    "impulse_response",
+    "impulse_response_pruned",
+    "posterior_sample",
+    "rts_smoother",
+    "simulation_smoother",
     "clamped_states",
     "conditional_loglik",
     "generic_observations",

@@ -12,6 +12,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+from jax import lax
 from jax.scipy.linalg import solve_triangular
 
 LOG_2PI = math.log(2.0 * math.pi)
@@ -52,6 +53,24 @@ def safe_cholesky(S):
     ok = jnp.all(jnp.isfinite(L), axis=(-2, -1))
     eye = jnp.eye(S.shape[-1], dtype=S.dtype)
     return jnp.where(ok[..., None, None], L, eye), ok
+
+
+def psd_factor(S):
+    """``F`` with ``F F' = S`` for a positive semi-definite ``S`` (singular allowed).
+
+    Zero variances (a known initial state, an observable without measurement error) are handled
+    exactly by a Cholesky factor with those rows zeroed (differentiable). Any other singular
+    ``S`` falls back to an eigendecomposition, outside the gradient (eigenvector derivatives of
+    repeated eigenvalues are not finite).
+    """
+    S = symmetrize(S)
+    zero = jnp.diagonal(S) <= 0.0
+    either = zero[:, None] | zero[None, :]
+    L, ok = safe_cholesky(jnp.where(either, 0.0, S) + jnp.diag(zero.astype(S.dtype)))
+    L = jnp.where(zero[:, None], 0.0, L)
+    evals, evecs = jnp.linalg.eigh(lax.stop_gradient(S))
+    E = evecs * jnp.sqrt(jnp.clip(evals, 0.0))[None, :]
+    return jnp.where(ok, L, E)
 
 
 def logdet_from_cholesky(L):

@@ -1,0 +1,439 @@
+r"""First-order perturbation of DSGE models, differentiable in JAX.
+
+A model is its equilibrium conditions and its steady state. In the timing of Schmitt-Grohé and
+Uribe (2004), with ``x`` the ``n_x`` predetermined states and ``y`` the ``n_y`` controls,
+
+.. math::
+    \mathbb{E}_t\, H(y_{t+1}, y_t, x_{t+1}, x_t;\ p) = 0 \in \mathbb{R}^{n_x + n_y},
+
+and the first-order solution around the steady state :math:`(\bar y, \bar x)` is
+
+.. math::
+    \hat x_{t+1} = h_x \hat x_t + \eta\,\Gamma\,\varepsilon_{t+1},\qquad
+    \hat y_t = g_x \hat x_t,
+
+with hats for deviations from the steady state (in the units ``H`` is written in: levels here
+if the model is in levels). Writing :math:`H_{y'}, H_y, H_{x'}, H_x` for the Jacobians of ``H``
+at the steady state, :math:`g_x` ``(n_y, n_x)`` and :math:`h_x` ``(n_x, n_x)`` solve
+
+.. math::
+    H_{y'}\, g_x h_x + H_y\, g_x + H_{x'}\, h_x + H_x = 0 .
+
+The state-space form used by the rest of the package (``u_t = A u_{t-1} + B w_t``,
+``z_t = C u_t``) is then :math:`A = h_x`, :math:`B = \eta\,\Gamma` and
+:math:`C = Q\,[g_x;\ I_{n_x}]`, where ``Q`` selects observables from the stacked vector
+``[y; x]`` (controls first, as in DifferentiableStateSpaceModels.jl).
+
+Method
+------
+With :math:`s_t = \hat x_{t+1}` (decided at ``t``) and :math:`w_t = [s_t; \hat y_t]` of size
+:math:`n = n_x + n_y`, the conditions read
+:math:`\mathcal{A}\, w_{t+1} + \mathcal{B}\, w_t + \mathcal{C}\, w_{t-1} = 0` with
+
+.. math::
+    \mathcal{A} = [\,0,\ H_{y'}\,],\quad \mathcal{B} = [\,H_{x'},\ H_y\,],\quad
+    \mathcal{C} = [\,H_x,\ 0\,],
+
+and the solution :math:`w_t = P\, w_{t-1}` with
+:math:`P = \begin{bmatrix} h_x & 0 \\ g_x & 0 \end{bmatrix}` is the *minimal solvent* of the
+matrix quadratic :math:`\mathcal{A} P^2 + \mathcal{B} P + \mathcal{C} = 0` (all eigenvalues
+inside the unit circle). :func:`solve_quadratic` finds it by cyclic reduction (Bini & Meini;
+the algorithm of Dynare's ``cycle_reduction``), which converges quadratically when the
+``2n`` roots of :math:`\det(\mathcal{A}\lambda^2 + \mathcal{B}\lambda + \mathcal{C})` split into
+``n`` inside and ``n`` outside the unit circle. For the DSGE pencil that split is exactly the
+Blanchard–Kahn condition: ``n_x`` stable and ``n_y`` unstable generalised eigenvalues (the other
+``n_y`` roots are zero and ``n_x`` are infinite).
+
+Derivatives are implicit (no differentiation through the iterations): differentiating the
+quadratic gives, with :math:`M = \mathcal{A} P + \mathcal{B}`,
+
+.. math::
+    M\, \dot P + \mathcal{A}\, \dot P\, P = -(\dot{\mathcal{A}} P^2 + \dot{\mathcal{B}} P
+    + \dot{\mathcal{C}}),
+
+i.e. the Stein equation :math:`\dot P = F \dot P P + M^{-1}(\cdots)` with
+:math:`F = -M^{-1}\mathcal{A}`. Since :math:`\mathcal{A}\lambda^2 + \mathcal{B}\lambda +
+\mathcal{C} = (\mathcal{A}\lambda + M)(\lambda I - P)`, the eigenvalues of ``F`` are the
+reciprocals of the unstable roots, so :math:`\rho(F)\rho(P) < 1` and the series
+:math:`\sum_k F^k (\cdot) P^k` converges; it is summed by doubling (matrix products only), which
+JAX transposes for reverse mode. Both ``jax.jvp``/``jax.jacfwd`` and ``jax.grad`` work.
+
+Failure
+-------
+``ok`` is False when there is no unique stable solution: cyclic reduction did not converge,
+the residual of the quadratic is not small, ``P`` is not stable (no stable solution, e.g. an
+explosive exogenous process) or ``F`` is not stable (indeterminacy: more stable roots than
+states), or anything is non-finite. Then ``g_x`` and ``h_x`` are zero (finite stand-ins) and
+their derivatives are zero, so a model can return ``-inf`` (see :func:`log_prob_guard`) with
+finite gradients. The steady state and ``H`` themselves must stay finite for every parameter
+the sampler may propose (guard a closed-form steady state with ``jnp.where`` where it has no
+solution, and fold that condition into ``ok``).
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+from jax import lax
+
+from ._validation import as_float_array
+
+__all__ = [
+    "DSGEJacobians",
+    "FirstOrderSolution",
+    "first_order_from_jacobians",
+    "jacobians",
+    "log_prob_guard",
+    "solve_first_order",
+    "solve_quadratic",
+]
+
+
+class DSGEJacobians(NamedTuple):
+    """Jacobians of ``H`` at the steady state; each has ``n = n_x + n_y`` rows.
+
+    :ivar H_yp: ``(n, n_y)``, with respect to ``y_{t+1}``.
+    :ivar H_y: ``(n, n_y)``, with respect to ``y_t``.
+    :ivar H_xp: ``(n, n_x)``, with respect to ``x_{t+1}``.
+    :ivar H_x: ``(n, n_x)``, with respect to ``x_t``.
+    """
+
+    H_yp: jax.Array
+    H_y: jax.Array
+    H_xp: jax.Array
+    H_x: jax.Array
+
+
+class FirstOrderSolution(NamedTuple):
+    r"""First-order solution of a DSGE model and its state-space form.
+
+    :ivar g_x: ``(n_y, n_x)`` policy, :math:`\hat y_t = g_x \hat x_t`.
+    :ivar h_x: ``(n_x, n_x)`` transition, :math:`\hat x_{t+1} = h_x \hat x_t + \ldots`.
+    :ivar A: ``(n_x, n_x)``, equal to ``h_x``.
+    :ivar B: ``(n_x, K)``, ``eta @ Gamma`` (``None`` when no ``eta`` was given).
+    :ivar C: ``(M, n_x)``, ``Q @ [g_x; I]`` for the observables selection ``Q``.
+    :ivar ok: scalar bool, False when there is no unique stable solution (then ``g_x``,
+        ``h_x``, ``A`` and ``C`` are finite stand-ins).
+    :ivar steady_state_residual: scalar, ``max |H(ybar, ybar, xbar, xbar, p)|``, a check of
+        the steady state the caller supplied (not part of ``ok``).
+    """
+
+    g_x: jax.Array
+    h_x: jax.Array
+    A: jax.Array
+    B: jax.Array | None
+    C: jax.Array
+    ok: jax.Array
+    steady_state_residual: jax.Array
+
+
+# -- the matrix quadratic ---------------------------------------------------------------------
+def _norm1(X):
+    return jnp.max(jnp.sum(jnp.abs(X), axis=-2))
+
+
+def _cyclic_reduction(A, B, C, max_iter):
+    r"""Minimal solvent of ``A P^2 + B P + C = 0`` by cyclic reduction.
+
+    Iterates :math:`C_{k+1} = -C_k B_k^{-1} C_k`, :math:`A_{k+1} = -A_k B_k^{-1} A_k`,
+    :math:`B_{k+1} = B_k - C_k B_k^{-1} A_k - A_k B_k^{-1} C_k`,
+    :math:`\hat B_{k+1} = \hat B_k - A_k B_k^{-1} C_k` until :math:`A_k` or :math:`C_k`
+    vanishes (then :math:`\hat B_k` no longer moves); :math:`P = -\hat B^{-1} C`.
+    Returns ``(P, converged)``.
+    """
+    eps = jnp.finfo(A.dtype).eps
+    n = A.shape[0]
+
+    def cond(state):
+        k, _, _, _, _, done, bad = state
+        return (k < max_iter) & ~done & ~bad
+
+    def body(state):
+        k, Ak, Bk, Ck, Bhat, _, _ = state
+        sol = jnp.linalg.solve(Bk, jnp.concatenate([Ak, Ck], axis=1))
+        KA, KC = sol[:, :n], sol[:, n:]
+        A_new = -Ak @ KA
+        C_new = -Ck @ KC
+        AKC = Ak @ KC
+        B_new = Bk - Ck @ KA - AKC
+        Bhat_new = Bhat - AKC
+        scale = jnp.maximum(_norm1(B_new), 1.0)
+        done = jnp.minimum(_norm1(A_new), _norm1(C_new)) <= eps * scale
+        bad = ~(jnp.all(jnp.isfinite(B_new)) & jnp.all(jnp.isfinite(Bhat_new))
+                & jnp.isfinite(_norm1(A_new)) & jnp.isfinite(_norm1(C_new)))
+        return k + 1, A_new, B_new, C_new, Bhat_new, done, bad
+
+    init = (jnp.array(0), A, B, C, B, jnp.array(False), jnp.array(False))
+    _, _, _, _, Bhat, done, bad = lax.while_loop(cond, body, init)
+    P = -jnp.linalg.solve(Bhat, C)
+    return P, done & ~bad & jnp.all(jnp.isfinite(P))
+
+
+def _log_spectral_radius(X, num_squarings=60):
+    r"""``log rho(X)`` by Gelfand's formula on normalised repeated squaring.
+
+    With :math:`S_k = X^{2^k} / \lVert X^{2^k} \rVert`, the estimate
+    :math:`\ell_k = \log\lVert X^{2^k}\rVert / 2^k` obeys
+    :math:`\ell_{k+1} = \ell_k + \log\lVert S_k^2\rVert / 2^{k+1}` and never overflows; after
+    ``num_squarings`` steps it is :math:`\log\rho(X)` up to :math:`O(2^{-60})` (``-inf`` for a
+    nilpotent ``X``).
+    """
+    def norm(S):
+        return jnp.max(jnp.abs(S))
+
+    def body(k, carry):
+        S, ell = carry
+        S2 = S @ S
+        s = norm(S2)
+        ell = ell + jnp.log(s) * jnp.exp2(-(k + 1.0)).astype(X.dtype)
+        return jnp.where(s > 0, S2 / jnp.where(s > 0, s, 1.0), 0.0), ell
+
+    s0 = norm(X)
+    S0 = jnp.where(s0 > 0, X / jnp.where(s0 > 0, s0, 1.0), 0.0)
+    _, ell = lax.fori_loop(0, num_squarings, body, (S0, jnp.log(s0)))
+    return ell
+
+
+def _is_stable(X):
+    """True when the spectral radius of ``X`` is below ``1 - 100 eps`` (and ``X`` is finite):
+    a unit root, up to rounding, counts as unstable."""
+    margin = 100 * jnp.finfo(X.dtype).eps
+    return jnp.all(jnp.isfinite(X)) & (_log_spectral_radius(X) < -margin)
+
+
+def _dual(A, B, P):
+    """``(M, F)`` with ``M = A P + B`` and ``F = -M^{-1} A``, and whether ``M`` is invertible."""
+    M = A @ P + B
+    F = -jnp.linalg.solve(M, A)
+    ok = jnp.all(jnp.isfinite(F))
+    return M, jnp.where(ok, F, 0.0), ok
+
+
+def _quadratic_primal(A, B, C, max_iter, rtol):
+    P, converged = _cyclic_reduction(A, B, C, max_iter)
+    P = jnp.where(converged, P, 0.0)
+    _, F, m_ok = _dual(A, B, P)
+    resid = _norm1(A @ P @ P + B @ P + C)
+    scale = _norm1(A) * _norm1(P) ** 2 + _norm1(B) * _norm1(P) + _norm1(C)
+    small = resid <= rtol * jnp.maximum(scale, jnp.finfo(A.dtype).tiny)
+    ok = converged & m_ok & small & _is_stable(P) & _is_stable(F)
+    return jnp.where(ok, P, 0.0), ok
+
+
+def _stein_doubling(F, P, Q, num_doublings):
+    """``X = sum_k F^k Q P^k`` (the solution of ``X = F X P + Q``) by doubling."""
+    def body(_, carry):
+        Fk, Pk, X = carry
+        return Fk @ Fk, Pk @ Pk, X + Fk @ X @ Pk
+
+    return lax.fori_loop(0, num_doublings, body, (F, P, Q))[2]
+
+
+def _solve_quadratic_impl(A, B, C, max_iter, rtol, num_doublings):
+    return _quadratic_primal(A, B, C, max_iter, rtol)
+
+
+_solve_quadratic = jax.custom_jvp(_solve_quadratic_impl, nondiff_argnums=(3, 4, 5))
+
+
+@_solve_quadratic.defjvp
+def _solve_quadratic_jvp(max_iter, rtol, num_doublings, primals, tangents):
+    A, B, C = primals
+    dA, dB, dC = tangents
+    P, ok = _quadratic_primal(A, B, C, max_iter, rtol)
+    M, F, _ = _dual(A, B, P)
+    eye = jnp.eye(A.shape[0], dtype=A.dtype)
+    # Where there is no solution the tangent is zero; stand-ins keep every value finite.
+    M = jnp.where(ok, M, eye)
+    F = jnp.where(ok, F, 0.0)
+    rhs = -(dA @ P @ P + dB @ P + dC)
+    rhs = jnp.where(ok, rhs, 0.0)
+    dP = _stein_doubling(F, P, jnp.linalg.solve(M, rhs), num_doublings)
+    return (P, ok), (dP, np.zeros(ok.shape, dtype=jax.dtypes.float0))
+
+
+def solve_quadratic(A, B, C, *, max_iter=100, rtol=None, num_doublings=60):
+    r"""Minimal solvent ``P`` of :math:`A P^2 + B P + C = 0`, differentiable (implicitly).
+
+    ``P`` is the solution whose eigenvalues all lie inside the unit circle, found by cyclic
+    reduction; it exists and is unique when the ``2n`` roots of
+    :math:`\det(A\lambda^2 + B\lambda + C)` split ``n`` inside / ``n`` outside the unit circle.
+
+    :param A: ``(n, n)``; :param B: ``(n, n)``; :param C: ``(n, n)``.
+    :param max_iter: static, cap on the cyclic-reduction iterations (each squares the error).
+    :param rtol: static, relative residual accepted (default ``sqrt(eps)`` of the dtype).
+    :param num_doublings: static, doubling steps of the tangent's Stein equation.
+    :return: ``(P (n, n), ok)``; ``ok`` is False (and ``P`` zero, with zero derivatives) when
+        the split fails or the iteration breaks down.
+    """
+    A = as_float_array("A", A)
+    B = as_float_array("B", B)
+    C = as_float_array("C", C)
+    n = A.shape[-1] if A.ndim else 0
+    for name, X in (("A", A), ("B", B), ("C", C)):
+        if X.ndim != 2 or X.shape != (n, n):
+            raise ValueError(f"{name} must have shape (n, n) = ({n}, {n}) (the shape of A); "
+                             f"got {tuple(X.shape)}")
+    dtype = jnp.result_type(A, B, C)
+    A, B, C = (X.astype(dtype) for X in (A, B, C))
+    if rtol is None:
+        rtol = float(np.sqrt(np.finfo(dtype).eps))
+    return _solve_quadratic(A, B, C, int(max_iter), float(rtol), int(num_doublings))
+
+
+# -- DSGE layer ---------------------------------------------------------------------------------
+def _vector(name, v):
+    v = as_float_array(name, v)
+    if v.ndim != 1:
+        raise ValueError(f"{name} must be 1-dimensional, shape (n_{name[0]},); "
+                         f"got shape {tuple(v.shape)}")
+    return v
+
+
+def jacobians(H: Callable, y_ss, x_ss, p) -> DSGEJacobians:
+    """Jacobians of ``H(y_next, y, x_next, x, p)`` at the steady state, by ``jax.jacfwd``.
+
+    :param H: pure JAX function returning the ``n_x + n_y`` residuals.
+    :param y_ss: ``(n_y,)`` steady state of the controls; :param x_ss: ``(n_x,)`` of the states.
+    :param p: any pytree of parameters passed through to ``H``.
+    """
+    y_ss, x_ss = _vector("y_ss", y_ss), _vector("x_ss", x_ss)
+    n_y, n_x = y_ss.shape[0], x_ss.shape[0]
+    dtype = jnp.result_type(y_ss, x_ss)
+    y_ss, x_ss = y_ss.astype(dtype), x_ss.astype(dtype)
+    out = jax.eval_shape(H, y_ss, y_ss, x_ss, x_ss, p)
+    if getattr(out, "shape", None) != (n_x + n_y,):
+        raise ValueError(f"H(y_next, y, x_next, x, p) must return shape (n_x + n_y,) = "
+                         f"({n_x + n_y},) for n_y = {n_y} controls and n_x = {n_x} states; "
+                         f"got {getattr(out, 'shape', None)}")
+
+    def stacked(v):
+        yp, y = v[:n_y], v[n_y:2 * n_y]
+        xp, x = v[2 * n_y:2 * n_y + n_x], v[2 * n_y + n_x:]
+        return jnp.asarray(H(yp, y, xp, x, p), dtype)
+
+    J = jax.jacfwd(stacked)(jnp.concatenate([y_ss, y_ss, x_ss, x_ss]))
+    return DSGEJacobians(J[:, :n_y], J[:, n_y:2 * n_y], J[:, 2 * n_y:2 * n_y + n_x],
+                         J[:, 2 * n_y + n_x:])
+
+
+def first_order_from_jacobians(H_yp, H_y, H_xp, H_x, **kwargs):
+    r"""``(g_x, h_x, ok)`` from the Jacobians (see the module docstring for the maths).
+
+    :param H_yp: ``(n, n_y)``; :param H_y: ``(n, n_y)``; :param H_xp: ``(n, n_x)``;
+        :param H_x: ``(n, n_x)``, with ``n = n_x + n_y``.
+    :param kwargs: passed to :func:`solve_quadratic` (``max_iter``, ``rtol``, ``num_doublings``).
+    :return: ``g_x (n_y, n_x)``, ``h_x (n_x, n_x)``, ``ok`` (scalar bool).
+    """
+    H_yp, H_y = as_float_array("H_yp", H_yp, 2), as_float_array("H_y", H_y, 2)
+    H_xp, H_x = as_float_array("H_xp", H_xp, 2), as_float_array("H_x", H_x, 2)
+    n_y, n_x = H_yp.shape[1], H_xp.shape[1]
+    n = n_x + n_y
+    for name, X, cols in (("H_yp", H_yp, n_y), ("H_y", H_y, n_y), ("H_xp", H_xp, n_x),
+                          ("H_x", H_x, n_x)):
+        if X.shape != (n, cols):
+            raise ValueError(f"{name} must have shape (n_x + n_y, {cols}) = ({n}, {cols}); "
+                             f"got {tuple(X.shape)}")
+    dtype = jnp.result_type(H_yp, H_y, H_xp, H_x)
+    # Non-finite Jacobians (a steady state outside its domain) fail softly.
+    finite = (jnp.all(jnp.isfinite(H_yp)) & jnp.all(jnp.isfinite(H_y))
+              & jnp.all(jnp.isfinite(H_xp)) & jnp.all(jnp.isfinite(H_x)))
+    H_yp, H_y, H_xp, H_x = (jnp.where(finite, X, 0.0).astype(dtype)
+                            for X in (H_yp, H_y, H_xp, H_x))
+    # Stand-in pencil with the solution P = 0 when the Jacobians are not finite.
+    eye = jnp.eye(n, dtype=dtype)
+    A = jnp.concatenate([jnp.zeros((n, n_x), dtype), H_yp], axis=1)
+    B = jnp.where(finite, jnp.concatenate([H_xp, H_y], axis=1), eye)
+    C = jnp.concatenate([H_x, jnp.zeros((n, n_y), dtype)], axis=1)
+    P, ok = solve_quadratic(A, B, C, **kwargs)
+    ok = ok & finite
+    return P[n_x:, :n_x], P[:n_x, :n_x], ok
+
+
+def _observables_matrix(observables, n_y, n_x, dtype):
+    n = n_y + n_x
+    if observables is None:
+        return jnp.eye(n, dtype=dtype)
+    if isinstance(observables, (tuple, list)) and all(
+            isinstance(i, numbers.Integral) and not isinstance(i, bool) for i in observables):
+        idx = [int(i) for i in observables]
+        if not idx or any(i < 0 or i >= n for i in idx):
+            raise ValueError(f"observables must be indices into [y; x], each in 0..{n - 1} "
+                             f"(n_y = {n_y} controls first, then n_x = {n_x} states); "
+                             f"got {observables!r}")
+        return jnp.eye(n, dtype=dtype)[jnp.array(idx)]
+    Q = as_float_array("observables", observables)
+    if Q.ndim != 2 or Q.shape[1] != n:
+        raise ValueError(f"observables must be a tuple of indices or an (M, n_y + n_x) = "
+                         f"(M, {n}) selection matrix acting on [y; x]; got shape "
+                         f"{tuple(Q.shape)}")
+    return Q.astype(dtype)
+
+
+def solve_first_order(H: Callable, y_ss, x_ss, p, eta=None, *, Gamma=None, observables=None,
+                      **kwargs) -> FirstOrderSolution:
+    r"""First-order perturbation solution of ``E_t H(y', y, x', x; p) = 0`` and its state space.
+
+    :param H: pure JAX function ``H(y_next, y, x_next, x, p)`` returning the ``n_x + n_y``
+        equilibrium residuals (Schmitt-Grohé–Uribe timing: ``x`` predetermined).
+    :param y_ss: ``(n_y,)`` steady state of the controls; :param x_ss: ``(n_x,)`` of the
+        states (both typically computed from ``p``; derivatives flow through them).
+    :param p: any pytree of parameters, passed to ``H``.
+    :param eta: ``(n_x, K)`` shock loading of the state transition, or ``None``.
+    :param Gamma: ``(K, K)`` shock scale (or ``(K,)`` standard deviations); ``B = eta @ Gamma``;
+        ``None`` means ``B = eta``.
+    :param observables: indices into the stacked ``[y; x]`` (a tuple of ints), or an
+        ``(M, n_y + n_x)`` selection matrix ``Q``; ``None`` observes all of ``[y; x]``.
+    :param kwargs: passed to :func:`solve_quadratic`.
+    :return: :class:`FirstOrderSolution` with ``A = h_x (n_x, n_x)``, ``B = eta Gamma
+        (n_x, K)``, ``C = Q [g_x; I] (M, n_x)``.
+
+    Example (the RBC of DifferentiableStateSpaceModels.jl is ``models/rbc.py``)::
+
+        sol = solve_first_order(H, y_ss, x_ss, p, eta=jnp.array([[0.0], [-1.0]]),
+                                Gamma=jnp.array([sigma]), observables=(0, 2))
+        dist = KalmanLGSS(sol.A, sol.B, sol.C, R, jnp.zeros(2), "stationary", T)
+    """
+    y_ss, x_ss = _vector("y_ss", y_ss), _vector("x_ss", x_ss)
+    n_y, n_x = y_ss.shape[0], x_ss.shape[0]
+    J = jacobians(H, y_ss, x_ss, p)
+    g_x, h_x, ok = first_order_from_jacobians(*J, **kwargs)
+    dtype = g_x.dtype
+    resid = jnp.asarray(H(y_ss, y_ss, x_ss, x_ss, p), dtype)
+    resid = jnp.max(jnp.abs(resid)) if resid.size else jnp.zeros((), dtype)
+
+    Bm = None
+    if eta is not None:
+        eta = as_float_array("eta", eta)
+        if eta.ndim != 2 or eta.shape[0] != n_x:
+            raise ValueError(f"eta must have shape (n_x, K) with n_x = {n_x}; "
+                             f"got {tuple(eta.shape)}")
+        Bm = eta.astype(dtype)
+        if Gamma is not None:
+            K = eta.shape[1]
+            Gamma = as_float_array("Gamma", Gamma)
+            if Gamma.shape == (K,):
+                Gamma = jnp.diag(Gamma)
+            if Gamma.shape != (K, K):
+                raise ValueError(f"Gamma must have shape (K, K) = ({K}, {K}) or (K,) = ({K},); "
+                                 f"got {tuple(Gamma.shape)}")
+            Bm = Bm @ Gamma.astype(dtype)
+    elif Gamma is not None:
+        raise ValueError("Gamma needs eta: B = eta @ Gamma")
+    Q = _observables_matrix(observables, n_y, n_x, dtype)
+    C = Q @ jnp.concatenate([g_x, jnp.eye(n_x, dtype=dtype)], axis=0)
+    return FirstOrderSolution(g_x, h_x, h_x, Bm, C, ok, resid)
+
+
+def log_prob_guard(name, ok):
+    """In a NumPyro model: add ``-inf`` to the log density where ``ok`` is False.
+
+    ``numpyro.factor(name, where(ok, 0, -inf))``; the likelihood built from the finite
+    stand-in matrices stays finite, so gradients are finite and NUTS rejects the proposal.
+    """
+    numpyro.factor(name, jnp.where(ok, 0.0, -jnp.inf))
