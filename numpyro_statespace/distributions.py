@@ -27,7 +27,7 @@ from numpyro.distributions.util import validate_sample
 
 from . import kernels
 from ._validation import as_float_array
-from .kernels._linalg import finite_or, mvn_logpdf_iid, psd_factor
+from .kernels._linalg import finite_or, finite_tree, mvn_logpdf_iid, psd_factor
 from .problems import LinearStateSpaceProblem, QuadraticStateSpaceProblem, StateSpaceProblem
 from .solve import ConditionalLikelihood, DirectIteration, KalmanFilter, default_algorithm
 
@@ -64,7 +64,8 @@ def _param(name, x, trailing, what):
     n = len(trailing)
     if x.ndim < n or tuple(x.shape[x.ndim - n:]) != tuple(trailing):
         raise ValueError(
-            f"{name} must have shape (..., {what[1:-1]}) = (..., {', '.join(map(str, trailing))}); "
+            f"{name} must have shape (..., {what[1:-1].rstrip(',')}) = "
+            f"(..., {', '.join(map(str, trailing))}); "
             f"got {tuple(x.shape)}"
         )
     return x
@@ -113,6 +114,13 @@ def _gaussian(key, shape, factor):
     """Draws ``F e`` with ``e ~ N(0, I)``: ``shape + (factor.shape[-2],)``, broadcast over batch."""
     e = jax.random.normal(key, shape + factor.shape[-1:], factor.dtype)
     return jnp.einsum("...ij,...j->...i", factor, e)
+
+
+def _stationary_prior(A, B):
+    """Stationary covariance of ``u_t = A u_{t-1} + B w_t`` and its ``ok`` flag (NaN-safe)."""
+    (A, B), ok = finite_tree((A, B))
+    P, ok_P = kernels.stationary_covariance(A, B @ B.T)
+    return P, ok & ok_P
 
 
 # -- marginal likelihood ------------------------------------------------------------------
@@ -187,9 +195,8 @@ class KalmanLGSS(dist.Distribution):
         if self.stationary:
             if u0_cov != "stationary":
                 raise ValueError(f"u0_cov must be an (N, N) array or 'stationary'; got {u0_cov!r}")
-            Q = self.B @ jnp.swapaxes(self.B, -1, -2)
             self.u0_cov, self._prior_ok = jnp.vectorize(
-                kernels.stationary_covariance, signature="(n,n),(n,n)->(n,n),()")(self.A, Q)
+                _stationary_prior, signature="(n,n),(n,k)->(n,n),()")(self.A, self.B)
         else:
             self.u0_cov = _param("u0_cov", u0_cov, (N, N), "(N, N)")
             self._prior_ok = jnp.array(True)
@@ -297,8 +304,9 @@ class _JointBase(dist.Distribution):
 
         def single(*args):
             *params, R, y = args
+            (params, R), ok_params = finite_tree((params, R))
             z, ok = self._observations(*params)
-            return kernels.joint_loglik(z, y, R, ok)
+            return kernels.joint_loglik(z, y, R, ok & ok_params)
 
         return jnp.vectorize(single, signature=f"{self._signature},(m,m),(t,m)->()")(
             *self._params(), self.R, value)
@@ -492,8 +500,9 @@ class JointStateSpace(_JointBase):
         return self.u0, self.noise
 
     def _observations(self, u0, noise):
-        u, ok = kernels.generic_states(self.transition, self.p, u0, noise)
-        return kernels.generic_observations(self.observation, self.p, u), ok
+        p, ok_p = finite_tree(self.p)
+        u, ok = kernels.generic_states(self.transition, p, u0, noise)
+        return kernels.generic_observations(self.observation, p, u), ok & ok_p
 
 
 # -- conditional likelihood ------------------------------------------------------------------
@@ -547,14 +556,16 @@ class ConditionalSS(dist.Distribution):
     @validate_sample
     def log_prob(self, value):
         value = _check_value(self, value)
-        G, S = self._transition_and_cov()
 
-        def single(G, S, u0, y):
-            preds, ok = finite_or(kernels.clamped_states(u0, y)[:-1] @ G.T, 0.0)
-            ll, _ = mvn_logpdf_iid(y - preds, S)
-            return jnp.where(ok & jnp.isfinite(ll), ll, -jnp.inf)
+        def single(A, B, C, R, u0, y):
+            (A, B, C, R, u0), ok = finite_tree((A, B, C, R, u0))
+            CB = C @ B
+            preds, ok_p = finite_or(kernels.clamped_states(u0, y)[:-1] @ (C @ A).T, 0.0)
+            ll, _ = mvn_logpdf_iid(y - preds, CB @ CB.T + R)
+            return jnp.where(ok & ok_p & jnp.isfinite(ll), ll, -jnp.inf)
 
-        return jnp.vectorize(single, signature="(n,n),(n,n),(n),(t,n)->()")(G, S, self.u0, value)
+        return jnp.vectorize(single, signature="(n,n),(n,k),(n,n),(n,n),(n),(t,n)->()")(
+            self.A, self.B, self.C, self.R, self.u0, value)
 
     def sample(self, key, sample_shape=()):
         shape = tuple(sample_shape) + self.batch_shape

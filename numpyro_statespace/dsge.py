@@ -257,6 +257,10 @@ def _solve_quadratic_jvp(max_iter, rtol, num_doublings, primals, tangents):
     return (P, ok), (dP, np.zeros(ok.shape, dtype=jax.dtypes.float0))
 
 
+_solve_quadratic_jit = jax.jit(lambda A, B, C, max_iter, rtol, num_doublings: _solve_quadratic(
+    A, B, C, max_iter, rtol, num_doublings), static_argnums=(3, 4, 5))
+
+
 def solve_quadratic(A, B, C, *, max_iter=100, rtol=None, num_doublings=60):
     r"""Minimal solvent ``P`` of :math:`A P^2 + B P + C = 0`, differentiable (implicitly).
 
@@ -283,7 +287,8 @@ def solve_quadratic(A, B, C, *, max_iter=100, rtol=None, num_doublings=60):
     A, B, C = (X.astype(dtype) for X in (A, B, C))
     if rtol is None:
         rtol = float(np.sqrt(np.finfo(dtype).eps))
-    return _solve_quadratic(A, B, C, int(max_iter), float(rtol), int(num_doublings))
+    # jit caches the compiled loops for eager calls; inside an outer jit it is inlined.
+    return _solve_quadratic_jit(A, B, C, int(max_iter), float(rtol), int(num_doublings))
 
 
 # -- DSGE layer ---------------------------------------------------------------------------------

@@ -63,6 +63,13 @@ class _Problem:
         kwargs.update(changes)
         return type(self)(**kwargs)
 
+    def _copy_with(self, **fields):
+        """A copy with some fields swapped, without re-validation (internal use)."""
+        obj = object.__new__(type(self))
+        obj.__dict__.update(self.__dict__)
+        obj._set(**fields)
+        return obj
+
     def _set(self, **fields):
         for k, v in fields.items():
             object.__setattr__(self, k, v)

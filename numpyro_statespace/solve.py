@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from . import kernels
-from .kernels._linalg import psd_factor, quad
+from .kernels._linalg import finite_tree, psd_factor, quad
 from .problems import (
     LinearStateSpaceProblem,
     QuadraticStateSpaceProblem,
@@ -228,16 +228,23 @@ def _transition_and_observation(prob):
 def _solve_direct(prob, key):
     key_w, key_v = _split(key)
     W = _noise(prob, key_w)
-    states, observe, _ = _transition_and_observation(prob)
-    u, uf, ok = states(_empty_noise(prob) if W is None else W)
+    # Iterate a NaN-free copy of the parameters (observables excluded) so that a failed
+    # likelihood is -inf with finite gradients; paths of non-finite inputs are reported as NaN.
+    (clean, W_clean), ok_params = finite_tree((prob._copy_with(observables=None), W))
+    states, observe, _ = _transition_and_observation(clean)
+    u, uf, ok = states(_empty_noise(prob) if W is None else W_clean)
     z = None if observe is None else observe(u, uf)
     logpdf = jnp.zeros((), u.dtype)
     if z is not None and prob.observables_noise is not None:
         if prob.observables is not None:
-            logpdf = kernels.joint_loglik(z, prob.observables, prob.observables_noise, ok)
+            logpdf = kernels.joint_loglik(z, prob.observables, clean.observables_noise,
+                                          ok & ok_params)
         else:
             _need_key(key_v, "add observation noise (observables_noise without observables)")
-            z = z.at[1:].add(_draw_observation_noise(key_v, prob.observables_noise, z.shape[0] - 1))
+            z = z.at[1:].add(_draw_observation_noise(key_v, clean.observables_noise,
+                                                     z.shape[0] - 1))
+    u = jnp.where(ok_params, u, jnp.nan)
+    z = None if z is None else jnp.where(ok_params, z, jnp.nan)
     return StateSpaceSolution(_times(prob), u, z, W, None, logpdf, prob.syms, prob.obs_syms)
 
 

@@ -100,3 +100,20 @@ def finite_or(x, fallback):
     """``(where(all finite, x, fallback), ok)``: stops a NaN/inf input from reaching the algebra."""
     ok = jnp.all(jnp.isfinite(x))
     return jnp.where(ok, x, fallback), ok
+
+
+def finite_tree(tree):
+    """Every floating leaf of ``tree`` with a non-finite entry replaced by zeros, and ``ok``.
+
+    Applied to parameters before any algebra: a NaN that reached a product would turn the
+    zero cotangent of a failed likelihood into a NaN gradient (``0 * nan``).
+    """
+    leaves, treedef = jax.tree_util.tree_flatten(tree)
+    ok = jnp.array(True)
+    clean = []
+    for x in leaves:
+        if hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jnp.inexact):
+            x, ok_x = finite_or(x, 0.0)
+            ok = ok & ok_x
+        clean.append(x)
+    return jax.tree_util.tree_unflatten(treedef, clean), ok

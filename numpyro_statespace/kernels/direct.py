@@ -25,8 +25,13 @@ def _prepend(u0, path):
 
 
 def _guard(u, ok):
-    """Replace a non-finite state by zeros and record the failure in ``ok``."""
-    finite = jnp.all(jnp.isfinite(u))
+    """Replace an overflowing state by zeros and record the failure in ``ok``.
+
+    States beyond ``sqrt(max float)`` count as overflow too: their squares (quadratic terms,
+    the backward pass of ``quad``) would be infinite and turn zero cotangents into NaN.
+    """
+    bound = jnp.sqrt(jnp.finfo(u.dtype).max)
+    finite = jnp.all(jnp.abs(u) < bound)  # False for NaN too
     return jnp.where(finite, u, 0.0), ok & finite
 
 
