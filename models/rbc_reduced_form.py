@@ -57,20 +57,30 @@ def kalman_model(y=None, num_timesteps=None):
     numpyro.sample("y", nss.KalmanLGSS(A, B, C, R, jnp.zeros(2), "stationary", T), obs=y)
 
 
-def joint_model(y=None, num_timesteps=None):
-    """Joint likelihood with the shocks ``w (T, 1)`` as a latent ``N(0, 1)`` site; ``u_0 = 0``."""
+def joint_model(y=None, num_timesteps=None, whiten=False):
+    """Joint likelihood with the shocks ``w (T, 1)`` as a latent ``N(0, 1)`` site; ``u_0 = 0``.
+
+    ``whiten=True`` samples the shocks whitened by their posterior under this (linear) model
+    (site ``w_white``; ``w`` stays a deterministic site), see :func:`nss.sample_noise`.
+    """
     T = y.shape[0] if y is not None else num_timesteps
     A, B, C = matrices(*priors())
-    w = nss.sample_noise("w", T, 1)
-    numpyro.sample("y", nss.JointLGSS(A, B, C, R, jnp.zeros(2), w), obs=y)
+    u0 = jnp.zeros(2)
+    w = nss.sample_noise("w", T, 1, whiten=nss.Whitening(A, B, C, R, y, u0) if whiten else None)
+    numpyro.sample("y", nss.JointLGSS(A, B, C, R, u0, w), obs=y)
 
 
-def pruned_joint_model(y=None, num_timesteps=None):
-    """Pruned second-order model, joint likelihood with latent shocks; ``u_0 = 0``."""
+def pruned_joint_model(y=None, num_timesteps=None, whiten=False):
+    """Pruned second-order model, joint likelihood with latent shocks; ``u_0 = 0``.
+
+    ``whiten=True`` whitens the shocks by the first-order part (``A_1, B, C_1`` with offsets
+    ``A_0, C_0``); the likelihood stays the exact pruned second-order one.
+    """
     T = y.shape[0] if y is not None else num_timesteps
     A, B, C = matrices(*priors())
     A_0, A_2, C_0, C_2 = second_order_terms()
-    w = nss.sample_noise("w", T, 1)
+    whitening = nss.Whitening(A, B, C, R, y, jnp.zeros(2), state_offset=A_0, obs_offset=C_0)
+    w = nss.sample_noise("w", T, 1, whiten=whitening if whiten else None)
     numpyro.sample("y", nss.JointQuadraticSS(A_0, A, A_2, B, C_0, C, C_2, R, jnp.zeros(2), w,
                                              pruned=True), obs=y)
 

@@ -12,6 +12,7 @@ from .distributions import (
     JointQuadraticSS,
     JointStateSpace,
     KalmanLGSS,
+    Whitening,
     from_problem,
     sample_noise,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "JointQuadraticSS",
     "JointStateSpace",
     "KalmanLGSS",
+    "Whitening",
     "from_problem",
     "sample_noise",
     "DirectIteration",

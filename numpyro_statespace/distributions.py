@@ -18,6 +18,8 @@ class                  likelihood
 
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
 import jax
 import jax.numpy as jnp
 import numpyro
@@ -37,6 +39,7 @@ __all__ = [
     "JointQuadraticSS",
     "JointStateSpace",
     "KalmanLGSS",
+    "Whitening",
     "from_problem",
     "sample_noise",
 ]
@@ -277,9 +280,10 @@ class KalmanLGSS(dist.Distribution):
 # -- joint likelihoods given the noise --------------------------------------------------------
 class _JointBase(dist.Distribution):
     r"""``log p(y | w) = sum_t log N(y_t; z_t(w), R)``: the prior of the noise is not included
-    (in a model the noise is its own latent site, see :func:`sample_noise`)."""
+    (in a model the noise is its own latent site, see :func:`sample_noise`). NaN entries of
+    ``y`` are missing observations."""
 
-    support = constraints.independent(constraints.real, 2)
+    support = constraints.independent(real_or_missing, 2)
 
     # Subclasses provide the unbatched path, the jnp.vectorize signature of the parameters it
     # takes, and those parameters in order.
@@ -580,14 +584,65 @@ class ConditionalSS(dist.Distribution):
 
 
 # -- model helpers ----------------------------------------------------------------------------
-def sample_noise(name, num_timesteps, n_shocks):
-    """The shocks ``w_1..w_T`` as a latent ``N(0, I)`` site of shape ``(T, K)``.
+class Whitening(NamedTuple):
+    r"""The linear(ised) model whose shock posterior whitens a latent noise site.
+
+    ``u_t = state_offset + A u_{t-1} + B w_t``, ``y_t = obs_offset + C u_t + v_t``,
+    ``v_t ~ N(0, R)``, from the known ``u0``. For a quadratic or pruned-quadratic model pass
+    its first-order part: ``A = A_1``, ``C = C_1``, ``state_offset = A_0``,
+    ``obs_offset = C_0``. ``y (T, M)`` may hold NaN (missing); ``y=None`` (e.g. prior
+    predictive) disables the whitening.
+    """
+
+    A: Any
+    B: Any
+    C: Any
+    R: Any
+    y: Any
+    u0: Any
+    mask: Any = None
+    state_offset: Any = None
+    obs_offset: Any = None
+
+
+def sample_noise(name, num_timesteps, n_shocks, *, whiten=None):
+    r"""The shocks ``w_1..w_T`` as a latent ``N(0, I)`` site of shape ``(T, K)``.
 
     Use it with a joint likelihood: ``w = sample_noise("w", T, K)`` then
     ``numpyro.sample("y", JointLGSS(A, B, C, R, u0, w), obs=y)``.
+
+    With ``whiten=Whitening(A, B, C, R, y, u0, ...)`` the sampler sees standardised shocks
+    instead: ``eps ~ N(0, I)`` (site ``name + "_white"``) and
+    ``w = mean(theta, y) + L(theta, y) eps`` (a deterministic site ``name``), where the mean and
+    the block-triangular factor ``L`` come from the whitening model's shock posterior (see
+    :mod:`numpyro_statespace.kernels.whitening`) and the factor
+    :math:`\log N(w; 0, I) - \log N(\epsilon; 0, I) + \log|L|` (site ``name + "_jacobian"``)
+    keeps the model's density exactly that of ``w ~ N(0, I)``. For a linear Gaussian model the
+    posterior of ``eps`` is exactly ``N(0, I)`` and independent of the parameters, which removes
+    the shock–parameter coupling that makes NUTS crawl on the plain latent route.
     """
-    return numpyro.sample(
-        name, dist.Normal(0.0, 1.0).expand((num_timesteps, n_shocks)).to_event(2))
+    if whiten is not None and not isinstance(whiten, Whitening):
+        raise ValueError(f"whiten must be a Whitening(A, B, C, R, y, u0, ...); got "
+                         f"{type(whiten).__name__}")
+    if whiten is None or whiten.y is None:
+        return numpyro.sample(
+            name, dist.Normal(0.0, 1.0).expand((num_timesteps, n_shocks)).to_event(2))
+    B = as_float_array("whiten.B", whiten.B)
+    if B.shape[-1] != n_shocks or jnp.shape(whiten.y)[-2] != num_timesteps:
+        raise ValueError(f"whiten.B must have K = {n_shocks} columns and whiten.y T = "
+                         f"{num_timesteps} rows; got B {tuple(B.shape)}, y "
+                         f"{tuple(jnp.shape(whiten.y))}")
+    eps = numpyro.sample(f"{name}_white",
+                         dist.Normal(0.0, 1.0).expand((num_timesteps, n_shocks)).to_event(2))
+    (A, B, C, R, u0, a, d), ok = finite_tree(
+        (whiten.A, B, whiten.C, _obs_cov(whiten.R, jnp.shape(whiten.C)[-2]), whiten.u0,
+         whiten.state_offset, whiten.obs_offset))
+    info = kernels.backward_information(A, B, C, R, whiten.y, whiten.mask, a, d)
+    w, logdet = kernels.whiten_shocks(eps, A, B, info, u0, a)
+    correction = 0.5 * (jnp.sum(eps**2) - jnp.sum(w**2)) + logdet
+    numpyro.factor(f"{name}_jacobian", jnp.where(ok & jnp.isfinite(correction), correction,
+                                                 -jnp.inf))
+    return numpyro.deterministic(name, w)
 
 
 def from_problem(prob, alg=None):

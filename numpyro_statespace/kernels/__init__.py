@@ -12,6 +12,7 @@ from .direct import (
 )
 from .kalman import KalmanFilterResult, kalman_filter, kalman_loglik, predict, update
 from .lyapunov import stationary_covariance
+from .whitening import BackwardInformation, backward_information, whiten_shocks
 from .smoother import (
     FilterDetails,
     ForecastResult,
@@ -27,6 +28,9 @@ from .smoother import (
 )
 
 __all__ = [
+    "BackwardInformation",
+    "backward_information",
+    "whiten_shocks",
     "FilterDetails",
     "ForecastResult",
     "ImpulseResponse",

@@ -15,9 +15,18 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
+from jax.scipy.linalg import solve_triangular
 
-from ._linalg import finite_or, mvn_logpdf_iid, quad
+from ._linalg import (
+    LOG_2PI,
+    finite_or,
+    logdet_from_cholesky,
+    mvn_logpdf_iid,
+    quad,
+    safe_cholesky,
+)
 
 
 def _prepend(u0, path):
@@ -98,10 +107,33 @@ def generic_observations(observation, p, u, t0=0):
 def joint_loglik(z, y, R, ok=True):
     r"""``sum_{t=1}^T log N(y_t; z_t, R)`` for ``z (T + 1, M)`` (``z_0`` unused), ``y (T, M)``.
 
-    The prior of the noise is not included. Returns ``-inf`` (finite gradients) when ``R`` is
-    not positive definite, when ``ok`` (the state kernels' flag) is False or when ``z`` is not
-    finite.
+    NaN entries of ``y`` are missing: each step uses the observed entries only. The prior of
+    the noise is not included. Returns ``-inf`` (finite gradients) when ``R`` is not positive
+    definite, when ``ok`` (the state kernels' flag) is False or when ``z`` is not finite.
     """
     z, ok_z = finite_or(z[1:], 0.0)
-    ll, _ = mvn_logpdf_iid(y - z, R)
+    if may_have_missing(y):
+        ll = _masked_gaussian_loglik(y - z, ~jnp.isnan(y), R)
+    else:
+        ll, _ = mvn_logpdf_iid(y - z, R)
     return jnp.where(ok & ok_z & jnp.isfinite(ll), ll, -jnp.inf)
+
+
+def may_have_missing(y):
+    """False only when ``y`` is concrete and NaN-free (then the cheaper i.i.d. path applies)."""
+    try:
+        return bool(np.isnan(np.asarray(y)).any())
+    except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
+        return True
+
+
+def _masked_gaussian_loglik(residuals, observed, R):
+    """``sum_t log N(r_t[o_t]; 0, R[o_t, o_t])``; ``-inf`` if a needed block is not PD."""
+    r = jnp.where(observed, residuals, 0.0)
+    both = observed[:, :, None] & observed[:, None, :]
+    R_t = jnp.where(both, R, 0.0) + jax.vmap(jnp.diag)(jnp.where(observed, 0.0, 1.0).astype(R.dtype))
+    L, ok = safe_cholesky(R_t)
+    white = jax.vmap(lambda L, r: solve_triangular(L, r, lower=True))(L, r)
+    n_obs = jnp.sum(observed)
+    ll = -0.5 * (n_obs * LOG_2PI + jnp.sum(logdet_from_cholesky(L)) + jnp.sum(white**2))
+    return jnp.where(jnp.all(ok), ll, -jnp.inf)

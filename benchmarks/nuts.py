@@ -1,0 +1,91 @@
+"""NUTS on the RBC reduced-form model (2 states, 1 shock, 2 observables, T = 200, observation
+noise s.d. 0.01; parameters a, rho, sigma): wall time, ESS and ESS per second for each route.
+
+Routes: the Kalman (marginal) likelihood; the joint likelihood with the 200 shocks as plain
+``N(0, 1)`` latents; the same with the shocks whitened by their posterior
+(``sample_noise(..., whiten=...)``); and the pruned second-order model, plain and whitened.
+NumPyro's NUTS, 2 chains x 500 warm-up + 500 draws (``--quick``: 100 + 100), sequential chains.
+Prints a table and writes ``benchmarks/results/nuts.json``.
+
+    python benchmarks/nuts.py [--quick] [--routes kalman,joint_whitened]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from functools import partial
+from pathlib import Path
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import numpy as np  # noqa: E402
+from numpyro.diagnostics import summary  # noqa: E402
+from numpyro.infer import MCMC, NUTS, init_to_median  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from models import rbc_reduced_form as rbc  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results"
+
+ROUTES = {
+    "kalman": (rbc.kalman_model, rbc.kalman_model),
+    "joint": (rbc.joint_model, rbc.joint_model),
+    "joint_whitened": (rbc.joint_model, partial(rbc.joint_model, whiten=True)),
+    "pruned_joint": (rbc.pruned_joint_model, rbc.pruned_joint_model),
+    "pruned_joint_whitened": (rbc.pruned_joint_model,
+                              partial(rbc.pruned_joint_model, whiten=True)),
+}
+
+
+def run_route(name, T, num_warmup, num_samples, seed=0):
+    data_model, model = ROUTES[name]
+    y = rbc.simulate(jax.random.key(seed), T, data_model)
+    mcmc = MCMC(NUTS(model, init_strategy=init_to_median), num_warmup=num_warmup,
+                num_samples=num_samples, num_chains=2, chain_method="sequential",
+                progress_bar=False)
+    t0 = time.perf_counter()
+    mcmc.run(jax.random.key(seed + 1), y, extra_fields=("diverging",))
+    jax.block_until_ready(mcmc.get_samples())
+    wall = time.perf_counter() - t0
+    grouped = mcmc.get_samples(group_by_chain=True)
+    stats = summary({k: grouped[k] for k in rbc.TRUTH})
+    min_ess = min(float(stats[k]["n_eff"]) for k in rbc.TRUTH)
+    return {
+        "route": name, "T": T, "wall_s": wall, "min_ess": min_ess, "ess_per_s": min_ess / wall,
+        "r_hat_max": max(float(stats[k]["r_hat"]) for k in rbc.TRUTH),
+        "divergences": int(mcmc.get_extra_fields()["diverging"].sum()),
+        "posterior_mean": {k: float(stats[k]["mean"]) for k in rbc.TRUTH},
+        "posterior_sd": {k: float(stats[k]["std"]) for k in rbc.TRUTH},
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--routes", default=",".join(ROUTES))
+    parser.add_argument("--T", type=int, default=200)
+    args = parser.parse_args()
+    n = 100 if args.quick else 500
+    print(f"JAX {jax.__version__} on {jax.devices()[0].platform}; 2 chains x {n} warm-up + {n} "
+          f"draws, T = {args.T}; truth {rbc.TRUTH}")
+    print(f"{'route':24s} {'wall':>8s} {'min ESS':>8s} {'ESS/s':>8s} {'r_hat max':>9s} "
+          f"{'div':>4s}   posterior means (a, rho, sigma)")
+    rows = []
+    for name in args.routes.split(","):
+        r = run_route(name, args.T, n, n)
+        rows.append(r)
+        means = ", ".join(f"{r['posterior_mean'][k]:.4f}" for k in rbc.TRUTH)
+        print(f"{name:24s} {r['wall_s']:7.1f}s {r['min_ess']:8.0f} {r['ess_per_s']:8.2f} "
+              f"{r['r_hat_max']:9.3f} {r['divergences']:4d}   {means}", flush=True)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "nuts.json").write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()

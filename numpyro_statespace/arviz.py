@@ -1,0 +1,591 @@
+r"""ArviZ ``InferenceData`` for state-space models: named dimensions, states, predictions.
+
+:func:`to_inference_data` converts a NumPyro run with ArviZ's own converter
+(:func:`arviz.from_numpyro` for an ``MCMC``, :func:`arviz.from_dict` for a dict of draws) and
+names the dimensions a state-space model has:
+
+=====================  ==============================================================
+dimension              coordinate
+=====================  ==============================================================
+``time``               ``t = 1..T`` of ``y_1..y_T`` (or the index of a ``DataFrame``)
+``time_with_initial``  ``t = 0..T`` of the states ``u_0..u_T`` (one period prepended)
+``observable``         ``obs_syms`` (or the columns of a ``DataFrame``)
+``state``              ``syms``
+``shock``              ``shock_names``
+``forecast_time``      ``t = T + 1..T + steps`` (the index extended)
+``horizon``            ``1..steps`` after an impulse
+=====================  ==============================================================
+
+Sites get their dimensions from their shapes: an observed site ``(T, M)`` gets
+``("time", "observable")``, a latent sample site ``(T, K)`` (the noise of a joint likelihood)
+``("time", "shock")``, any other site ``(T + 1, N)`` ``("time_with_initial", "state")``;
+``dims`` passed by the caller take precedence.
+
+The ``add_*`` helpers run the model once per posterior draw (``jax.vmap`` in batches) and add
+a group to the ``InferenceData`` (replacing one of the same name):
+
+=============================  =======================  ======================================
+helper                         group                    variables
+=============================  =======================  ======================================
+:func:`add_states`             ``posterior_states``     ``state_path`` (a draw of
+                                                        ``u_0..u_T`` given ``y`` and the
+                                                        parameters); for :class:`KalmanLGSS`
+                                                        also ``filtered_state``,
+                                                        ``smoothed_state``,
+                                                        ``smoothed_state_sd``
+:func:`add_posterior_predictive`  ``posterior_predictive``  each observed site
+:func:`add_forecast`           ``predictions``          ``<site>`` (future observations),
+                                                        ``<site>_mean``, ``state_path``
+:func:`add_impulse_responses`  ``impulse_responses``    ``state_response``,
+                                                        ``observable_response``
+=============================  =======================  ======================================
+
+Everything is a draw from the posterior (parameter uncertainty included), so credible bands
+are quantiles over ``(chain, draw)``. This module imports ArviZ; ``import numpyro_statespace``
+does not import it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+import arviz as az
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import pandas as pd
+from numpyro import handlers
+from numpyro.infer import MCMC, Predictive
+
+from . import kernels
+from .distributions import ConditionalSS, JointLGSS, JointQuadraticSS, JointStateSpace, KalmanLGSS
+from .kernels._linalg import psd_factor
+
+__all__ = [
+    "add_forecast",
+    "add_impulse_responses",
+    "add_posterior_predictive",
+    "add_states",
+    "to_inference_data",
+]
+
+TIME, TIME0, OBS, STATE, SHOCK = "time", "time_with_initial", "observable", "state", "shock"
+FORECAST_TIME, HORIZON = "forecast_time", "horizon"
+_STATE_SPACE = (KalmanLGSS, JointLGSS, JointQuadraticSS, JointStateSpace, ConditionalSS)
+
+
+# -- where the draws and the model come from -------------------------------------------------
+class _Source(NamedTuple):
+    model: Any
+    args: tuple
+    kwargs: dict
+    samples: dict          # name -> (chains, draws, ...) NumPy arrays
+    mcmc: Any              # the MCMC object, or None for a dict of draws
+
+
+def _source(posterior, model, model_args, model_kwargs):
+    if isinstance(posterior, MCMC):
+        model = model if model is not None else getattr(posterior.sampler, "model", None)
+        args = tuple(posterior._args) if model_args is None else tuple(model_args)
+        kwargs = dict(posterior._kwargs) if model_kwargs is None else dict(model_kwargs)
+        samples = jax.device_get(posterior.get_samples(group_by_chain=True))
+        mcmc = posterior
+    elif isinstance(posterior, Mapping):
+        args = tuple(model_args or ())
+        kwargs = dict(model_kwargs or {})
+        samples = {k: np.asarray(v)[None] for k, v in jax.device_get(dict(posterior)).items()}
+        mcmc = None
+    else:
+        raise ValueError(f"posterior must be a numpyro.infer.MCMC or a dict of draws with a "
+                         f"leading sample axis; got {type(posterior).__name__}")
+    if model is None:
+        raise ValueError("no model: pass model=... (the MCMC kernel was built without one, or "
+                         "the posterior is a dict of draws)")
+    if not samples:
+        raise ValueError("the posterior has no draws")
+    return _Source(model, args, kwargs, {k: np.asarray(v) for k, v in samples.items()}, mcmc)
+
+
+def _num_chains_draws(src):
+    return next(iter(src.samples.values())).shape[:2]
+
+
+def _trace(src, params):
+    """The model's trace with every latent site set to ``params`` (one draw)."""
+    model = handlers.seed(handlers.substitute(src.model, data=params), rng_seed=0)
+    return handlers.trace(model).get_trace(*src.args, **src.kwargs)
+
+
+def _observed_sites(trace):
+    return {name: site for name, site in trace.items()
+            if site["type"] == "sample" and site["is_observed"]}
+
+
+def _unwrap(fn):
+    """The state-space distribution inside NumPyro's wrappers (masks, ``to_event``, ...)."""
+    while not isinstance(fn, _STATE_SPACE) and hasattr(fn, "base_dist"):
+        fn = fn.base_dist
+    return fn
+
+
+def _select_site(trace, site, types, what):
+    observed = _observed_sites(trace)
+    kinds = {name: type(_unwrap(s["fn"])).__name__ for name, s in observed.items()}
+    names = [site] if site is not None else list(observed)
+    for name in names:
+        if name in observed and isinstance(_unwrap(observed[name]["fn"]), types):
+            return name
+    wanted = ", ".join(t.__name__ for t in types)
+    raise ValueError(f"{what} needs an observed site whose distribution is one of ({wanted}); "
+                     f"{'site ' + repr(site) + ' is not one' if site else 'none found'} "
+                     f"(observed sites: {kinds or 'none'})")
+
+
+def _first_draw(src):
+    return {k: v[0, 0] for k, v in src.samples.items()}
+
+
+def _sizes(fn):
+    """``(N, K)`` of a state-space distribution (``None`` where unknown)."""
+    fn = _unwrap(fn)
+    if isinstance(fn, (KalmanLGSS, JointLGSS, ConditionalSS)):
+        return fn.A.shape[-1], fn.B.shape[-1]
+    if isinstance(fn, JointQuadraticSS):
+        return fn.A_1.shape[-1], fn.B.shape[-1]
+    if isinstance(fn, JointStateSpace):
+        return fn.u0.shape[-1], fn.noise.shape[-1]
+    return None, None
+
+
+def _per_draw(src, fn, key=None, batch_size=256):
+    """``fn(params, key)`` for every draw, as ``(chains, draws, ...)`` NumPy arrays.
+
+    ``fn`` must return a dict of arrays; it runs under ``jax.vmap`` in batches of
+    ``batch_size`` draws (bounding memory).
+    """
+    C, D = _num_chains_draws(src)
+    S = C * D
+    flat = {k: jnp.asarray(v.reshape((S,) + v.shape[2:])) for k, v in src.samples.items()}
+    keys = jax.random.split(key, S) if key is not None else jnp.zeros((S,))
+
+    def one(xs):
+        params, k = xs
+        return fn(params, k if key is not None else None)
+
+    out = jax.jit(lambda xs: jax.lax.map(one, xs, batch_size=min(batch_size, S)))((flat, keys))
+    return {k: np.asarray(v).reshape((C, D) + v.shape[1:]) for k, v in out.items()}
+
+
+# -- coordinates ------------------------------------------------------------------------------
+def _is_frame(y):
+    return hasattr(y, "columns") and hasattr(y, "index") and hasattr(y, "to_numpy")
+
+
+def _time_index(time, T):
+    """``time`` (or ``1..T``) as a pandas Index of length ``T``."""
+    index = pd.RangeIndex(1, T + 1, name=None) if time is None else pd.Index(time)
+    if len(index) != T:
+        raise ValueError(f"time must have T = {T} entries (one per observation y_1..y_T); "
+                         f"got {len(index)}")
+    return index
+
+
+def _extend(index, before, after):
+    """``(index of before + len(index) entries, index of the after entries after it)``; the
+    pandas frequency (or the constant step of a numeric index) continues the sequence.
+    ``None`` for either when the index has no evident spacing."""
+    freq = None
+    if isinstance(index, (pd.DatetimeIndex, pd.PeriodIndex)):
+        freq = index.freq
+        if freq is None and isinstance(index, pd.DatetimeIndex) and len(index) >= 3:
+            freq = pd.infer_freq(index)
+        if freq is None:
+            return None, None
+        if isinstance(index, pd.PeriodIndex):
+            head = pd.period_range(end=index[0], periods=before + 1, freq=freq)[:-1]
+            tail = pd.period_range(start=index[-1], periods=after + 1, freq=freq)[1:]
+        else:
+            head = pd.date_range(end=index[0], periods=before + 1, freq=freq)[:-1]
+            tail = pd.date_range(start=index[-1], periods=after + 1, freq=freq)[1:]
+        return head.append(index), tail
+    if pd.api.types.is_numeric_dtype(index.dtype) and not pd.api.types.is_bool_dtype(index.dtype):
+        values = np.asarray(index)
+        step = values[1] - values[0] if len(values) > 1 else 1
+        if len(values) > 2 and not np.allclose(np.diff(values), step):
+            return None, None
+        head = values[0] - step * np.arange(before, 0, -1)
+        tail = values[-1] + step * np.arange(1, after + 1)
+        return pd.Index(np.concatenate([head, values])), pd.Index(tail)
+    return None, None
+
+
+def _coord(index):
+    """A pandas index as xarray coordinate values (periods become timestamps)."""
+    if isinstance(index, pd.PeriodIndex):
+        index = index.to_timestamp()
+    return np.asarray(index)
+
+
+def _names(names, n, what, argname):
+    if names is None:
+        return list(range(n)) if n is not None else None
+    names = list(names)
+    if n is not None and len(names) != n:
+        raise ValueError(f"{argname} must name the {n} {what}; got {len(names)}: {names}")
+    return names
+
+
+def _stored_coords(idata):
+    """Coordinates of the state-space dimensions found anywhere in ``idata``."""
+    found = {}
+    for group in idata.groups():
+        ds = idata[group]
+        for name in (TIME, TIME0, OBS, STATE, SHOCK):
+            if name in ds.coords and name not in found:
+                found[name] = ds.coords[name].values
+    return found
+
+
+def _time_coords(idata, T):
+    """``(time, time_with_initial)`` coordinate values stored in ``idata`` (or the defaults)."""
+    stored = _stored_coords(idata)
+    time = stored.get(TIME)
+    if time is None or len(time) != T:
+        time = np.arange(1, T + 1)
+    time0 = stored.get(TIME0)
+    if time0 is None or len(time0) != T + 1:
+        head, _ = _extend(pd.Index(time), 1, 0)
+        time0 = _coord(head) if head is not None else np.arange(T + 1)
+    return time, time0
+
+
+def _replace_group(idata, group, dataset):
+    if group in idata.groups():
+        del idata[group]
+    idata.add_groups({group: dataset})
+    return idata
+
+
+def _dataset(data, coords, dims):
+    return az.dict_to_dataset(data, library=numpyro, coords=coords, dims=dims)
+
+
+# -- conversion -------------------------------------------------------------------------------
+def to_inference_data(posterior, *, y=None, time=None, syms=None, obs_syms=None,
+                      shock_names=None, model=None, model_args=None, model_kwargs=None,
+                      coords=None, dims=None, **kwargs):
+    """``InferenceData`` of a state-space model with named dimensions and coordinates.
+
+    :param posterior: a ``numpyro.infer.MCMC`` after ``run`` (converted by
+        :func:`arviz.from_numpyro`), or a dict of draws with a leading sample axis, e.g. from
+        ``Predictive(guide, params=..., num_samples=...)`` after SVI (one chain, converted by
+        :func:`arviz.from_dict`; ``model`` and the model's arguments are then required).
+    :param y: the data, used for names only: a ``pandas.DataFrame`` gives the ``time``
+        coordinate (its index) and the ``observable`` coordinate (its columns). The model
+        itself must have been run on an array (``df.to_numpy()``).
+    :param time: ``T`` time labels (a pandas index or array); overrides the DataFrame's index.
+        Default: ``1..T``.
+    :param syms: names of the ``N`` states. :param obs_syms: names of the ``M`` observables.
+    :param shock_names: names of the ``K`` shocks. Unnamed dimensions get ``0..n-1``.
+    :param model, model_args, model_kwargs: the model and its arguments, for a dict of draws
+        (an ``MCMC`` supplies its own, which ArviZ's converter uses).
+    :param coords, dims: extra ArviZ coordinates and dimensions; they take precedence.
+    :param kwargs: passed to :func:`arviz.from_numpyro` (e.g. ``log_likelihood=False``) or
+        :func:`arviz.from_dict`.
+    :return: ``arviz.InferenceData``. The state-space coordinates (``time``,
+        ``time_with_initial``, ``state``, ``observable``, ``shock``) are also attached to the
+        ``observed_data`` group, so that the ``add_*`` helpers find them.
+    """
+    src = _source(posterior, model, model_args, model_kwargs)
+    trace = _trace(src, _first_draw(src))
+    observed = _observed_sites(trace)
+    ss_names = [n for n, s in observed.items() if isinstance(_unwrap(s["fn"]), _STATE_SPACE)]
+    N, K = _sizes(observed[ss_names[0]]["fn"]) if ss_names else (None, None)
+
+    # T and M: the DataFrame, else the first observed site with a (T, M) value.
+    frame = y if y is not None and _is_frame(y) else None
+    if y is not None:
+        y_shape = np.shape(frame.to_numpy() if frame is not None else y)
+    else:
+        shapes = [np.shape(observed[n]["value"]) for n in ss_names + list(observed)]
+        y_shape = next((s for s in shapes if len(s) >= 2), None)
+    if y_shape is None or len(y_shape) < 2:
+        raise ValueError("cannot tell T and M: pass y (T, M), or observe a (T, M) site in the "
+                         "model")
+    T, M = y_shape[-2], y_shape[-1]
+    if time is None and frame is not None:
+        time = frame.index
+    if obs_syms is None and frame is not None:
+        obs_syms = [str(c) for c in frame.columns]
+    index = _time_index(time, T)
+    head, _ = _extend(index, 1, 0)
+    names = {
+        TIME: _coord(index),
+        TIME0: _coord(head) if head is not None else np.arange(T + 1),
+        OBS: _names(obs_syms, M, "observables", "obs_syms"),
+        STATE: _names(syms, N, "states", "syms"),
+        SHOCK: _names(shock_names, K, "shocks", "shock_names"),
+    }
+    n_state = N if N is not None else (len(names[STATE]) if names[STATE] else None)
+    n_shock = K if K is not None else (len(names[SHOCK]) if names[SHOCK] else None)
+
+    auto_dims = {}
+    for name, site in trace.items():
+        if site["type"] not in ("sample", "deterministic"):
+            continue
+        shape = tuple(np.shape(site["value"]))
+        if site["type"] == "sample" and site["is_observed"]:
+            if shape[-2:] == (T, M):
+                auto_dims[name] = [TIME, OBS]
+        elif site["type"] == "sample" and len(shape) >= 2 and shape[-2] == T \
+                and (n_shock is None or shape[-1] == n_shock):
+            auto_dims[name] = [TIME, SHOCK]
+            n_shock = shape[-1]
+        elif n_state is not None and shape[-2:] == (T + 1, n_state):
+            auto_dims[name] = [TIME0, STATE]
+    if names[SHOCK] is None and n_shock is not None:
+        names[SHOCK] = list(range(n_shock))
+    if names[STATE] is None and n_state is not None:
+        names[STATE] = list(range(n_state))
+    all_coords = {k: v for k, v in names.items() if v is not None}
+    all_coords.update(coords or {})
+    all_dims = {**auto_dims, **(dims or {})}
+
+    if src.mcmc is not None:
+        idata = az.from_numpyro(src.mcmc, coords=all_coords, dims=all_dims, **kwargs)
+    else:
+        obs_data = {n: np.asarray(s["value"]) for n, s in observed.items()}
+        idata = az.from_dict(posterior={k: v for k, v in src.samples.items()},
+                             observed_data=obs_data or None, coords=all_coords, dims=all_dims,
+                             **kwargs)
+    group = "observed_data" if "observed_data" in idata.groups() else "posterior"
+    extra = {k: v for k, v in all_coords.items()
+             if k in (TIME, TIME0, OBS, STATE, SHOCK) and k not in idata[group].coords}
+    _replace_group(idata, group, idata[group].assign_coords(extra))
+    return idata
+
+
+# -- groups -----------------------------------------------------------------------------------
+def _state_names(idata, syms, N):
+    if syms is not None:
+        return _names(syms, N, "states", "syms")
+    stored = _stored_coords(idata).get(STATE)
+    return list(stored) if stored is not None and len(stored) == N else list(range(N))
+
+
+def _state_paths(d, y, key):
+    """State-space distribution ``d`` and its data ``y`` -> dict of ``(T + 1, N)`` arrays."""
+    if isinstance(d, KalmanLGSS):
+        smoothed = d.smooth(y)
+        out = {"filtered_state": d.filter(y).filtered_means,
+               "smoothed_state": smoothed.smoothed_means,
+               "smoothed_state_sd": jnp.sqrt(jnp.clip(
+                   jnp.diagonal(smoothed.smoothed_covs, axis1=-2, axis2=-1), 0.0))}
+        if key is not None:
+            out["state_path"] = d.posterior_sample(key, y, 1)[0]
+        return out
+    if isinstance(d, JointLGSS):
+        return {"state_path": kernels.linear_states(d.A, d.B, d.u0, d.noise)[0]}
+    if isinstance(d, JointQuadraticSS):
+        return {"state_path": kernels.quadratic_states(d.A_0, d.A_1, d.A_2, d.B, d.u0, d.noise,
+                                                       d.pruned)[0]}
+    return {"state_path": kernels.generic_states(d.transition, d.p, d.u0, d.noise)[0]}
+
+
+def add_states(idata, posterior, *, key=None, site=None, syms=None, model=None,
+               model_args=None, model_kwargs=None, batch_size=256):
+    """Add the posterior of the latent states ``u_0..u_T`` as group ``posterior_states``.
+
+    For each posterior draw the model is run and its state-space likelihood (the observed
+    ``site``, default: the first one) gives the states, all with dims
+    ``(chain, draw, time_with_initial, state)``:
+
+    - :class:`KalmanLGSS`: ``filtered_state`` and ``smoothed_state`` (means given the draw's
+      parameters), ``smoothed_state_sd``, and with a ``key`` ``state_path``, one
+      simulation-smoother draw of the path per posterior draw (so quantiles of ``state_path``
+      are credible bands that include parameter uncertainty);
+    - :class:`JointLGSS`, :class:`JointQuadraticSS`, :class:`JointStateSpace`:
+      ``state_path``, the path implied by the draw's noise and parameters.
+
+    :param idata: from :func:`to_inference_data` (its ``time`` and ``state`` coordinates are
+        reused). :param posterior: the same ``MCMC`` or dict of draws.
+    :param key: ``jax.random`` key for ``state_path`` draws (KalmanLGSS only; without it only
+        the moments are stored).
+    :param syms: state names (default: those stored in ``idata``).
+    :param batch_size: draws per vectorised batch.
+    :return: ``idata``, modified in place.
+    """
+    src = _source(posterior, model, model_args, model_kwargs)
+    trace = _trace(src, _first_draw(src))
+    name = _select_site(trace, site, (KalmanLGSS, JointLGSS, JointQuadraticSS, JointStateSpace),
+                        "add_states")
+
+    def fn(params, k):
+        s = _trace(src, params)[name]
+        return _state_paths(_unwrap(s["fn"]), s["value"], k)
+
+    data = _per_draw(src, fn, key, batch_size)
+    T1, N = next(iter(data.values())).shape[2:]
+    _, time0 = _time_coords(idata, T1 - 1)
+    coords = {TIME0: time0, STATE: _state_names(idata, syms, N)}
+    dims = {k: [TIME0, STATE] for k in data}
+    return _replace_group(idata, "posterior_states", _dataset(data, coords, dims))
+
+
+class _unobserved(numpyro.primitives.Messenger):
+    """Turn the observed sites ``sites`` into sampled ones (their ``obs`` is dropped)."""
+
+    def __init__(self, fn, sites):
+        self.sites = frozenset(sites)
+        super().__init__(fn)
+
+    def process_message(self, msg):
+        if msg["type"] == "sample" and msg["name"] in self.sites and msg["is_observed"]:
+            msg["value"] = None
+            msg["is_observed"] = False
+
+
+def _observed_dims(idata, name, shape):
+    """Dims and coords of observed variable ``name`` in ``idata`` (or ``(time, observable)``)."""
+    if "observed_data" in idata.groups() and name in idata.observed_data:
+        var = idata.observed_data[name]
+        if var.shape == shape:
+            return list(var.dims), {d: var.coords[d].values for d in var.dims if d in var.coords}
+    if len(shape) == 2:
+        time, _ = _time_coords(idata, shape[0])
+        stored = _stored_coords(idata).get(OBS)
+        obs = list(stored) if stored is not None and len(stored) == shape[1] else None
+        return [TIME, OBS], {TIME: time, **({OBS: obs} if obs is not None else {})}
+    return None, {}
+
+
+def add_posterior_predictive(idata, posterior, *, key, sites=None, model=None,
+                             model_args=None, model_kwargs=None):
+    """Add draws of the observed sites given each posterior draw (``numpyro.infer.Predictive``)
+    as group ``posterior_predictive``, with the dims of ``observed_data``.
+
+    The observed values are dropped for the prediction (missing entries are filled in, too),
+    so the model's arguments need not change. :param key: ``jax.random`` key.
+    :param sites: observed site names (default: all). :return: ``idata``, modified in place.
+    """
+    src = _source(posterior, model, model_args, model_kwargs)
+    trace = _trace(src, _first_draw(src))
+    observed = list(_observed_sites(trace))
+    sites = observed if sites is None else list(sites)
+    unknown = set(sites) - set(observed)
+    if unknown:
+        raise ValueError(f"sites {sorted(unknown)} are not observed sites of the model "
+                         f"(observed: {observed})")
+    C, D = _num_chains_draws(src)
+    flat = {k: v.reshape((C * D,) + v.shape[2:]) for k, v in src.samples.items()}
+    pred = Predictive(_unobserved(src.model, sites), posterior_samples=flat,
+                      return_sites=sites)(key, *src.args, **src.kwargs)
+    data, dims, coords = {}, {}, {}
+    for name in sites:
+        value = np.asarray(pred[name])
+        data[name] = value.reshape((C, D) + value.shape[1:])
+        d, c = _observed_dims(idata, name, value.shape[1:])
+        if d is not None:
+            dims[name] = d
+            coords.update(c)
+    return _replace_group(idata, "posterior_predictive", _dataset(data, coords, dims))
+
+
+def _forecast_draw(d, y, steps, key):
+    """One path ``u_{T+1..T+steps}``, ``y_{T+1..T+steps}`` from the filtered ``u_T``."""
+    details = d.filter(y)
+    m_T, P_T = details.filtered_means[-1], details.filtered_covs[-1]
+    k0, kw, kv = jax.random.split(key, 3)
+    N, K = d.B.shape
+    M = d.C.shape[0]
+    u_T = m_T + psd_factor(P_T) @ jax.random.normal(k0, (N,), m_T.dtype)
+    w = jax.random.normal(kw, (steps, K), m_T.dtype)
+    u = kernels.linear_states(d.A, d.B, u_T, w)[0][1:]
+    v = jax.random.normal(kv, (steps, M), m_T.dtype) @ psd_factor(d.R).T
+    moments = kernels.forecast(d.A, d.B, d.C, d.R, m_T, P_T, steps)
+    return u, u @ d.C.T + v, moments.obs_means
+
+
+def add_forecast(idata, posterior, steps, *, key, site=None, syms=None, model=None,
+                 model_args=None, model_kwargs=None, batch_size=256):
+    """Add ``steps``-ahead forecasts of a :class:`KalmanLGSS` site as group ``predictions``.
+
+    For each posterior draw, ``u_T`` is drawn from its filtered distribution and the model is
+    simulated forward, so the variables are draws from the posterior predictive of the future
+    (parameter, state and noise uncertainty included):
+
+    - ``<site>`` ``(chain, draw, forecast_time, observable)``: future observations;
+    - ``<site>_mean``: their mean given the draw's parameters (``KalmanLGSS.forecast``);
+    - ``state_path`` ``(chain, draw, forecast_time, state)``: future states.
+
+    ``forecast_time`` continues the ``time`` coordinate (pandas frequency or constant step;
+    ``T + 1..T + steps`` positions otherwise). :param key: ``jax.random`` key.
+    :return: ``idata``, modified in place.
+    """
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive int; got {steps!r}")
+    src = _source(posterior, model, model_args, model_kwargs)
+    trace = _trace(src, _first_draw(src))
+    name = _select_site(trace, site, (KalmanLGSS,), "add_forecast")
+
+    def fn(params, k):
+        s = _trace(src, params)[name]
+        u, yf, mean = _forecast_draw(_unwrap(s["fn"]), s["value"], steps, k)
+        return {name: yf, f"{name}_mean": mean, "state_path": u}
+
+    data = _per_draw(src, fn, key, batch_size)
+    T, M = np.shape(trace[name]["value"])
+    N = data["state_path"].shape[-1]
+    time, _ = _time_coords(idata, T)
+    _, tail = _extend(pd.Index(time), 0, steps)
+    future = _coord(tail) if tail is not None else np.arange(T + 1, T + steps + 1)
+    obs_dims, obs_coords = _observed_dims(idata, name, (T, M))
+    obs_name = obs_dims[1] if obs_dims else OBS
+    coords = {FORECAST_TIME: future, STATE: _state_names(idata, syms, N)}
+    if obs_name in obs_coords:
+        coords[obs_name] = obs_coords[obs_name]
+    dims = {name: [FORECAST_TIME, obs_name], f"{name}_mean": [FORECAST_TIME, obs_name],
+            "state_path": [FORECAST_TIME, STATE]}
+    return _replace_group(idata, "predictions", _dataset(data, coords, dims))
+
+
+def add_impulse_responses(idata, posterior, steps, *, site=None, syms=None, model=None,
+                          model_args=None, model_kwargs=None, batch_size=256):
+    """Add impulse responses to each one-standard-deviation shock as group
+    ``impulse_responses``: ``state_response (chain, draw, shock, horizon, state)`` and
+    ``observable_response (chain, draw, shock, horizon, observable)``, horizon ``1..steps``
+    (the shock hits at horizon 1).
+
+    Linear models (:class:`KalmanLGSS`, :class:`JointLGSS`) and pruned
+    :class:`JointQuadraticSS` (responses from ``u_0 = 0``, see
+    :func:`kernels.impulse_response_pruned`). :return: ``idata``, modified in place.
+    """
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive int; got {steps!r}")
+    src = _source(posterior, model, model_args, model_kwargs)
+    trace = _trace(src, _first_draw(src))
+    name = _select_site(trace, site, (KalmanLGSS, JointLGSS, JointQuadraticSS),
+                        "add_impulse_responses")
+    if isinstance(_unwrap(trace[name]["fn"]), JointQuadraticSS) \
+            and not _unwrap(trace[name]["fn"]).pruned:
+        raise ValueError("impulse responses of JointQuadraticSS need pruned=True")
+
+    def fn(params, _):
+        irf = _unwrap(_trace(src, params)[name]["fn"]).impulse_response(steps)
+        return {"state_response": irf.states, "observable_response": irf.observables}
+
+    data = _per_draw(src, fn, None, batch_size)
+    K, _, N = data["state_response"].shape[2:]
+    M = data["observable_response"].shape[-1]
+    stored = _stored_coords(idata)
+    obs_dims, obs_coords = _observed_dims(idata, name, np.shape(trace[name]["value"]))
+    obs_name = obs_dims[1] if obs_dims else OBS
+    shocks = stored.get(SHOCK)
+    coords = {SHOCK: list(shocks) if shocks is not None and len(shocks) == K else list(range(K)),
+              HORIZON: np.arange(1, steps + 1), STATE: _state_names(idata, syms, N),
+              obs_name: obs_coords.get(obs_name, list(range(M)))}
+    dims = {"state_response": [SHOCK, HORIZON, STATE],
+            "observable_response": [SHOCK, HORIZON, obs_name]}
+    return _replace_group(idata, "impulse_responses", _dataset(data, coords, dims))

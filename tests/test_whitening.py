@@ -1,0 +1,154 @@
+"""Whitened latent shocks (``sample_noise(..., whiten=...)``), checked against dense Gaussian
+algebra written here in NumPy and against the plain latent-shock model."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import pytest
+from numpyro.infer.util import log_density
+
+import numpyro_statespace as nss
+from numpyro_statespace import kernels
+
+
+def _model(N, K, M, T, seed, missing=0.0):
+    rng = np.random.default_rng(seed)
+    A = rng.normal(size=(N, N))
+    A *= 0.9 / np.max(np.abs(np.linalg.eigvals(A)))
+    B = rng.normal(size=(N, K))
+    C = rng.normal(size=(M, N))
+    L = rng.normal(size=(M, M)) * 0.1
+    R = L @ L.T + 0.05 * np.eye(M)
+    u0 = rng.normal(size=N) * 0.1
+    w = rng.normal(size=(T, K))
+    y = np.array(nss.JointLGSS(A, B, C, R, u0, w).sample(jax.random.key(seed)))
+    y[rng.uniform(size=y.shape) < missing] = np.nan
+    return A, B, C, R, u0, y
+
+
+def _dense_posterior(A, B, C, R, u0, y):
+    """Posterior N(mean, cov) of the stacked shocks (T*K,) by dense conditioning, observed rows only."""
+    T, K, N = y.shape[0], B.shape[1], A.shape[0]
+    # z_t = C A^t u0 + sum_{s<=t} C A^{t-s} B w_s
+    J = np.zeros((T, y.shape[1], T, K))
+    offset = np.zeros((T, y.shape[1]))
+    for t in range(T):
+        offset[t] = C @ np.linalg.matrix_power(A, t + 1) @ u0
+        for s in range(t + 1):
+            J[t, :, s, :] = C @ np.linalg.matrix_power(A, t - s) @ B
+    obs = ~np.isnan(y)
+    J = J.reshape(T * y.shape[1], T * K)
+    Rbig = np.kron(np.eye(T), R)
+    keep = obs.reshape(-1)
+    J, Rk, r = J[keep], Rbig[np.ix_(keep, keep)], (y - offset).reshape(-1)[keep]
+    Lambda = np.eye(T * K) + J.T @ np.linalg.solve(Rk, J)
+    cov = np.linalg.inv(Lambda)
+    return cov @ J.T @ np.linalg.solve(Rk, r), cov
+
+
+def _whiten(A, B, C, R, u0, y):
+    info = kernels.backward_information(A, B, C, R, y)
+    return lambda eps: kernels.whiten_shocks(eps, A, B, info, u0)
+
+
+@pytest.mark.parametrize("N,K,M,T,missing", [(2, 1, 2, 15, 0.0), (3, 1, 1, 12, 0.2),
+                                             (4, 2, 3, 10, 0.3)])
+def test_whitening_map_is_the_exact_shock_posterior(N, K, M, T, missing):
+    A, B, C, R, u0, y = _model(N, K, M, T, seed=N + 10 * K, missing=missing)
+    f = _whiten(A, B, C, R, u0, y)
+    mean, cov = _dense_posterior(A, B, C, R, u0, y)
+    w0, _ = f(jnp.zeros((T, K)))
+    np.testing.assert_allclose(np.asarray(w0).reshape(-1), mean, rtol=1e-8, atol=1e-10)
+    jac = np.asarray(jax.jacfwd(lambda e: f(e.reshape(T, K))[0].reshape(-1))(jnp.zeros(T * K)))
+    np.testing.assert_allclose(jac @ jac.T, cov, rtol=1e-8, atol=1e-11)
+    # the map is triangular in time and its log-Jacobian is the one reported
+    assert np.allclose(np.triu(jac.reshape(T, K, T, K).transpose(0, 2, 1, 3).reshape(T, T, K * K)
+                               .sum(-1), 1), 0.0)
+    _, logdet = f(jnp.asarray(np.random.default_rng(1).normal(size=(T, K))))
+    np.testing.assert_allclose(float(logdet), np.linalg.slogdet(jac)[1], rtol=1e-10)
+
+
+def _joint(A, B, C, R, u0, y, whiten):
+    T, K = y.shape[0], B.shape[1]
+
+    def model():
+        w = nss.sample_noise("w", T, K,
+                             whiten=nss.Whitening(A, B, C, R, y, u0) if whiten else None)
+        numpyro.sample("y", nss.JointLGSS(A, B, C, R, u0, w), obs=y)
+
+    return model
+
+
+def test_whitened_posterior_of_eps_is_standard_normal_for_a_linear_model():
+    A, B, C, R, u0, y = _model(3, 1, 2, 20, seed=3, missing=0.1)
+    model = _joint(A, B, C, R, u0, y, whiten=True)
+    rng = np.random.default_rng(0)
+    consts = []
+    for _ in range(4):
+        eps = jnp.asarray(rng.normal(size=(20, 1)))
+        ld, _ = log_density(model, (), {}, {"w_white": eps})
+        consts.append(float(ld) + 0.5 * float(jnp.sum(eps**2)))
+    np.testing.assert_allclose(consts, consts[0], rtol=1e-12)
+
+
+@pytest.mark.parametrize("pruned", [False, True])
+def test_whitened_density_is_original_density_plus_log_jacobian(pruned):
+    A, B, C, R, u0, y = _model(2, 1, 2, 15, seed=7)
+    rng = np.random.default_rng(2)
+    A_0, C_0 = 0.01 * rng.normal(size=2), 0.01 * rng.normal(size=2)
+    A_2, C_2 = 0.1 * rng.normal(size=(2, 2, 2)), 0.1 * rng.normal(size=(2, 2, 2))
+    whitening = nss.Whitening(A, B, C, R, y, u0, state_offset=A_0, obs_offset=C_0)
+
+    def model(whiten):
+        w = nss.sample_noise("w", 15, 1, whiten=whitening if whiten else None)
+        numpyro.sample("y", nss.JointQuadraticSS(A_0, A, A_2, B, C_0, C, C_2, R, u0, w,
+                                                 pruned=pruned), obs=y)
+
+    eps = jnp.asarray(rng.normal(size=(15, 1)))
+    ld_white, trace = log_density(model, (True,), {}, {"w_white": eps})
+    w = trace["w"]["value"]
+    info = kernels.backward_information(A, B, C, R, y, state_offset=A_0, obs_offset=C_0)
+    w_direct, logdet = kernels.whiten_shocks(eps, A, B, info, u0, A_0)
+    np.testing.assert_allclose(w, w_direct, rtol=1e-12)
+    ld_plain, _ = log_density(model, (False,), {}, {"w": w})
+    np.testing.assert_allclose(float(ld_white), float(ld_plain) + float(logdet), rtol=1e-10)
+
+
+def test_zero_variance_and_gradients():
+    """Zero measurement variances are floored in the map only; gradients are finite."""
+    A, B, C, R, u0, y = _model(3, 1, 2, 10, seed=5)
+    R0 = np.diag([0.0, 0.1])
+
+    def f(theta):
+        info = kernels.backward_information(theta * A, B, C, R0, y)
+        w, logdet = kernels.whiten_shocks(jnp.ones((10, 1)), theta * A, B, info, u0)
+        return jnp.sum(w) + logdet
+
+    val, grad = jax.value_and_grad(f)(1.0)
+    assert np.isfinite(val) and np.isfinite(grad)
+    fd = (f(1.0 + 1e-6) - f(1.0 - 1e-6)) / 2e-6
+    np.testing.assert_allclose(grad, fd, rtol=1e-5)
+
+
+def test_prior_predictive_without_data_uses_plain_shocks():
+    A, B, C, R, u0, y = _model(2, 1, 2, 8, seed=1)
+
+    def model(y=None):
+        w = nss.sample_noise("w", 8, 1, whiten=nss.Whitening(A, B, C, R, y, u0))
+        numpyro.sample("y", nss.JointLGSS(A, B, C, R, u0, w), obs=y)
+
+    prior = numpyro.infer.Predictive(model, num_samples=3)(jax.random.key(0))
+    assert prior["w"].shape == (3, 8, 1) and prior["y"].shape == (3, 8, 2)
+    post = numpyro.infer.Predictive(model, num_samples=3)(jax.random.key(0), y=y)
+    assert post["w_white"].shape == (3, 8, 1)
+
+
+def test_bad_whitening_argument():
+    A, B, C, R, u0, y = _model(2, 1, 2, 8, seed=1)
+    with pytest.raises(ValueError, match="whiten"):
+        with numpyro.handlers.seed(rng_seed=0):
+            nss.sample_noise("w", 9, 1, whiten=nss.Whitening(A, B, C, R, y, u0))
+    with pytest.raises(ValueError, match="Whitening"):
+        with numpyro.handlers.seed(rng_seed=0):
+            nss.sample_noise("w", 8, 1, whiten=(A, B, C, R, y, u0))
