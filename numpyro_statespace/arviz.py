@@ -32,7 +32,9 @@ helper                         group                    variables
                                                         parameters); for :class:`KalmanLGSS`
                                                         also ``filtered_state``,
                                                         ``smoothed_state``,
-                                                        ``smoothed_state_sd``
+                                                        ``smoothed_state_sd``; ``fitted_obs``
+                                                        (the noiseless observations of the
+                                                        path)
 :func:`add_posterior_predictive`  ``posterior_predictive``  each observed site
 :func:`add_forecast`           ``predictions``          ``<site>`` (future observations),
                                                         ``<site>_mean``, ``state_path``
@@ -385,13 +387,16 @@ def _state_paths(d, y, key):
                    jnp.diagonal(smoothed.smoothed_covs, axis1=-2, axis2=-1), 0.0))}
         if key is not None:
             out["state_path"] = d.posterior_sample(key, y, 1)[0]
+        path = out.get("state_path", out["smoothed_state"])
+        out["fitted_obs"] = path[1:] @ d.C.T
         return out
     if isinstance(d, JointLGSS):
-        return {"state_path": kernels.linear_states(d.A, d.B, d.u0, d.noise)[0]}
-    if isinstance(d, JointQuadraticSS):
-        return {"state_path": kernels.quadratic_states(d.A_0, d.A_1, d.A_2, d.B, d.u0, d.noise,
-                                                       d.pruned)[0]}
-    return {"state_path": kernels.generic_states(d.transition, d.p, d.u0, d.noise)[0]}
+        u = kernels.linear_states(d.A, d.B, d.u0, d.noise)[0]
+    elif isinstance(d, JointQuadraticSS):
+        u = kernels.quadratic_states(d.A_0, d.A_1, d.A_2, d.B, d.u0, d.noise, d.pruned)[0]
+    else:
+        u = kernels.generic_states(d.transition, d.p, d.u0, d.noise)[0]
+    return {"state_path": u, "fitted_obs": d.mean_path()}
 
 
 def add_states(idata, posterior, *, key=None, site=None, syms=None, model=None,
@@ -407,7 +412,10 @@ def add_states(idata, posterior, *, key=None, site=None, syms=None, model=None,
       simulation-smoother draw of the path per posterior draw (so quantiles of ``state_path``
       are credible bands that include parameter uncertainty);
     - :class:`JointLGSS`, :class:`JointQuadraticSS`, :class:`JointStateSpace`:
-      ``state_path``, the path implied by the draw's noise and parameters.
+      ``state_path``, the path implied by the draw's noise and parameters;
+
+    and ``fitted_obs`` ``(chain, draw, time, observable)``, the noiseless observations
+    ``z_1..z_T`` of ``state_path`` (of ``smoothed_state`` without a key): the model's fit.
 
     :param idata: from :func:`to_inference_data` (its ``time`` and ``state`` coordinates are
         reused). :param posterior: the same ``MCMC`` or dict of draws.
@@ -427,10 +435,12 @@ def add_states(idata, posterior, *, key=None, site=None, syms=None, model=None,
         return _state_paths(_unwrap(s["fn"]), s["value"], k)
 
     data = _per_draw(src, fn, key, batch_size)
-    T1, N = next(iter(data.values())).shape[2:]
+    T1, N = data["state_path" if "state_path" in data else "smoothed_state"].shape[2:]
     _, time0 = _time_coords(idata, T1 - 1)
-    coords = {TIME0: time0, STATE: _state_names(idata, syms, N)}
-    dims = {k: [TIME0, STATE] for k in data}
+    obs_dims, obs_coords = _observed_dims(idata, name, data["fitted_obs"].shape[2:])
+    coords = {TIME0: time0, STATE: _state_names(idata, syms, N), **obs_coords}
+    dims = {k: [TIME0, STATE] for k in data if k != "fitted_obs"}
+    dims["fitted_obs"] = obs_dims
     return _replace_group(idata, "posterior_states", _dataset(data, coords, dims))
 
 

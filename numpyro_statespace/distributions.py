@@ -28,7 +28,7 @@ from numpyro.distributions import constraints
 from numpyro.distributions.util import validate_sample
 
 from . import kernels
-from ._validation import as_float_array
+from ._validation import as_float_array, is_diagonal
 from .kernels._linalg import finite_or, finite_tree, mvn_logpdf_iid, psd_factor
 from .problems import LinearStateSpaceProblem, QuadraticStateSpaceProblem, StateSpaceProblem
 from .solve import ConditionalLikelihood, DirectIteration, KalmanFilter, default_algorithm
@@ -158,7 +158,7 @@ class KalmanLGSS(dist.Distribution):
     support = constraints.independent(real_or_missing, 2)
     # The mask is stored as ``_mask``: ``mask`` is Distribution's own method (numpyro.handlers.mask).
     pytree_data_fields = ("A", "B", "C", "R", "u0_mean", "u0_cov", "_mask", "_prior_ok")
-    pytree_aux_fields = ("num_timesteps", "method", "stationary")
+    pytree_aux_fields = ("num_timesteps", "method", "stationary", "_diagonal_R")
 
     def __init__(self, A, B, C, R, u0_mean, u0_cov, num_timesteps=None, *, mask=None,
                  method="auto", validate_args=None):
@@ -171,7 +171,10 @@ class KalmanLGSS(dist.Distribution):
         if self.C.ndim < 2 or self.C.shape[-1] != N:
             raise ValueError(f"C must have shape (..., M, N) with N = {N}; got {tuple(self.C.shape)}")
         M = self.C.shape[-2]
+        # Known-diagonal R (given as variances) takes the filter's factorisation-free update.
+        self._diagonal_R = jnp.ndim(R) == 1
         self.R = _obs_cov(R, M)
+        self._diagonal_R = self._diagonal_R or is_diagonal(self.R)
         self.u0_mean = _param("u0_mean", u0_mean, (N,), "(N,)")
         if method not in ("auto", "sequential"):
             raise ValueError(f"method must be 'auto' or 'sequential'; got {method!r} (the "
@@ -213,6 +216,7 @@ class KalmanLGSS(dist.Distribution):
         mask = jnp.ones(self.event_shape, bool) if self._mask is None else self._mask
 
         def single(A, B, C, R, m0, P0, y, mask, prior_ok):
+            R = jnp.diagonal(R) if self._diagonal_R else R
             ll = kernels.kalman_loglik(A, B, C, R, m0, P0, y, mask)
             return jnp.where(prior_ok, ll, -jnp.inf)
 

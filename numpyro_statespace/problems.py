@@ -21,6 +21,7 @@ from ._validation import (
     check_names,
     check_shape,
     covariance_matrix,
+    is_diagonal,
     parse_tspan,
 )
 
@@ -36,7 +37,7 @@ class _Problem:
     """Shared pytree plumbing, immutability and the data fields common to every problem."""
 
     _data_fields: tuple = ()
-    _aux_fields: tuple = ("tspan", "syms", "obs_syms")
+    _aux_fields: tuple = ("tspan", "syms", "obs_syms", "diagonal_noise")
 
     def tree_flatten(self):
         return (
@@ -109,8 +110,11 @@ class _Problem:
                     f"got shape {tuple(observables.shape)}"
                 )
             check_shape("observables", observables, (T, M), "(T, M)")
+        # Known-diagonal noise (given as variances) lets the Kalman filter skip factorisations.
+        diagonal_noise = observables_noise is not None and jnp.ndim(observables_noise) == 1
         if observables_noise is not None:
             observables_noise = covariance_matrix("observables_noise", observables_noise, M)
+            diagonal_noise = diagonal_noise or is_diagonal(observables_noise)
         if noise is not None:
             if n_shocks == 0:
                 raise ValueError("noise was given but the model has no shocks "
@@ -119,7 +123,7 @@ class _Problem:
             check_shape("noise", noise, (T, n_shocks), "(T, K)")
         self._set(
             u0=u0, tspan=tspan, observables=observables, observables_noise=observables_noise,
-            noise=noise, syms=check_names("syms", syms, N),
+            noise=noise, diagonal_noise=diagonal_noise, syms=check_names("syms", syms, N),
             obs_syms=check_names("obs_syms", obs_syms, n_obs),
         )
 

@@ -263,7 +263,9 @@ def _solve_kalman(prob, save_everystep):
     if prob.noise is not None:
         raise ValueError("KalmanFilter integrates the noise out: the problem must have noise=None")
     B = prob.B if prob.B is not None else jnp.zeros((prob.n_states, 0), prob.A.dtype)
-    res = kernels.kalman_filter(prob.A, B, prob.C, prob.observables_noise, prob.u0_prior_mean,
+    R = prob.observables_noise
+    res = kernels.kalman_filter(prob.A, B, prob.C, jnp.diagonal(R) if prob.diagonal_noise else R,
+                                prob.u0_prior_mean,
                                 prob.u0_prior_var, prob.observables,
                                 save_everystep=save_everystep)
     t = _times(prob)

@@ -13,8 +13,9 @@ with or without missing observations, including fully missing steps):
   finite difference's rounding error ~ eps |log p| / h, h = 1e-3);
 * float32 inputs give a float32 result that agrees with float64 to
   ``|ll32 - ll64| <= F32_RTOL * (T M + |ll64|)`` (see ``F32_RTOL``);
-* a batch (parameter sets stacked with ``jnp.stack``: batch_shape ``(5,)``) reproduces each
-  member's unbatched value, and eager (un-jitted) evaluation equals the jitted one.
+* a batch (parameter sets stacked with ``jnp.stack``: batch_shape ``(5,)``) reproduces the
+  unbatched value of its unperturbed member, and eager (un-jitted) evaluation equals the jitted
+  one (``rtol = 1e-12``).
 
 Compilation dominates the cost (one XLA program per shape), so the default test draws the
 sizes from a fixed list ``SHAPES`` spanning the ranges (the parameter values, the missing
@@ -45,19 +46,17 @@ FD_STEP = 1e-3
 FD_RTOL = 1e-5
 FD_ATOL_REL = 1e-9
 BATCH_RTOL = 1e-12
-# float32 vs float64: each of the T*M observed terms carries a relative rounding error of a few
-# float32 eps (6e-8) amplified by the conditioning of the innovation covariances; 2e-5 per term
-# (scaled also by |ll|) holds with ~10x margin over the largest error seen on these models.
-F32_RTOL = 2e-5
+# float32 vs float64: each of the T*M observed terms carries a rounding error of a few float32
+# eps (6e-8) amplified by the conditioning of the innovation covariances. The largest error
+# seen on these models is 3.5e-7 * (T M + |ll|); 5e-6 leaves a ~14x margin.
+F32_RTOL = 5e-6
 
 # (N, M, K, T, stationary): corners and interior points of N, M, K in 1..10, T in 1..300.
 SHAPES = [
     (1, 1, 1, 1, False),
     (10, 10, 10, 300, True),
     (3, 2, 1, 60, True),  # fewer shocks than states
-    (5, 7, 2, 211, False),  # more observables than shocks (R keeps it non-singular)
-    (8, 1, 10, 17, False),
-    (2, 4, 3, 120, True),
+    (6, 7, 9, 211, False),  # more observables and shocks than states
 ]
 
 HYP = dict(deadline=None, derandomize=True, database=None,
@@ -234,7 +233,14 @@ def check_model(draw, eager=True):
 @settings(max_examples=25, **HYP)
 @given(model_draws(SHAPES))
 def test_kalman_properties(draw):
-    check_model(draw)
+    check_model(draw, eager=False)
+
+
+@settings(max_examples=6, **HYP)
+@given(model_draws(SHAPES))
+def test_kalman_jit_equals_eager(draw):
+    """Eager evaluation costs a retrace per example, so it is checked on fewer draws."""
+    check_model(draw, eager=True)
 
 
 @pytest.mark.slow
