@@ -285,13 +285,16 @@ def _solve_conditional(prob, key):
             f"(T, N) = {(prob.num_timesteps, N)}; got {tuple(prob.observables.shape)}"
         )
     W = _noise(prob, key)
-    _, observe, predict_obs = _transition_and_observation(prob)
-    noise = _empty_noise(prob) if W is None else W
-    preds = kernels.one_step_predictions(predict_obs, prob.u0, prob.observables, noise)
-    logpdf = kernels.conditional_loglik(preds, prob.observables, prob.observables_noise)
+    # As in _solve_direct: a NaN-free copy of the parameters keeps failed gradients finite.
+    (clean, W_clean), ok_params = finite_tree((prob._copy_with(observables=None), W))
+    _, observe, predict_obs = _transition_and_observation(clean)
+    noise = _empty_noise(prob) if W is None else W_clean
+    preds = kernels.one_step_predictions(predict_obs, clean.u0, prob.observables, noise)
+    logpdf = kernels.conditional_loglik(preds, prob.observables, clean.observables_noise)
+    logpdf = jnp.where(ok_params, logpdf, -jnp.inf)
     u = kernels.clamped_states(prob.u0, prob.observables)
     z = None
     if observe is not None:
-        z0 = observe(prob.u0[None], prob.u0[None])
-        z = jnp.concatenate([z0, preds], axis=0)
+        z0 = observe(clean.u0[None], clean.u0[None])
+        z = jnp.where(ok_params, jnp.concatenate([z0, preds], axis=0), jnp.nan)
     return StateSpaceSolution(_times(prob), u, z, W, None, logpdf, prob.syms, prob.obs_syms)
