@@ -30,37 +30,70 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
 from jax import Array, lax
 from jax.scipy.linalg import solve_triangular
 
 from ._linalg import safe_cholesky, symmetrize
+from .direct import may_have_missing
 from .kalman import observed_mask
 
 
 class BackwardInformation(NamedTuple):
-    """Information about ``u_t`` carried by ``y_t..y_T``, for ``t = 1..T``.
+    r"""Information about ``u_t`` carried by ``y_t..y_T``, for ``t = 1..T``.
 
-    :ivar precisions: ``(T, N, N)`` :math:`\\Omega'_t`.
-    :ivar shifts: ``(T, N)`` :math:`\\xi'_t`.
+    :ivar precisions: ``(T, N, N)`` :math:`\Omega'_t`.
+    :ivar shifts: ``(T, N)`` :math:`\xi'_t`.
+    :ivar factors: ``(T, K, K)`` lower Cholesky factors :math:`U_t` of
+        :math:`M_t = I + B^\top \Omega'_t B` (reused by :func:`whiten_shocks`).
     """
 
     precisions: Array
     shifts: Array
+    factors: Array
 
 
-def _observation_information(C, R, y, observed, jitter):
-    """``(C_o' R_oo^{-1} C_o, C_o' R_oo^{-1} y_o)`` for one step, missing entries dropped."""
+def _floored(R, jitter):
+    """``R`` with zero variances raised to ``jitter`` times the largest one."""
     scale = jnp.max(jnp.abs(jnp.diagonal(R)))
     floor = jitter * jnp.where(scale > 0, scale, 1.0)
-    R = R + jnp.diag(jnp.where(jnp.diagonal(R) <= 0, floor, 0.0))
-    C_t = jnp.where(observed[:, None], C, 0.0)
-    R_t = jnp.where(observed[:, None] & observed[None, :], R, 0.0)
-    R_t = R_t + jnp.diag(jnp.where(observed, 0.0, 1.0).astype(R.dtype))
-    L, _ = safe_cholesky(R_t)
-    Cw = solve_triangular(L, C_t, lower=True)
-    yw = solve_triangular(L, jnp.where(observed, y, 0.0), lower=True)
-    return Cw.T @ Cw, Cw.T @ yw
+    return R + jnp.diag(jnp.where(jnp.diagonal(R) <= 0, floor, 0.0))
+
+
+def observation_information(C, R, y, observed, jitter=1e-10):
+    r"""``(T, N, N)`` :math:`C_o^\top R_{oo}^{-1} C_o` and ``(T, N)`` :math:`C_o^\top R_{oo}^{-1}
+    y_o` per step, missing entries dropped (one factorisation of ``R`` when none is missing)."""
+    R = _floored(R, jitter)
+    y = jnp.where(observed, y, 0.0)
+    if not may_have_missing(jnp.where(observed, 0.0, jnp.nan)):
+        L, _ = safe_cholesky(R)
+        Cw = solve_triangular(L, C, lower=True)
+        info_C = jnp.broadcast_to(Cw.T @ Cw, (y.shape[0],) + Cw.shape[1:] * 2)
+        return info_C, y @ solve_triangular(L, Cw, lower=True, trans=1)
+
+    def one(y_t, o_t):
+        C_t = jnp.where(o_t[:, None], C, 0.0)
+        R_t = jnp.where(o_t[:, None] & o_t[None, :], R, 0.0)
+        R_t = R_t + jnp.diag(jnp.where(o_t, 0.0, 1.0).astype(R.dtype))
+        L, _ = safe_cholesky(R_t)
+        Cw = solve_triangular(L, C_t, lower=True)
+        return Cw.T @ Cw, Cw.T @ solve_triangular(L, y_t, lower=True)
+
+    return jax.vmap(one)(y, observed)
+
+
+def _small_cholesky(M):
+    """Lower Cholesky factor of a small positive definite ``M`` (``M >= I`` here)."""
+    if M.shape[-1] == 1:  # one shock: a square root, no LAPACK call
+        return jnp.sqrt(M)
+    return jnp.linalg.cholesky(M)
+
+
+def _solve_lower(U, b, trans=False):
+    if U.shape[-1] == 1:
+        return b / U[0, 0]
+    return solve_triangular(U, b, lower=True, trans=1 if trans else 0)
 
 
 def backward_information(A, B, C, R, y, mask=None, state_offset=None, obs_offset=None,
@@ -75,27 +108,27 @@ def backward_information(A, B, C, R, y, mask=None, state_offset=None, obs_offset
     a = jnp.zeros(N, A.dtype) if state_offset is None else state_offset
     d = jnp.zeros(C.shape[0], A.dtype) if obs_offset is None else obs_offset
     observed = observed_mask(y, mask)
+    info_C, info_y = observation_information(C, R, y - d, observed, jitter)
     eye_K = jnp.eye(K, dtype=A.dtype)
 
     def step(carry, inputs):
         Omega_next, xi_next = carry  # information about u_t from y_{t+1..T}
-        y_t, obs_t = inputs
-        info_C, info_y = _observation_information(C, R, y_t - d, obs_t, jitter)
-        Omega = symmetrize(info_C + Omega_next)  # about u_t from y_{t..T}
-        xi = info_y + xi_next
+        info_C_t, info_y_t = inputs
+        Omega = symmetrize(info_C_t + Omega_next)  # about u_t from y_{t..T}
+        xi = info_y_t + xi_next
         # Marginalise w_t through u_t = a + A u_{t-1} + B w_t.
         OB = Omega @ B
-        U, _ = safe_cholesky(eye_K + B.T @ OB)
-        Z = solve_triangular(U, OB.T, lower=True)  # U^{-1} B' Omega
+        U = _small_cholesky(eye_K + B.T @ OB)
+        Z = _solve_lower(U, OB.T)  # U^{-1} B' Omega
         G_Omega = Omega - Z.T @ Z
-        G_xi = xi - Z.T @ solve_triangular(U, B.T @ xi, lower=True)
+        G_xi = xi - Z.T @ _solve_lower(U, B.T @ xi)
         Omega_prev = symmetrize(A.T @ G_Omega @ A)
         xi_prev = A.T @ (G_xi - G_Omega @ a)
-        return (Omega_prev, xi_prev), (Omega, xi)
+        return (Omega_prev, xi_prev), (Omega, xi, U)
 
     init = (jnp.zeros((N, N), A.dtype), jnp.zeros(N, A.dtype))
-    _, (Omegas, xis) = lax.scan(step, init, (y, observed), reverse=True)
-    return BackwardInformation(Omegas, xis)
+    _, out = lax.scan(step, init, (info_C, info_y), reverse=True)
+    return BackwardInformation(*out)
 
 
 def whiten_shocks(eps, A, B, info, u0, state_offset=None):
@@ -104,20 +137,16 @@ def whiten_shocks(eps, A, B, info, u0, state_offset=None):
     :param info: :class:`BackwardInformation` from :func:`backward_information`.
     :param u0: ``(N,)`` the known initial state of the whitening model.
     """
-    N, K = B.shape
+    N = B.shape[0]
     a = jnp.zeros(N, A.dtype) if state_offset is None else state_offset
-    eye_K = jnp.eye(K, dtype=A.dtype)
 
     def step(u, inputs):
-        eps_t, Omega, xi = inputs
+        eps_t, Omega, xi, U = inputs
         x = a + A @ u
-        OB = Omega @ B
-        U, _ = safe_cholesky(eye_K + B.T @ OB)  # lower: U U' = M_t
-        # mean M^{-1} B'(xi - Omega x); draw U'^{-1} eps has covariance M^{-1}
-        rhs = solve_triangular(U, B.T @ (xi - Omega @ x), lower=True)
-        w = solve_triangular(U.T, rhs + eps_t, lower=False)
-        logdet = -jnp.sum(jnp.log(jnp.diagonal(U)))
-        return x + B @ w, (w, logdet)
+        # mean M^{-1} B'(xi - Omega x); U'^{-1} eps has covariance M^{-1} = (U U')^{-1}
+        w = _solve_lower(U, _solve_lower(U, B.T @ (xi - Omega @ x)) + eps_t, trans=True)
+        return x + B @ w, w
 
-    _, (w, logdets) = lax.scan(step, u0, (eps, info.precisions, info.shifts))
-    return w, jnp.sum(logdets)
+    _, w = lax.scan(step, u0, (eps, info.precisions, info.shifts, info.factors))
+    logdet = -jnp.sum(jnp.log(jnp.diagonal(info.factors, axis1=-2, axis2=-1)))
+    return w, logdet
