@@ -50,11 +50,13 @@ def priors():
     return a, rho, sigma
 
 
-def kalman_model(y=None, num_timesteps=None):
-    """Marginal likelihood; ``u_0`` from the stationary distribution. NaN in ``y`` = missing."""
+def kalman_model(y=None, num_timesteps=None, known_u0=False):
+    """Marginal likelihood; ``u_0`` from the stationary distribution, or ``u_0 = 0`` exactly
+    with ``known_u0=True`` (the joint models' assumption). NaN in ``y`` = missing."""
     T = y.shape[0] if y is not None else num_timesteps
     A, B, C = matrices(*priors())
-    numpyro.sample("y", nss.KalmanLGSS(A, B, C, R, jnp.zeros(2), "stationary", T), obs=y)
+    u0_cov = jnp.zeros((2, 2)) if known_u0 else "stationary"
+    numpyro.sample("y", nss.KalmanLGSS(A, B, C, R, jnp.zeros(2), u0_cov, T), obs=y)
 
 
 def joint_model(y=None, num_timesteps=None, whiten=False):
