@@ -6,6 +6,7 @@ The package never changes JAX's global configuration; enable float64 yourself wi
 ``jax.config.update("jax_enable_x64", True)`` when you need it.
 """
 
+from . import dsge
 from .distributions import (
     ConditionalSS,
     JointLGSS,
@@ -22,6 +23,7 @@ from .problems import (
     QuadraticStateSpaceProblem,
     StateSpaceProblem,
 )
+from .dsge import FirstOrderSolution, solve_first_order
 from .solve import (
     ConditionalLikelihood,
     DirectIteration,
@@ -35,6 +37,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ConditionalLikelihood",
+    "FirstOrderSolution",
     "ConditionalSS",
     "JointLGSS",
     "JointQuadraticSS",
@@ -51,5 +54,7 @@ __all__ = [
     "StateSpaceProblem",
     "StateSpaceSolution",
     "default_algorithm",
+    "dsge",
     "solve",
+    "solve_first_order",
 ]

@@ -51,19 +51,22 @@ quadratic gives, with :math:`M = \mathcal{A} P + \mathcal{B}`,
     M\, \dot P + \mathcal{A}\, \dot P\, P = -(\dot{\mathcal{A}} P^2 + \dot{\mathcal{B}} P
     + \dot{\mathcal{C}}),
 
-i.e. the Stein equation :math:`\dot P = F \dot P P + M^{-1}(\cdots)` with
-:math:`F = -M^{-1}\mathcal{A}`. Since :math:`\mathcal{A}\lambda^2 + \mathcal{B}\lambda +
-\mathcal{C} = (\mathcal{A}\lambda + M)(\lambda I - P)`, the eigenvalues of ``F`` are the
-reciprocals of the unstable roots, so :math:`\rho(F)\rho(P) < 1` and the series
-:math:`\sum_k F^k (\cdot) P^k` converges; it is summed by doubling (matrix products only), which
-JAX transposes for reverse mode. Both ``jax.jvp``/``jax.jacfwd`` and ``jax.grad`` work.
+a generalised Sylvester equation, uniquely solvable since :math:`\mathcal{A}\lambda^2 +
+\mathcal{B}\lambda + \mathcal{C} = (\mathcal{A}\lambda + M)(\lambda I - P)` puts the stable
+roots in ``P`` and the unstable ones in the pencil :math:`\mathcal{A}\lambda + M`. It is solved
+either densely, :math:`(I \otimes M + P^\top \otimes \mathcal{A})\,\mathrm{vec}\,\dot P =
+\mathrm{vec}(\cdots)` (small ``n``), or as the Stein equation :math:`\dot P = F \dot P P +
+M^{-1}(\cdots)` with :math:`F = -M^{-1}\mathcal{A}` (whose eigenvalues are the reciprocals of the
+unstable roots, so :math:`\rho(F)\rho(P) < 1`) summed by doubling. Both are linear maps JAX
+transposes, so ``jax.jvp``/``jax.jacfwd`` and ``jax.grad`` both work and agree.
 
 Failure
 -------
-``ok`` is False when there is no unique stable solution: cyclic reduction did not converge,
-the residual of the quadratic is not small, ``P`` is not stable (no stable solution, e.g. an
-explosive exogenous process) or ``F`` is not stable (indeterminacy: more stable roots than
-states), or anything is non-finite. Then ``g_x`` and ``h_x`` are zero (finite stand-ins) and
+``ok`` is False when there is no unique stable solution: cyclic reduction requires both of its
+coefficient sequences to vanish, which happens exactly when the roots split at the unit circle,
+so too few stable roots (no stable solution, e.g. an explosive exogenous process), too many
+(indeterminacy) and unit roots all fail; so do a large residual of the quadratic, a singular
+``M`` and non-finite Jacobians. Then ``g_x`` and ``h_x`` are zero (finite stand-ins) and
 their derivatives are zero, so a model can return ``-inf`` (see :func:`log_prob_guard`) with
 finite gradients. The steady state and ``H`` themselves must stay finite for every parameter
 the sampler may propose (guard a closed-form steady state with ``jnp.where`` where it has no
@@ -142,9 +145,12 @@ def _cyclic_reduction(A, B, C, max_iter):
 
     Iterates :math:`C_{k+1} = -C_k B_k^{-1} C_k`, :math:`A_{k+1} = -A_k B_k^{-1} A_k`,
     :math:`B_{k+1} = B_k - C_k B_k^{-1} A_k - A_k B_k^{-1} C_k`,
-    :math:`\hat B_{k+1} = \hat B_k - A_k B_k^{-1} C_k` until :math:`A_k` or :math:`C_k`
-    vanishes (then :math:`\hat B_k` no longer moves); :math:`P = -\hat B^{-1} C`.
-    Returns ``(P, converged)``.
+    :math:`\hat B_{k+1} = \hat B_k - A_k B_k^{-1} C_k`; then :math:`P = -\hat B^{-1} C`.
+    With the roots ordered by modulus, :math:`C_k = O(|\lambda_n|^{2^k})` and
+    :math:`A_k = O(|\lambda_{n+1}|^{-2^k})`: both vanish exactly when the roots split
+    ``n`` inside / ``n`` outside the unit circle (Bini, Latouche & Meini 2005), so requiring
+    both to vanish is the Blanchard–Kahn test; otherwise one of them blows up or the loop
+    stops at ``max_iter`` (a unit root converges only linearly). Returns ``(P, converged)``.
     """
     eps = jnp.finfo(A.dtype).eps
     n = A.shape[0]
@@ -162,10 +168,10 @@ def _cyclic_reduction(A, B, C, max_iter):
         AKC = Ak @ KC
         B_new = Bk - Ck @ KA - AKC
         Bhat_new = Bhat - AKC
-        scale = jnp.maximum(_norm1(B_new), 1.0)
-        done = jnp.minimum(_norm1(A_new), _norm1(C_new)) <= eps * scale
-        bad = ~(jnp.all(jnp.isfinite(B_new)) & jnp.all(jnp.isfinite(Bhat_new))
-                & jnp.isfinite(_norm1(A_new)) & jnp.isfinite(_norm1(C_new)))
+        a, c, b = _norm1(A_new), _norm1(C_new), _norm1(B_new)
+        done = jnp.maximum(a, c) <= eps * b
+        bad = ~(jnp.isfinite(a) & jnp.isfinite(b) & jnp.isfinite(c)
+                & jnp.all(jnp.isfinite(Bhat_new)))
         return k + 1, A_new, B_new, C_new, Bhat_new, done, bad
 
     init = (jnp.array(0), A, B, C, B, jnp.array(False), jnp.array(False))
@@ -174,94 +180,72 @@ def _cyclic_reduction(A, B, C, max_iter):
     return P, done & ~bad & jnp.all(jnp.isfinite(P))
 
 
-def _log_spectral_radius(X, num_squarings=60):
-    r"""``log rho(X)`` by Gelfand's formula on normalised repeated squaring.
-
-    With :math:`S_k = X^{2^k} / \lVert X^{2^k} \rVert`, the estimate
-    :math:`\ell_k = \log\lVert X^{2^k}\rVert / 2^k` obeys
-    :math:`\ell_{k+1} = \ell_k + \log\lVert S_k^2\rVert / 2^{k+1}` and never overflows; after
-    ``num_squarings`` steps it is :math:`\log\rho(X)` up to :math:`O(2^{-60})` (``-inf`` for a
-    nilpotent ``X``).
-    """
-    def norm(S):
-        return jnp.max(jnp.abs(S))
-
-    def body(k, carry):
-        S, ell = carry
-        S2 = S @ S
-        s = norm(S2)
-        ell = ell + jnp.log(s) * jnp.exp2(-(k + 1.0)).astype(X.dtype)
-        return jnp.where(s > 0, S2 / jnp.where(s > 0, s, 1.0), 0.0), ell
-
-    s0 = norm(X)
-    S0 = jnp.where(s0 > 0, X / jnp.where(s0 > 0, s0, 1.0), 0.0)
-    _, ell = lax.fori_loop(0, num_squarings, body, (S0, jnp.log(s0)))
-    return ell
-
-
-def _is_stable(X):
-    """True when the spectral radius of ``X`` is below ``1 - 100 eps`` (and ``X`` is finite):
-    a unit root, up to rounding, counts as unstable."""
-    margin = 100 * jnp.finfo(X.dtype).eps
-    return jnp.all(jnp.isfinite(X)) & (_log_spectral_radius(X) < -margin)
-
-
-def _dual(A, B, P):
-    """``(M, F)`` with ``M = A P + B`` and ``F = -M^{-1} A``, and whether ``M`` is invertible."""
-    M = A @ P + B
-    F = -jnp.linalg.solve(M, A)
-    ok = jnp.all(jnp.isfinite(F))
-    return M, jnp.where(ok, F, 0.0), ok
-
-
 def _quadratic_primal(A, B, C, max_iter, rtol):
+    """``(P, M, ok)``: the solvent, ``M = A P + B`` and the success flag (stand-ins if not ok:
+    ``P = 0``, ``M = I``)."""
     P, converged = _cyclic_reduction(A, B, C, max_iter)
     P = jnp.where(converged, P, 0.0)
-    _, F, m_ok = _dual(A, B, P)
+    M = A @ P + B
+    # M is invertible under the split (its pencil holds the unstable roots); check anyway.
+    m_ok = jnp.all(jnp.isfinite(jnp.linalg.solve(M, A)))
     resid = _norm1(A @ P @ P + B @ P + C)
     scale = _norm1(A) * _norm1(P) ** 2 + _norm1(B) * _norm1(P) + _norm1(C)
     small = resid <= rtol * jnp.maximum(scale, jnp.finfo(A.dtype).tiny)
-    ok = converged & m_ok & small & _is_stable(P) & _is_stable(F)
-    return jnp.where(ok, P, 0.0), ok
+    ok = converged & m_ok & small
+    eye = jnp.eye(A.shape[0], dtype=A.dtype)
+    return jnp.where(ok, P, 0.0), jnp.where(ok, M, eye), ok
 
 
-def _stein_doubling(F, P, Q, num_doublings):
-    """``X = sum_k F^k Q P^k`` (the solution of ``X = F X P + Q``) by doubling."""
+def _tangent_kronecker(M, A, P, R):
+    """``X`` with ``M X + A X P = R``, from ``(I (x) M + P' (x) A) vec X = vec R``."""
+    n = P.shape[0]
+    K = jnp.kron(jnp.eye(n, dtype=M.dtype), M) + jnp.kron(P.T, A)
+    x = jnp.linalg.solve(K, R.T.reshape(-1))  # column-major vec
+    return x.reshape(n, n).T
+
+
+def _tangent_doubling(M, A, P, R, num_doublings):
+    """``X`` with ``M X + A X P = R``: ``X = F X P + M^{-1} R`` with ``F = -M^{-1} A``, summed
+    as ``sum_k F^k (M^{-1} R) P^k`` by doubling (converges since ``rho(F) rho(P) < 1``)."""
+    sol = jnp.linalg.solve(M, jnp.concatenate([A, R], axis=1))
+    F, X0 = -sol[:, :A.shape[1]], sol[:, A.shape[1]:]
+
     def body(_, carry):
         Fk, Pk, X = carry
         return Fk @ Fk, Pk @ Pk, X + Fk @ X @ Pk
 
-    return lax.fori_loop(0, num_doublings, body, (F, P, Q))[2]
+    return lax.fori_loop(0, num_doublings, body, (F, P, X0))[2]
 
 
-def _solve_quadratic_impl(A, B, C, max_iter, rtol, num_doublings):
-    return _quadratic_primal(A, B, C, max_iter, rtol)
+def _solve_quadratic_impl(A, B, C, max_iter, rtol, tangent):
+    P, _, ok = _quadratic_primal(A, B, C, max_iter, rtol)
+    return P, ok
 
 
 _solve_quadratic = jax.custom_jvp(_solve_quadratic_impl, nondiff_argnums=(3, 4, 5))
 
 
 @_solve_quadratic.defjvp
-def _solve_quadratic_jvp(max_iter, rtol, num_doublings, primals, tangents):
+def _solve_quadratic_jvp(max_iter, rtol, tangent, primals, tangents):
     A, B, C = primals
     dA, dB, dC = tangents
-    P, ok = _quadratic_primal(A, B, C, max_iter, rtol)
-    M, F, _ = _dual(A, B, P)
-    eye = jnp.eye(A.shape[0], dtype=A.dtype)
-    # Where there is no solution the tangent is zero; stand-ins keep every value finite.
-    M = jnp.where(ok, M, eye)
-    F = jnp.where(ok, F, 0.0)
-    rhs = -(dA @ P @ P + dB @ P + dC)
-    rhs = jnp.where(ok, rhs, 0.0)
-    dP = _stein_doubling(F, P, jnp.linalg.solve(M, rhs), num_doublings)
+    P, M, ok = _quadratic_primal(A, B, C, max_iter, rtol)
+    # Differentiating A P^2 + B P + C = 0:  M dP + A dP P = -(dA P^2 + dB P + dC).
+    # Where there is no solution the tangent is zero; the stand-ins keep every value finite.
+    R = jnp.where(ok, -(dA @ P @ P + dB @ P + dC), 0.0)
+    A_t = jnp.where(ok, A, 0.0)
+    if tangent == "kronecker":
+        dP = _tangent_kronecker(M, A_t, P, R)
+    else:
+        dP = _tangent_doubling(M, A_t, P, R, tangent)
     return (P, ok), (dP, np.zeros(ok.shape, dtype=jax.dtypes.float0))
 
 
-_solve_quadratic_jit = jax.jit(lambda A, B, C, max_iter, rtol, num_doublings: _solve_quadratic(
-    A, B, C, max_iter, rtol, num_doublings), static_argnums=(3, 4, 5))
+_solve_quadratic_jit = jax.jit(lambda A, B, C, max_iter, rtol, tangent: _solve_quadratic(
+    A, B, C, max_iter, rtol, tangent), static_argnums=(3, 4, 5))
 
 
-def solve_quadratic(A, B, C, *, max_iter=100, rtol=None, num_doublings=60):
+def solve_quadratic(A, B, C, *, max_iter=100, rtol=None, tangent="auto"):
     r"""Minimal solvent ``P`` of :math:`A P^2 + B P + C = 0`, differentiable (implicitly).
 
     ``P`` is the solution whose eigenvalues all lie inside the unit circle, found by cyclic
@@ -271,7 +255,10 @@ def solve_quadratic(A, B, C, *, max_iter=100, rtol=None, num_doublings=60):
     :param A: ``(n, n)``; :param B: ``(n, n)``; :param C: ``(n, n)``.
     :param max_iter: static, cap on the cyclic-reduction iterations (each squares the error).
     :param rtol: static, relative residual accepted (default ``sqrt(eps)`` of the dtype).
-    :param num_doublings: static, doubling steps of the tangent's Stein equation.
+    :param tangent: static, how derivatives solve :math:`M\dot P + A\dot P P = \ldots`:
+        ``"kronecker"`` (one dense ``n^2 x n^2`` solve), ``"doubling"`` (60 doubling steps of
+        the equivalent Stein equation, matrix products only) or ``"auto"`` (Kronecker for
+        ``n <= 24``).
     :return: ``(P (n, n), ok)``; ``ok`` is False (and ``P`` zero, with zero derivatives) when
         the split fails or the iteration breaks down.
     """
@@ -287,8 +274,14 @@ def solve_quadratic(A, B, C, *, max_iter=100, rtol=None, num_doublings=60):
     A, B, C = (X.astype(dtype) for X in (A, B, C))
     if rtol is None:
         rtol = float(np.sqrt(np.finfo(dtype).eps))
+    if tangent == "auto":
+        tangent = "kronecker" if n <= 24 else "doubling"
+    if tangent == "doubling":
+        tangent = 60
+    elif tangent != "kronecker":
+        raise ValueError(f"tangent must be 'auto', 'kronecker' or 'doubling'; got {tangent!r}")
     # jit caches the compiled loops for eager calls; inside an outer jit it is inlined.
-    return _solve_quadratic_jit(A, B, C, int(max_iter), float(rtol), int(num_doublings))
+    return _solve_quadratic_jit(A, B, C, int(max_iter), float(rtol), tangent)
 
 
 # -- DSGE layer ---------------------------------------------------------------------------------
@@ -332,7 +325,7 @@ def first_order_from_jacobians(H_yp, H_y, H_xp, H_x, **kwargs):
 
     :param H_yp: ``(n, n_y)``; :param H_y: ``(n, n_y)``; :param H_xp: ``(n, n_x)``;
         :param H_x: ``(n, n_x)``, with ``n = n_x + n_y``.
-    :param kwargs: passed to :func:`solve_quadratic` (``max_iter``, ``rtol``, ``num_doublings``).
+    :param kwargs: passed to :func:`solve_quadratic` (``max_iter``, ``rtol``, ``tangent``).
     :return: ``g_x (n_y, n_x)``, ``h_x (n_x, n_x)``, ``ok`` (scalar bool).
     """
     H_yp, H_y = as_float_array("H_yp", H_yp, 2), as_float_array("H_y", H_y, 2)
