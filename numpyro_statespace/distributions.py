@@ -29,7 +29,7 @@ from numpyro.distributions.util import validate_sample
 
 from . import kernels
 from ._validation import as_float_array, is_diagonal
-from .kernels._linalg import finite_or, finite_tree, mvn_logpdf_iid, psd_factor
+from .kernels._linalg import bounded_or, finite_or, finite_tree, mvn_logpdf_iid, psd_factor
 from .problems import LinearStateSpaceProblem, QuadraticStateSpaceProblem, StateSpaceProblem
 from .solve import ConditionalLikelihood, DirectIteration, KalmanFilter, default_algorithm
 
@@ -567,6 +567,9 @@ class ConditionalSS(dist.Distribution):
 
         def single(A, B, C, R, u0, y):
             (A, B, C, R, u0), ok = finite_tree((A, B, C, R, u0))
+            # Entries that enter products are bounded (see kernels._linalg's overflow guards).
+            (A, ok_A), (B, ok_B), (C, ok_C) = (bounded_or(x, 0.0, 0.25) for x in (A, B, C))
+            ok = ok & ok_A & ok_B & ok_C
             CB = C @ B
             preds, ok_p = finite_or(kernels.clamped_states(u0, y)[:-1] @ (C @ A).T, 0.0)
             ll, _ = mvn_logpdf_iid(y - preds, CB @ CB.T + R)
