@@ -19,6 +19,7 @@ import time
 import _common
 import arviz as az
 import jax
+import matplotlib.pyplot as plt
 import numpy as np
 from models import rbc_reduced_form as rbc
 from numpyro.infer import MCMC, NUTS
@@ -53,11 +54,14 @@ def fit(observed, seed=3):
 
 
 def fan_chart(idata, held_out):
-    fig = plots.plot_forecast(idata, history=48)
-    for ax, name in zip(fig.axes, held_out.columns):
+    """The last 12 years, the forecast fan (50/80/95% bands) and the held-out data."""
+    fig, axes = plt.subplots(2, 1, figsize=(8, 5.5), sharex=True, layout="constrained")
+    plots.plot_forecast(idata, history=48, axes=axes)   # plots draw into the caller's axes
+    for ax, name in zip(axes, held_out.columns):
         ax.plot(held_out.index, held_out[name], color="k", ls="--", lw=0.9, marker="x", ms=4,
                 label="held out")
-    fig.axes[0].legend(loc="upper left", fontsize="x-small")
+    axes[0].legend(loc="upper left", fontsize="x-small", ncols=3)
+    fig.suptitle(f"{HORIZON}-quarter forecast from the posterior, held-out data on top")
     return fig
 
 

@@ -48,7 +48,7 @@ NAMES = {"syms": rbc.NAMES["state"], "shock_names": rbc.NAMES["shock"]}
 
 def load_data():
     """The example data: a ``(200, 2)`` DataFrame (``c``, ``k_obs``), quarterly from 1975."""
-    y = rbc.simulate(jax.random.key(0), T)  # fixed key: the same data on every run
+    y = jax.jit(rbc.simulate, static_argnums=1)(jax.random.key(0), T)  # fixed key: same data
     index = pd.date_range("1975-01-01", periods=T, freq="QS")
     return pd.DataFrame(np.asarray(y), index=index, columns=list(rbc.NAMES["observable"]))
 
@@ -58,7 +58,9 @@ def fit(data, seed=1, model=rbc.kalman_model):
     posterior predictive."""
     mcmc = MCMC(NUTS(model), num_warmup=NUM_WARMUP, num_samples=NUM_SAMPLES,
                 num_chains=NUM_CHAINS, chain_method="vectorized", progress_bar=False)
-    mcmc.run(jax.random.key(seed), data.to_numpy())   # the model sees an array
+    # the model sees an array; the extra fields feed ArviZ's sample_stats (energy plot)
+    mcmc.run(jax.random.key(seed), data.to_numpy(),
+             extra_fields=("energy", "num_steps", "accept_prob"))
     idata = nss_az.to_inference_data(mcmc, y=data, **NAMES)  # the DataFrame names the dims
     key_states, key_pred = jax.random.split(jax.random.key(seed + 1))
     nss_az.add_states(idata, mcmc, key=key_states)
@@ -68,10 +70,19 @@ def fit(data, seed=1, model=rbc.kalman_model):
 
 def figure(idata):
     """Data against the fit (top) and the latent states with credible bands (bottom)."""
-    fig, axes = plt.subplots(2, 2, figsize=(11, 5.5), layout="constrained")
+    fig, axes = plt.subplots(2, 2, figsize=(11, 6), sharex=True, layout="constrained")
     plots.plot_observed_fitted(idata, axes=axes[0])
     plots.plot_states(idata, axes=axes[1])
-    fig.suptitle("RBC model, Kalman likelihood, NUTS: fit and latent states (90% bands)")
+    handles, labels = [], []
+    for ax in axes[:, 0]:                      # one legend for the figure, below the panels
+        h, l = ax.get_legend_handles_labels()
+        handles, labels = handles + h, labels + l
+        ax.get_legend().remove()
+    fig.legend(handles, labels, loc="outside lower center", ncols=3, fontsize="small",
+               frameon=False)
+    axes[0, 0].set_title("observables: data and fit")
+    axes[1, 0].set_title("latent states")
+    fig.suptitle("RBC model, Kalman likelihood, NUTS (90% bands)")
     return fig
 
 

@@ -50,10 +50,10 @@ def fit(data, seed=0):
 def figure(result, idata):
     fig, axes = plt.subplots(3, 1, figsize=(8, 7), layout="constrained")
     losses = np.asarray(result.losses)
-    axes[0].plot(np.arange(1, len(losses) + 1), losses, lw=0.8)
-    axes[0].set_yscale("symlog")
+    axes[0].plot(np.arange(1, len(losses) + 1), losses - losses.min() + 1.0, lw=0.8)
+    axes[0].set_yscale("log")
     axes[0].set_xlabel("SVI step")
-    axes[0].set_ylabel("negative ELBO")
+    axes[0].set_ylabel("negative ELBO - min + 1")
     plots.plot_states(idata, axes=axes[1:])
     fig.suptitle("RBC model, SVI (AutoNormal): ELBO and latent states (90% bands)")
     return fig

@@ -17,30 +17,30 @@ dimension              coordinate
 =====================  ==============================================================
 
 Sites get their dimensions from their shapes: an observed site ``(T, M)`` gets
-``("time", "observable")``, a latent sample site ``(T, K)`` (the noise of a joint likelihood)
-``("time", "shock")``, any other site ``(T + 1, N)`` ``("time_with_initial", "state")``;
-``dims`` passed by the caller take precedence.
+``("time", "observable")``, a latent or deterministic site ``(T, K)`` (the noise of a joint
+likelihood, whitened or not) ``("time", "shock")``, any other site ``(T + 1, N)``
+``("time_with_initial", "state")``; ``dims`` passed by the caller take precedence.
 
 The ``add_*`` helpers run the model once per posterior draw (``jax.vmap`` in batches) and add
 a group to the ``InferenceData`` (replacing one of the same name):
 
-=============================  =======================  ======================================
-helper                         group                    variables
-=============================  =======================  ======================================
-:func:`add_states`             ``posterior_states``     ``state_path`` (a draw of
-                                                        ``u_0..u_T`` given ``y`` and the
-                                                        parameters); for :class:`KalmanLGSS`
-                                                        also ``filtered_state``,
-                                                        ``smoothed_state``,
-                                                        ``smoothed_state_sd``; ``fitted_obs``
-                                                        (the noiseless observations of the
-                                                        path)
-:func:`add_posterior_predictive`  ``posterior_predictive``  each observed site
-:func:`add_forecast`           ``predictions``          ``<site>`` (future observations),
-                                                        ``<site>_mean``, ``state_path``
-:func:`add_impulse_responses`  ``impulse_responses``    ``state_response``,
-                                                        ``observable_response``
-=============================  =======================  ======================================
+- :func:`add_states` -> ``posterior_states``: ``state_path`` (a draw of ``u_0..u_T`` given
+  ``y`` and the parameters) and ``fitted_obs`` (its noiseless observations); for
+  :class:`KalmanLGSS` also ``filtered_state``, ``smoothed_state``, ``smoothed_state_sd``;
+- :func:`add_posterior_predictive` -> ``posterior_predictive``: new data for each observed site
+  (``numpyro.infer.Predictive``);
+- :func:`add_forecast` -> ``predictions``: ``<site>`` (future observations), ``<site>_mean``,
+  ``state_path`` (future states);
+- :func:`add_impulse_responses` -> ``impulse_responses``: ``state_response``,
+  ``observable_response``.
+
+For example, with ``y`` a DataFrame (``T`` rows, one column per observable)::
+
+    mcmc.run(key, y.to_numpy())                       # the model sees an array
+    idata = to_inference_data(mcmc, y=y, syms=("k", "z"), shock_names=("eps",))
+    add_states(idata, mcmc, key=jax.random.key(1))
+    add_forecast(idata, mcmc, 12, key=jax.random.key(2))
+    az.summary(idata); numpyro_statespace.plots.plot_states(idata)
 
 Everything is a draw from the posterior (parameter uncertainty included), so credible bands
 are quantiles over ``(chain, draw)``. This module imports ArviZ; ``import numpyro_statespace``
@@ -107,7 +107,16 @@ def _source(posterior, model, model_args, model_kwargs):
                          "the posterior is a dict of draws)")
     if not samples:
         raise ValueError("the posterior has no draws")
-    return _Source(model, args, kwargs, {k: np.asarray(v) for k, v in samples.items()}, mcmc)
+    src = _Source(model, args, kwargs, {k: np.asarray(v) for k, v in samples.items()}, mcmc)
+    if mcmc is None:
+        # Keep the model's latent and deterministic sites (Predictive output may also hold
+        # observed sites and numpyro.factor terms).
+        trace = _inspect(src)
+        keep = {name for name, site in trace.items()
+                if (site["type"] == "sample" and not site["is_observed"])
+                or site["type"] == "deterministic"}
+        src = src._replace(samples={k: v for k, v in src.samples.items() if k in keep})
+    return src
 
 
 def _num_chains_draws(src):
@@ -121,8 +130,10 @@ def _trace(src, params):
 
 
 def _observed_sites(trace):
+    """Observed sample sites, without ``numpyro.factor`` terms."""
     return {name: site for name, site in trace.items()
-            if site["type"] == "sample" and site["is_observed"]}
+            if site["type"] == "sample" and site["is_observed"]
+            and not (site.get("infer") or {}).get("is_auxiliary")}
 
 
 def _unwrap(fn):
@@ -143,6 +154,21 @@ def _select_site(trace, site, types, what):
     raise ValueError(f"{what} needs an observed site whose distribution is one of ({wanted}); "
                      f"{'site ' + repr(site) + ' is not one' if site else 'none found'} "
                      f"(observed sites: {kinds or 'none'})")
+
+
+def _inspect(src):
+    """The model's trace at the first draw, traced abstractly (``jax.eval_shape``: nothing is
+    computed or compiled). Only site types, shapes, distribution types and static attributes
+    may be read from it; observed values are the data themselves unless the model computes
+    them."""
+    sites = {}
+
+    def run(params):
+        sites.update(_trace(src, params))
+        return 0
+
+    jax.eval_shape(run, _first_draw(src))
+    return sites
 
 
 def _first_draw(src):
@@ -202,7 +228,7 @@ def _extend(index, before, after):
     if isinstance(index, (pd.DatetimeIndex, pd.PeriodIndex)):
         freq = index.freq
         if freq is None and isinstance(index, pd.DatetimeIndex) and len(index) >= 3:
-            freq = pd.infer_freq(index)
+            freq = pd.DatetimeIndex(index, freq="infer").freq
         if freq is None:
             return None, None
         if isinstance(index, pd.PeriodIndex):
@@ -294,14 +320,16 @@ def to_inference_data(posterior, *, y=None, time=None, syms=None, obs_syms=None,
     :param model, model_args, model_kwargs: the model and its arguments, for a dict of draws
         (an ``MCMC`` supplies its own, which ArviZ's converter uses).
     :param coords, dims: extra ArviZ coordinates and dimensions; they take precedence.
-    :param kwargs: passed to :func:`arviz.from_numpyro` (e.g. ``log_likelihood=False``) or
-        :func:`arviz.from_dict`.
+    :param kwargs: passed to :func:`arviz.from_numpyro` or :func:`arviz.from_dict`.
+        ``log_likelihood`` defaults to False: the likelihood of a whole series is one number
+        per draw, so pointwise criteria (``az.loo``) do not apply; pass
+        ``log_likelihood=True`` to store it anyway.
     :return: ``arviz.InferenceData``. The state-space coordinates (``time``,
         ``time_with_initial``, ``state``, ``observable``, ``shock``) are also attached to the
         ``observed_data`` group, so that the ``add_*`` helpers find them.
     """
     src = _source(posterior, model, model_args, model_kwargs)
-    trace = _trace(src, _first_draw(src))
+    trace = _inspect(src)
     observed = _observed_sites(trace)
     ss_names = [n for n, s in observed.items() if isinstance(_unwrap(s["fn"]), _STATE_SPACE)]
     N, K = _sizes(observed[ss_names[0]]["fn"]) if ss_names else (None, None)
@@ -339,10 +367,11 @@ def to_inference_data(posterior, *, y=None, time=None, syms=None, obs_syms=None,
             continue
         shape = tuple(np.shape(site["value"]))
         if site["type"] == "sample" and site["is_observed"]:
-            if shape[-2:] == (T, M):
+            if shape[-2:] == (T, M) and name in observed:
                 auto_dims[name] = [TIME, OBS]
-        elif site["type"] == "sample" and len(shape) >= 2 and shape[-2] == T \
-                and (n_shock is None or shape[-1] == n_shock):
+        elif len(shape) >= 2 and shape[-2] == T and (
+                shape[-1] == n_shock if n_shock is not None else site["type"] == "sample"):
+            # the noise w (T, K), sampled or deterministic (whitened shocks)
             auto_dims[name] = [TIME, SHOCK]
             n_shock = shape[-1]
         elif n_state is not None and shape[-2:] == (T + 1, n_state):
@@ -356,8 +385,11 @@ def to_inference_data(posterior, *, y=None, time=None, syms=None, obs_syms=None,
     all_dims = {**auto_dims, **(dims or {})}
 
     if src.mcmc is not None:
+        kwargs.setdefault("log_likelihood", False)
         idata = az.from_numpyro(src.mcmc, coords=all_coords, dims=all_dims, **kwargs)
     else:
+        if any(isinstance(s["value"], jax.core.Tracer) for s in observed.values()):
+            observed = _observed_sites(_trace(src, _first_draw(src)))  # computed observations
         obs_data = {n: np.asarray(s["value"]) for n, s in observed.items()}
         idata = az.from_dict(posterior={k: v for k, v in src.samples.items()},
                              observed_data=obs_data or None, coords=all_coords, dims=all_dims,
@@ -426,7 +458,7 @@ def add_states(idata, posterior, *, key=None, site=None, syms=None, model=None,
     :return: ``idata``, modified in place.
     """
     src = _source(posterior, model, model_args, model_kwargs)
-    trace = _trace(src, _first_draw(src))
+    trace = _inspect(src)
     name = _select_site(trace, site, (KalmanLGSS, JointLGSS, JointQuadraticSS, JointStateSpace),
                         "add_states")
 
@@ -481,7 +513,7 @@ def add_posterior_predictive(idata, posterior, *, key, sites=None, model=None,
     :param sites: observed site names (default: all). :return: ``idata``, modified in place.
     """
     src = _source(posterior, model, model_args, model_kwargs)
-    trace = _trace(src, _first_draw(src))
+    trace = _inspect(src)
     observed = list(_observed_sites(trace))
     sites = observed if sites is None else list(sites)
     unknown = set(sites) - set(observed)
@@ -537,7 +569,7 @@ def add_forecast(idata, posterior, steps, *, key, site=None, syms=None, model=No
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive int; got {steps!r}")
     src = _source(posterior, model, model_args, model_kwargs)
-    trace = _trace(src, _first_draw(src))
+    trace = _inspect(src)
     name = _select_site(trace, site, (KalmanLGSS,), "add_forecast")
 
     def fn(params, k):
@@ -575,7 +607,7 @@ def add_impulse_responses(idata, posterior, steps, *, site=None, syms=None, mode
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive int; got {steps!r}")
     src = _source(posterior, model, model_args, model_kwargs)
-    trace = _trace(src, _first_draw(src))
+    trace = _inspect(src)
     name = _select_site(trace, site, (KalmanLGSS, JointLGSS, JointQuadraticSS),
                         "add_impulse_responses")
     if isinstance(_unwrap(trace[name]["fn"]), JointQuadraticSS) \

@@ -9,7 +9,7 @@ quantiles over all ``(chain, draw)`` pairs, so they include parameter uncertaint
 =================================  ===========================================================
 function                           draws
 =================================  ===========================================================
-:func:`plot_observed_fitted`       data against the posterior predictive (median and band)
+:func:`plot_observed_fitted`       data against the fit and the posterior predictive
 :func:`plot_states`                latent states (or any ``(time, name)`` variable) with bands
 :func:`plot_forecast`              fan chart: recent data and nested forecast bands
 :func:`plot_impulse_responses`     responses of states or observables to each shock
@@ -35,7 +35,7 @@ _SAMPLE_DIMS = ("chain", "draw")
 def _pyplot():
     try:
         import matplotlib.pyplot as plt
-    except ImportError as err:  # pragma: no cover - exercised only without matplotlib
+    except ImportError as err:
         raise ImportError("numpyro_statespace.plots needs matplotlib: "
                           "pip install \"numpyro_statespace[examples]\"") from err
     return plt
@@ -92,8 +92,8 @@ def _band(values, prob):
 
 
 def _finish(fig, panels, title, own):
-    """Legend (from the first panel) and title: above the panels on a figure made here, a
-    small legend inside the first panel on the caller's axes."""
+    """Title and legend (from the first panel): above and below the panels on a figure made
+    here, a small legend inside the first panel on the caller's axes."""
     handles, labels = panels[0].get_legend_handles_labels()
     if own:
         fig.suptitle(title)
@@ -199,7 +199,7 @@ def plot_forecast(idata, var="y", *, probs=(0.5, 0.8, 0.95), history=None, axes=
     fig, panels = _axes(axes, len(names))
     probs = sorted(probs, reverse=True)
     for i, (ax, name) in enumerate(zip(panels, names)):
-        ax.plot(time, data[:, i], color="k", lw=0.9, label="observed")
+        ax.plot(time, data[:, i], color="k", lw=0.9, marker=".", ms=3, label="observed")
         for j, p in enumerate(probs):
             lo, _, hi = _band(values[:, :, i], p)
             ax.fill_between(future, lo, hi, color="C2", alpha=0.15 + 0.2 * j, lw=0,

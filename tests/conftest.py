@@ -4,7 +4,11 @@ import os
 import sys
 from pathlib import Path
 
-import jax
+# XLA's multi-threaded Eigen pool on CPU has been seen to hang while NumPy reads back a vmapped
+# result (see examples/_common.py); single-threaded Eigen costs nothing measurable here.
+os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
+
+import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 

@@ -21,7 +21,7 @@ def _section(title):
 def test_readme_first_block_holds_the_two_setup_commands():
     block = re.search(r"```bash\n(.*?)```", README, re.S).group(1).strip().splitlines()
     assert len(block) == 2
-    assert block[0].startswith("pip install .") and "python examples/" in block[0]
+    assert block[0].startswith('pip install ".[examples]"') and "python examples/" in block[0]
     assert block[1].startswith('pip install ".[test]"') and block[1].endswith("pytest")
     script = block[0].split("python ", 1)[1].split()[0]
     assert (ROOT / script).is_file()

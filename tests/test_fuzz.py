@@ -10,9 +10,15 @@ parameter are evaluated in ONE compiled call per family (``jit(vmap(value_and_gr
 * the gradient never contains NaN; where ``log_prob`` is ``-inf`` it is finite everywhere;
 * a NaN or infinite parameter gives ``-inf``; so does an indefinite ``R`` in the joint
   likelihoods, and an unstable ``A`` with ``u0_cov="stationary"``;
-* every uncorrupted draw is finite (the fuzz is not vacuous).
+* every uncorrupted draw is finite (the fuzz is not vacuous; an unpruned quadratic model
+  whose path truly explodes is excepted).
 
-Families: ``KalmanLGSS`` (given ``u0_cov`` and ``"stationary"``), ``JointLGSS``,
+Magnitudes beyond the library's overflow guards (see ``kernels/_linalg.py``; e.g. parameters
+above 1e77 or innovation variances below 1e-246 in float64) count as numerical failure, so
+some draws with finite but absurd parameters give ``-inf`` by design.
+
+Families: ``KalmanLGSS`` (given ``u0_cov``, ``"stationary"``, and ``R`` as the variances of a
+diagonal covariance, which takes the filter's univariate update), ``JointLGSS``,
 ``JointQuadraticSS`` (pruned and not), ``ConditionalSS``. The outcome counts are printed (run
 with ``-s``); ``python tests/test_fuzz.py [ndraws]`` prints them and writes
 ``benchmarks/results/fuzz.json``.
@@ -40,6 +46,7 @@ SEED = 20240607
 FAMILIES = {
     "kalman": ("A", "B", "C", "R", "m0", "P0"),
     "kalman_stationary": ("A", "B", "C", "R", "m0"),
+    "kalman_diagonal_R": ("A", "B", "C", "R", "m0", "P0"),  # R as (M,) variances
     "joint_linear": ("A", "B", "C", "R", "u0", "noise"),
     "joint_quadratic": ("A_0", "A", "A_2", "B", "C_0", "C", "C_2", "R", "u0", "noise"),
     "joint_quadratic_pruned": ("A_0", "A", "A_2", "B", "C_0", "C", "C_2", "R", "u0", "noise"),
@@ -54,6 +61,8 @@ SCALES_TINY = (1e-20, 1e-100, 1e-150, 1e-200, 1e-300)
 def _log_prob(fam, th, y):
     kw = dict(validate_args=False)
     if fam == "kalman":
+        d = nss.KalmanLGSS(th["A"], th["B"], th["C"], th["R"], th["m0"], th["P0"], T, **kw)
+    elif fam == "kalman_diagonal_R":  # the filter's univariate update
         d = nss.KalmanLGSS(th["A"], th["B"], th["C"], th["R"], th["m0"], th["P0"], T, **kw)
     elif fam == "kalman_stationary":
         d = nss.KalmanLGSS(th["A"], th["B"], th["C"], th["R"], th["m0"], "stationary", T, **kw)
@@ -85,6 +94,8 @@ def _base(fam, rng):
         th["B"] = 0.3 * th["B"]
     th["C"] = np.eye(N) + 0.1 * rng.standard_normal((N, N)) if fam == "conditional" \
         else rng.standard_normal((M, N))
+    if fam == "kalman_diagonal_R":
+        th["R"] = np.diag(th["R"]).copy()
     return {k: th[k] for k in FAMILIES[fam]}
 
 
@@ -103,7 +114,11 @@ def _corrupt(fam, th, rng):
         name = [n for n in names if n in COVARIANCES][rng.integers(sum(n in COVARIANCES
                                                                       for n in names))]
         S = th[name]
-        if kind == "indefinite":
+        if S.ndim == 1:  # variances of a diagonal covariance
+            z = rng.random(len(S)) < 0.5
+            z[rng.integers(len(S))] = True
+            th[name] = np.where(z, -10 ** rng.uniform(-3, 1) if kind == "indefinite" else 0.0, S)
+        elif kind == "indefinite":
             lam = np.min(np.linalg.eigvalsh(np.nan_to_num(0.5 * (S + S.T))))
             th[name] = S - (lam + 10 ** rng.uniform(-3, 1)) * np.eye(len(S))
         else:  # zero variance of some coordinates (rows and columns): singular PSD
@@ -135,14 +150,18 @@ def _corrupt(fam, th, rng):
 def fuzz_draws(fam, ndraws, seed=SEED):
     """Stacked parameters ``{name: (ndraws, ...)}``, data ``y`` and per-draw corruption labels."""
     rng = np.random.default_rng([seed, list(FAMILIES).index(fam)])
+    with np.errstate(all="ignore"):  # corruptions overflow on purpose
+        return _stack_draws(fam, ndraws, rng)
+
+
+def _stack_draws(fam, ndraws, rng):
     draws, labels = [], []
     for _ in range(ndraws):
         th = _base(fam, rng)
         n_corrupt = rng.choice(4, p=[0.2, 0.4, 0.3, 0.1])
         labels.append(tuple(_corrupt(fam, th, rng) for _ in range(n_corrupt)))
         draws.append(th)
-    with np.errstate(all="ignore"):
-        stacked = {k: np.stack([d[k] for d in draws]) for k in FAMILIES[fam]}
+    stacked = {k: np.stack([d[k] for d in draws]) for k in FAMILIES[fam]}
     y = rng.standard_normal((T, N if fam == "conditional" else M))
     return stacked, y, labels
 
@@ -158,13 +177,14 @@ def _value_and_grad(fam):
 
 
 def run_family(fam, ndraws=NDRAWS):
-    """Evaluate the fuzz; returns ``(values, grad_has_nan, grad_all_finite, labels)``."""
+    """Evaluate the fuzz; returns ``(values, grad_has_nan, grad_all_finite, labels, params)``."""
     stacked, y, labels = fuzz_draws(fam, ndraws)
     values, grads = _value_and_grad(fam)({k: jnp.asarray(v) for k, v in stacked.items()},
                                          jnp.asarray(y))
     leaves = [np.asarray(g).reshape(ndraws, -1) for g in jax.tree.leaves(grads)]
     g = np.concatenate(leaves, axis=1)
-    return np.asarray(values), np.isnan(g).any(axis=1), np.isfinite(g).all(axis=1), labels
+    return (np.asarray(values), np.isnan(g).any(axis=1), np.isfinite(g).all(axis=1), labels,
+            stacked)
 
 
 def outcome_counts(values, grad_nan, grad_finite):
@@ -178,7 +198,20 @@ def outcome_counts(values, grad_nan, grad_finite):
     )
 
 
-def check_contract(fam, values, grad_nan, grad_finite, labels):
+def _explodes(stacked, bound=1e100):
+    """Per draw: does the unpruned quadratic state path leave ``|u| < bound`` (NumPy)?"""
+    out = np.zeros(len(stacked["u0"]), bool)
+    u = stacked["u0"]
+    with np.errstate(all="ignore"):
+        for t in range(stacked["noise"].shape[1]):
+            u = (stacked["A_0"] + np.einsum("bij,bj->bi", stacked["A"], u)
+                 + np.einsum("bijk,bj,bk->bi", stacked["A_2"], u, u)
+                 + np.einsum("bij,bj->bi", stacked["B"], stacked["noise"][:, t]))
+            out |= ~np.all(np.abs(u) < bound, axis=1)
+    return out
+
+
+def check_contract(fam, values, grad_nan, grad_finite, labels, stacked):
     """The failure contract; returns a list of violations (empty when it holds)."""
     problems = []
 
@@ -193,16 +226,18 @@ def check_contract(fam, values, grad_nan, grad_finite, labels):
     bad(grad_nan, "with NaN in the gradient")
     bad((values == -np.inf) & ~grad_finite, "with -inf log_prob and a non-finite gradient")
     clean = np.array([len(lab) == 0 for lab in labels])
+    if fam == "joint_quadratic":  # an unpruned second-order model may truly explode
+        clean &= ~_explodes(stacked)
     bad(clean & ~np.isfinite(values), "uncorrupted but not finite")
 
     # expectations read off the final parameters (a later corruption may undo an earlier one)
-    stacked, _, _ = fuzz_draws(fam, len(labels))
     with np.errstate(all="ignore"):
         nonfinite_param = np.any([~np.isfinite(v).reshape(len(labels), -1).all(axis=1)
                                   for v in stacked.values()], axis=0)
         bad(nonfinite_param & (values != -np.inf), "with a NaN/inf parameter but not -inf")
-        finite_R = np.isfinite(stacked["R"]).all(axis=(1, 2))
-        R = np.where(finite_R[:, None, None], stacked["R"], 0.0)
+        R = stacked["R"] if stacked["R"].ndim == 3 else np.stack([np.diag(r) for r in stacked["R"]])
+        finite_R = np.isfinite(R).all(axis=(1, 2))
+        R = np.where(finite_R[:, None, None], R, 0.0)
         min_eig_R = np.linalg.eigvalsh(0.5 * (R + np.swapaxes(R, 1, 2)))[:, 0]
         scale_R = np.max(np.abs(R), axis=(1, 2))
         indefinite_R = finite_R & (min_eig_R < -1e-8 * scale_R)
@@ -219,10 +254,10 @@ def check_contract(fam, values, grad_nan, grad_finite, labels):
 
 @pytest.mark.parametrize("fam", list(FAMILIES))
 def test_fuzz_failure_contract(fam):
-    values, grad_nan, grad_finite, labels = run_family(fam)
+    values, grad_nan, grad_finite, labels, stacked = run_family(fam)
     counts = outcome_counts(values, grad_nan, grad_finite)
     print(f"\nfuzz {fam} ({NDRAWS} draws): {counts}")
-    problems = check_contract(fam, values, grad_nan, grad_finite, labels)
+    problems = check_contract(fam, values, grad_nan, grad_finite, labels, stacked)
     assert not problems, "\n".join(problems)
     assert counts["finite"] + counts["minus_inf"] == NDRAWS
     # both outcomes occur: the fuzz reaches the failure paths and the working ones
@@ -233,7 +268,7 @@ def main(ndraws=NDRAWS):
     jax.config.update("jax_enable_x64", True)
     results, failed = {}, []
     for fam in FAMILIES:
-        values, grad_nan, grad_finite, labels = run_family(fam, ndraws)
+        values, grad_nan, grad_finite, labels, stacked = run_family(fam, ndraws)
         counts = outcome_counts(values, grad_nan, grad_finite)
         by_kind = Counter()
         for lab, v in zip(labels, values):
@@ -241,7 +276,7 @@ def main(ndraws=NDRAWS):
                 by_kind[(c.split(":")[0], "finite" if np.isfinite(v) else str(v))] += 1
         results[fam] = dict(counts, by_corruption={f"{k}/{o}": n for (k, o), n in
                                                    sorted(by_kind.items())})
-        failed += check_contract(fam, values, grad_nan, grad_finite, labels)
+        failed += check_contract(fam, values, grad_nan, grad_finite, labels, stacked)
         print(f"{fam:24s} {counts}")
     out = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "fuzz.json"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,8 @@
 
 For every drawn model (``N``, ``M``, ``K`` in 1..10 states / observables / shocks, ``T`` in
 1..300 steps, a random spectral radius below 0.98, a given prior or ``u0_cov="stationary"``,
-with or without missing observations, including fully missing steps):
+``R`` as a full covariance or as the ``(M,)`` variances of a diagonal one (the filter's
+univariate update), with or without missing observations, including fully missing steps):
 
 * ``log_prob`` is finite and equals :func:`numpy_kalman_loglik`, an independent plain-NumPy
   float64 filter written here (missing entries are dropped by selecting the observed rows;
@@ -51,12 +52,13 @@ BATCH_RTOL = 1e-12
 # seen on these models is 3.5e-7 * (T M + |ll|); 5e-6 leaves a ~14x margin.
 F32_RTOL = 5e-6
 
-# (N, M, K, T, stationary): corners and interior points of N, M, K in 1..10, T in 1..300.
+# (N, M, K, T, stationary, diagonal): corners and interior points of N, M, K in 1..10, T in
+# 1..300; ``diagonal`` passes R as its (M,) variances (the filter's univariate update).
 SHAPES = [
-    (1, 1, 1, 1, False),
-    (10, 10, 10, 300, True),
-    (3, 2, 1, 60, True),  # fewer shocks than states
-    (6, 7, 9, 211, False),  # more observables and shocks than states
+    (1, 1, 1, 1, False, False),
+    (10, 10, 10, 300, True, False),
+    (3, 2, 1, 60, True, True),  # fewer shocks than states, diagonal R
+    (6, 7, 9, 211, False, False),  # more observables and shocks than states
 ]
 
 HYP = dict(deadline=None, derandomize=True, database=None,
@@ -101,8 +103,10 @@ def numpy_kalman_loglik(A, B, C, R, m0, P0, y):
 # ---------------------------------------------------------------------------------------------
 
 
-def random_model(N, M, K, T, stationary, seed, rho, missing, empty_steps):
-    """A stable model with spectral radius ``rho``, data simulated from it, a missing pattern."""
+def random_model(N, M, K, T, stationary, seed, rho, missing, empty_steps, diagonal=False):
+    """A stable model with spectral radius ``rho``, data simulated from it, a missing pattern.
+
+    With ``diagonal``, ``R`` is a vector of variances (a diagonal covariance)."""
     rng = np.random.default_rng(seed)
     G = rng.standard_normal((N, N))
     A = rho * G / max(np.max(np.abs(np.linalg.eigvals(G))), 1e-12)
@@ -110,6 +114,8 @@ def random_model(N, M, K, T, stationary, seed, rho, missing, empty_steps):
     C = rng.standard_normal((M, N))
     F = rng.standard_normal((M, M)) / math.sqrt(M)
     R = 0.5 * F @ F.T + 0.1 * np.eye(M)
+    if diagonal:
+        R = np.diag(R).copy()
     m0 = rng.standard_normal(N)
     if stationary:
         P0 = solve_discrete_lyapunov(A, B @ B.T)
@@ -118,7 +124,7 @@ def random_model(N, M, K, T, stationary, seed, rho, missing, empty_steps):
         P0 = H @ H.T + 0.1 * np.eye(N)
     u = m0 + np.linalg.cholesky(0.5 * (P0 + P0.T) + 1e-12 * np.eye(N)) @ rng.standard_normal(N)
     y = np.empty((T, M))
-    LR = np.linalg.cholesky(R)
+    LR = np.linalg.cholesky(np.diag(R) if diagonal else R)
     for t in range(T):
         u = A @ u + B @ rng.standard_normal(K)
         y[t] = C @ u + LR @ rng.standard_normal(M)
@@ -128,7 +134,8 @@ def random_model(N, M, K, T, stationary, seed, rho, missing, empty_steps):
     theta = dict(A=A, B=B, C=C, R=R, m0=m0, P0=P0, y=y)
     # a random direction, symmetric in the covariances, zero at the missing data, unit norm
     d = {k: rng.standard_normal(np.shape(v)) for k, v in theta.items()}
-    d["R"] = 0.5 * (d["R"] + d["R"].T)
+    if not diagonal:
+        d["R"] = 0.5 * (d["R"] + d["R"].T)
     d["P0"] = 0.0 * d["P0"] if stationary else 0.5 * (d["P0"] + d["P0"].T)
     d["y"] = np.where(np.isnan(y), 0.0, d["y"])
     norm = math.sqrt(sum(float(np.sum(v**2)) for v in d.values()))
@@ -142,9 +149,10 @@ def model_draws(draw, shapes=None):
         N, M, K = (draw(st.integers(1, 10)) for _ in range(3))
         T = draw(st.integers(1, 300))
         stationary = draw(st.booleans())
+        diagonal = draw(st.booleans())
     else:
-        N, M, K, T, stationary = draw(st.sampled_from(shapes))
-    return dict(N=N, M=M, K=K, T=T, stationary=stationary,
+        N, M, K, T, stationary, diagonal = draw(st.sampled_from(shapes))
+    return dict(N=N, M=M, K=K, T=T, stationary=stationary, diagonal=diagonal,
                 seed=draw(st.integers(0, 2**32 - 1)),
                 rho=draw(st.floats(0.0, 0.98)),
                 missing=draw(st.sampled_from([0.0, 0.0, 0.1, 0.3, 0.7])),
@@ -177,6 +185,8 @@ def _make_checks(stationary):
         hs = jnp.asarray(FD_STEP * STENCIL)
         params = {k: v for k, v in th.items() if k != "y"}
         stacked = {k: jnp.stack([params[k] + h * d[k] for h in hs]) for k in params}
+        if stacked["R"].ndim == 2:  # variances: a batch of diagonals is passed as matrices
+            stacked["R"] = jax.vmap(jnp.diag)(stacked["R"])
         ys = jnp.stack([th["y"] + h * d["y"] for h in hs])
         dist_b, batch = log_prob(dict(stacked, y=ys), stationary)
         t32 = jax.tree.map(lambda x: x.astype(jnp.float32), th)
@@ -201,7 +211,8 @@ def check_model(draw, eager=True):
 
     # finite and equal to the independent reference
     assert np.isfinite(value), what
-    ref = numpy_kalman_loglik(**theta)
+    ref = numpy_kalman_loglik(**dict(theta, R=np.diag(theta["R"]) if draw["diagonal"]
+                                     else theta["R"]))
     np.testing.assert_allclose(value, ref, rtol=REF_RTOL, atol=1e-12, err_msg=what)
 
     # finite gradient, zero at missing data, directional derivative = finite difference

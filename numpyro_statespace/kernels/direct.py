@@ -21,11 +21,15 @@ from jax.scipy.linalg import solve_triangular
 
 from ._linalg import (
     LOG_2PI,
+    factor_ok,
     finite_or,
     logdet_from_cholesky,
+    max_power,
+    min_diagonal,
     mvn_logpdf_iid,
     quad,
     safe_cholesky,
+    whitened_ok,
 )
 
 
@@ -55,10 +59,18 @@ def _scan_states(step, u0, xs):
     return _prepend(u0, path), ok
 
 
+def _moderate(*arrays):
+    """False when an entry of the arrays exceeds ``max float ** (1/4)`` (1e77 in float64):
+    the gradient of a likelihood built on the path (``sum_t ct_t w_t'``, ``sum_t ct_t u_t'``)
+    would overflow even where the value is finite. Only a flag: the path is computed as given."""
+    return jnp.all(jnp.stack([jnp.all(jnp.abs(x) < max_power(x.dtype, 0.25)) for x in arrays]))
+
+
 def linear_states(A, B, u0, noise):
     """``u_t = A u_{t-1} + B w_t`` for ``t = 1..T``; returns ``((T + 1, N), ok)``."""
     shocks = noise @ B.T  # (T, N), outside the recursion
-    return _scan_states(lambda u, bw: A @ u + bw, u0, shocks)
+    u, ok = _scan_states(lambda u, bw: A @ u + bw, u0, shocks)
+    return u, ok & _moderate(A, B, noise)
 
 
 def linear_observations(C, u):
@@ -73,6 +85,7 @@ def quadratic_states(A_0, A_1, A_2, B, u0, noise, pruned):
     where ``uf`` is the path that enters the quadratic terms of the observation equation.
     """
     shocks = noise @ B.T
+    ok_s = _moderate(A_0, A_1, A_2, B, noise)
     N = u0.shape[0]
     if pruned:
         # Both states in one vector so that one guarded recursion covers them.
@@ -81,10 +94,10 @@ def quadratic_states(A_0, A_1, A_2, B, u0, noise, pruned):
             return jnp.concatenate([A_0 + A_1 @ u + quad(A_2, uf) + bw, A_1 @ uf + bw])
 
         x, ok = _scan_states(step, jnp.concatenate([u0, u0]), shocks)
-        return x[:, :N], x[:, N:], ok
+        return x[:, :N], x[:, N:], ok & ok_s
 
     u, ok = _scan_states(lambda u, bw: A_0 + A_1 @ u + quad(A_2, u) + bw, u0, shocks)
-    return u, u, ok
+    return u, u, ok & ok_s
 
 
 def quadratic_observations(C_0, C_1, C_2, u, uf):
@@ -133,7 +146,11 @@ def _masked_gaussian_loglik(residuals, observed, R):
     both = observed[:, :, None] & observed[:, None, :]
     R_t = jnp.where(both, R, 0.0) + jax.vmap(jnp.diag)(jnp.where(observed, 0.0, 1.0).astype(R.dtype))
     L, ok = safe_cholesky(R_t)
-    white = jax.vmap(lambda L, r: solve_triangular(L, r, lower=True))(L, r)
+    # Overflow guards of the failure contract (see _linalg): before the solve, then after it.
+    ok = jnp.all(ok & factor_ok(L)) & jnp.all(jnp.abs(r) < max_power(r.dtype, 0.5))
+    L = jnp.where(ok, L, jnp.eye(R.shape[-1], dtype=L.dtype))
+    white = jax.vmap(lambda L, r: solve_triangular(L, r, lower=True))(L, jnp.where(ok, r, 0.0))
+    ok = ok & whitened_ok(white, min_diagonal(L)[:, None])
     n_obs = jnp.sum(observed)
     ll = -0.5 * (n_obs * LOG_2PI + jnp.sum(logdet_from_cholesky(L)) + jnp.sum(white**2))
-    return jnp.where(jnp.all(ok), ll, -jnp.inf)
+    return jnp.where(ok, ll, -jnp.inf)

@@ -23,7 +23,18 @@ import jax.numpy as jnp
 from jax import Array, lax
 from jax.scipy.linalg import solve_triangular
 
-from ._linalg import LOG_2PI, finite_or, logdet_from_cholesky, safe_cholesky, symmetrize
+from ._linalg import (
+    LOG_2PI,
+    bounded_or,
+    factor_ok,
+    finite_or,
+    logdet_from_cholesky,
+    max_power,
+    min_diagonal,
+    safe_cholesky,
+    symmetrize,
+    whitened_ok,
+)
 
 
 class KalmanFilterResult(NamedTuple):
@@ -66,9 +77,15 @@ def update(m_pred, P_pred, y, observed, C, R):
     v = jnp.where(observed, y - C @ m_pred, 0.0)
     CP = C_t @ P_pred
     L, ok = safe_cholesky(CP @ C_t.T + R_t)
+    # Overflow guards (see _linalg): checked before the solve, which then runs on stand-ins
+    # (identity, zero innovation) for a failed step, and on the whitened innovation after it.
+    ok = ok & factor_ok(L) & jnp.all(jnp.abs(v) < max_power(v.dtype, 0.5))
+    L = jnp.where(ok, L, jnp.eye(L.shape[-1], dtype=L.dtype))
+    v = jnp.where(ok, v, 0.0)
     # One triangular solve whitens both the gain's factor and the innovation.
     sol = solve_triangular(L, jnp.concatenate([CP, v[:, None]], axis=1), lower=True)
     W, e = sol[:, :N], sol[:, N]
+    ok = ok & whitened_ok(e, min_diagonal(L))
     m = m_pred + W.T @ e
     P = symmetrize(P_pred - W.T @ W)
     n_observed = jnp.sum(observed)
@@ -86,14 +103,18 @@ def update_univariate(m_pred, P_pred, y, observed, C, r):
     m, P = m_pred, P_pred
     loglik = jnp.zeros((), P.dtype)
     ok = jnp.array(True)
+    lo, hi, big = (max_power(P.dtype, p) for p in (-0.8, 0.4, 0.5))
     for i in range(C.shape[0]):  # a static loop over observables, not over time
         c = C[i]
         Pc = P @ c
         f = c @ Pc + r[i]
-        good = f > 0
-        use = observed[i] & good
-        f = jnp.where(good, f, 1.0)
         v = y[i] - c @ m
+        # f > 0, with the overflow guards of the full update (see _linalg): the variance f
+        # above max ** -0.8 and |v| / sqrt(f) < max ** 0.4 sqrt(f)
+        good = (f > lo) & jnp.isfinite(f) & (jnp.abs(v) < big) & (jnp.abs(v) < hi * f)
+        f = jnp.where(good, f, 1.0)
+        v = jnp.where(good, v, 0.0)
+        use = observed[i] & good
         m = jnp.where(use, m + Pc * (v / f), m)
         P = jnp.where(use, P - jnp.outer(Pc, Pc) / f, P)  # outer(Pc, Pc) keeps P symmetric
         loglik = loglik + jnp.where(use, -0.5 * (LOG_2PI + jnp.log(f) + v * v / f), 0.0)
@@ -130,15 +151,16 @@ def kalman_filter(A, B, C, R, m0, P0, y, mask=None, *, save_everystep=True):
     eye = jnp.eye(N, dtype=P0.dtype)
     # Non-finite parameters would poison the gradients of every step: replace them by finite
     # stand-ins up front and report failure at the end.
-    A, ok_A = finite_or(A, 0.0)
-    B, ok_B = finite_or(B, 0.0)
-    C, ok_C = finite_or(C, 0.0)
+    # Magnitudes are bounded too (see _linalg): the products they enter must not overflow.
+    A, ok_A = bounded_or(A, 0.0, 0.25)
+    B, ok_B = bounded_or(B, 0.0, 0.25)
+    C, ok_C = bounded_or(C, 0.0, 0.25)
     univariate = R.ndim == 1 and R.shape[0] <= UNIVARIATE_MAX_OBS
     if R.ndim == 1 and not univariate:
         R = jnp.diag(R)
     R, ok_R = finite_or(R, jnp.ones_like(R) if univariate else jnp.eye(R.shape[0], dtype=R.dtype))
-    m0, ok_m = finite_or(m0, 0.0)
-    P0, ok_P = finite_or(P0, eye)
+    m0, ok_m = bounded_or(m0, 0.0, 0.5)
+    P0, ok_P = bounded_or(P0, eye, 0.5)
     ok_y = ~jnp.any(jnp.isinf(y))
     params_ok = ok_A & ok_B & ok_C & ok_R & ok_m & ok_P & ok_y
     observed = observed_mask(y, mask)
@@ -149,12 +171,14 @@ def kalman_filter(A, B, C, R, m0, P0, y, mask=None, *, save_everystep=True):
         m, P, ll, ok, _ = carry
         y_t, obs_t = inputs
         m_pred, P_pred = predict(m, P, A, Q)
-        m_pred, ok_mp = finite_or(m_pred, jnp.zeros_like(m_pred))
-        P_pred, ok_Pp = finite_or(P_pred, eye)
+        m_pred, ok_mp = bounded_or(m_pred, jnp.zeros_like(m_pred), 0.5)
+        P_pred, ok_Pp = bounded_or(P_pred, eye, 0.5)
         z = C @ m_pred
         m_f, P_f, ll_t, ok_t = (update_univariate if univariate else update)(
             m_pred, P_pred, y_t, obs_t, C, R)
-        ok_t = ok_t & ok_mp & ok_Pp
+        # an update may overflow where its inputs did not (a gain against a tiny variance)
+        big = max_power(P_f.dtype, 0.5)
+        ok_t = ok_t & ok_mp & ok_Pp & jnp.all(jnp.abs(m_f) < big) & jnp.all(jnp.abs(P_f) < big)
         # Continue from finite values after a failure; the total is -inf anyway.
         m_f = jnp.where(ok_t, m_f, m_pred)
         P_f = jnp.where(ok_t, P_f, eye)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 from jax import lax
 
-from ._linalg import symmetrize
+from ._linalg import bounded_or, symmetrize
 
 
 def stationary_covariance(A, Q, num_doublings=64):
@@ -17,7 +17,8 @@ def stationary_covariance(A, Q, num_doublings=64):
     uses only matrix products, so it is cheap to differentiate and runs well on accelerators.
 
     :param A: ``(N, N)``; :param Q: ``(N, N)`` positive semi-definite.
-    :return: ``(P, ok)``; ``ok`` is False when ``A`` is not stable (``A^(2^k)`` did not vanish),
+    :return: ``(P, ok)``; ``ok`` is False when ``A`` is not stable (``A^(2^k)`` did not vanish)
+        or an entry of ``A``, ``Q`` or ``P`` exceeds ``max float ** (1/4)`` (1e77 in float64),
         in which case ``P`` is the identity, a finite stand-in.
     """
     def body(_, carry):
@@ -30,6 +31,12 @@ def stationary_covariance(A, Q, num_doublings=64):
         big = jnp.finfo(P.dtype).max ** 0.25
         return jnp.clip(Ak, -big, big), jnp.clip(P, -big, big)
 
+    # Inputs beyond the clipping bound would overflow in the first products (and 0 * inf is a
+    # NaN gradient even where the result is discarded): they count as failure up front.
+    A, ok_A = bounded_or(A, 0.0, 0.25)
+    Q, ok_Q = bounded_or(Q, 0.0, 0.25)
     Ak, P = lax.fori_loop(0, num_doublings, safe_body, (A, Q))
-    ok = jnp.all(jnp.isfinite(P)) & (jnp.max(jnp.abs(Ak)) < jnp.sqrt(jnp.finfo(P.dtype).eps))
+    big = jnp.finfo(P.dtype).max ** 0.25
+    ok = (ok_A & ok_Q & (jnp.max(jnp.abs(P)) < big)  # never clipped (P grows monotonically)
+          & (jnp.max(jnp.abs(Ak)) < jnp.sqrt(jnp.finfo(P.dtype).eps)))
     return jnp.where(ok, symmetrize(P), jnp.eye(A.shape[0], dtype=P.dtype)), ok

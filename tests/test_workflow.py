@@ -1,0 +1,358 @@
+"""The Bayesian workflow around the likelihood: ArviZ conversion, plots, examples, notebook.
+
+The example scripts run in short mode (``NSS_SHORT=1``) as subprocesses, two at a time,
+started at the beginning of this module, so they run while the in-process tests do.
+"""
+
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import matplotlib
+import numpy as np
+import numpyro
+import pandas as pd
+import pytest
+from numpyro.infer import MCMC, NUTS, Predictive
+
+import numpyro_statespace as nss
+from models import rbc_reduced_form as rbc
+
+matplotlib.use("Agg")
+
+import arviz as az  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+
+from numpyro_statespace import arviz as nss_az  # noqa: E402
+from numpyro_statespace import plots  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = {
+    # script: figures it must write (in the order they are started: longest first)
+    "forecasting": ["forecasting_fit.png", "forecasting_fan.png"],
+    "quickstart": ["quickstart.png"],
+    "joint_latent_shocks": ["joint_latent_shocks.png", "joint_latent_shocks_irf.png"],
+    "svi": ["svi.png"],
+}
+EXAMPLE_TIMEOUT = 900  # the wait for each one, queue included
+T = 40
+NAMES = {"syms": rbc.NAMES["state"], "shock_names": rbc.NAMES["shock"]}
+
+
+# -- the example scripts, started first --------------------------------------------------------
+class _ExampleRunner:
+    """Runs the example scripts in short mode in the background, ``workers`` at a time (on two
+    cores the in-process tests share them while they last)."""
+
+    def __init__(self, names, tmp_path_factory, workers=2):
+        self.queue = list(names)
+        self.figures = {n: tmp_path_factory.mktemp(f"figures_{n}") for n in names}
+        self.done = {n: threading.Event() for n in names}
+        self.returncodes, self.running, self.stopped = {}, {}, False
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self._work, daemon=True) for _ in range(workers)]
+        for thread in self.threads:
+            thread.start()
+
+    def _work(self):
+        while True:
+            with self.lock:
+                if self.stopped or not self.queue:
+                    return
+                name = self.queue.pop(0)
+                env = {**os.environ, "NSS_SHORT": "1", "NSS_FIGURES": str(self.figures[name]),
+                       "MPLBACKEND": "Agg"}
+                with open(self.figures[name] / "output.log", "w") as out:
+                    proc = subprocess.Popen(
+                        [sys.executable, str(ROOT / "examples" / f"{name}.py")], cwd=ROOT,
+                        env=env, stdout=out, stderr=subprocess.STDOUT)
+                self.running[name] = proc
+            self.returncodes[name] = proc.wait()
+            self.done[name].set()
+
+    def stop(self):
+        with self.lock:
+            self.stopped = True
+            for proc in self.running.values():
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def example_runs(request, tmp_path_factory):
+    """Start the selected example scripts (in the background, before the other tests)."""
+    selected = {item.callspec.params["example"] for item in request.session.items
+                if item.originalname == "test_example_runs_in_short_mode"
+                and item.module is request.module}
+    runner = _ExampleRunner([n for n in EXAMPLES if n in selected], tmp_path_factory)
+    yield runner
+    runner.stop()
+
+
+# -- a short NUTS run on a DataFrame with a DatetimeIndex --------------------------------------
+@pytest.fixture(scope="module")
+def data():
+    y = np.asarray(jax.jit(rbc.simulate, static_argnums=1)(jax.random.key(11), T))
+    index = pd.date_range("2001-01-01", periods=T, freq="QS")
+    return pd.DataFrame(y, index=index, columns=list(rbc.NAMES["observable"]))
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    mcmc = MCMC(NUTS(rbc.kalman_model, init_strategy=numpyro.infer.init_to_median),
+                num_warmup=30, num_samples=20, num_chains=2, chain_method="vectorized",
+                progress_bar=False)
+    mcmc.run(jax.random.key(12), data.to_numpy())
+    idata = nss_az.to_inference_data(mcmc, y=data, **NAMES)
+    nss_az.add_states(idata, mcmc, key=jax.random.key(13))
+    nss_az.add_posterior_predictive(idata, mcmc, key=jax.random.key(14))
+    nss_az.add_forecast(idata, mcmc, 6, key=jax.random.key(15))
+    nss_az.add_impulse_responses(idata, mcmc, 8)
+    return mcmc, idata
+
+
+def test_inference_data_has_named_dims_and_coords(fitted, data):
+    _, idata = fitted
+    obs = idata.observed_data["y"]
+    assert obs.dims == ("time", "observable")
+    np.testing.assert_array_equal(obs["time"].values, data.index.values)  # the DatetimeIndex
+    assert list(obs["observable"].values) == ["c", "k_obs"]
+    np.testing.assert_allclose(obs.values, data.to_numpy())
+    assert list(idata.posterior.data_vars) == ["a", "rho", "sigma"]
+    assert idata.posterior["a"].shape == (2, 20)
+    assert "diverging" in idata.sample_stats
+    # the state-space coordinates travel with the data, for the add_* helpers
+    assert list(idata.observed_data["state"].values) == ["k", "z"]
+    assert list(idata.observed_data["shock"].values) == ["eps_z"]
+
+    states = idata.posterior_states
+    for var in ("state_path", "smoothed_state", "filtered_state", "smoothed_state_sd"):
+        assert states[var].dims == ("chain", "draw", "time_with_initial", "state")
+        assert states[var].shape == (2, 20, T + 1, 2)
+    assert list(states["state"].values) == ["k", "z"]
+    # u_0 is one quarter before y_1
+    assert states["time_with_initial"].values[0] == np.datetime64("2000-10-01")
+    np.testing.assert_array_equal(states["time_with_initial"].values[1:], data.index.values)
+    assert states["fitted_obs"].dims == ("chain", "draw", "time", "observable")
+
+    pp = idata.posterior_predictive["y"]
+    assert pp.dims == ("chain", "draw", "time", "observable") and pp.shape == (2, 20, T, 2)
+    assert np.all(np.isfinite(pp.values))
+
+    fc = idata.predictions
+    assert fc["y"].dims == ("chain", "draw", "forecast_time", "observable")
+    assert fc["state_path"].dims == ("chain", "draw", "forecast_time", "state")
+    expected = pd.date_range(data.index[-1], periods=7, freq="QS")[1:]
+    np.testing.assert_array_equal(fc["forecast_time"].values, expected.values)
+
+    irf = idata.impulse_responses
+    assert irf["state_response"].dims == ("chain", "draw", "shock", "horizon", "state")
+    assert irf["observable_response"].shape == (2, 20, 1, 8, 2)
+    assert list(irf["shock"].values) == ["eps_z"]
+
+
+def test_groups_match_direct_computations(fitted, data):
+    _, idata = fitted
+    y = data.to_numpy()
+
+    @jax.jit
+    @jax.vmap
+    def direct(a, rho, sigma):
+        A, B, C = rbc.matrices(a, rho, sigma)
+        d = nss.KalmanLGSS(A, B, C, rbc.R, jnp.zeros(2), "stationary", T)
+        sm = d.smooth(y)
+        return {"smoothed_state": sm.smoothed_means,
+                "smoothed_state_sd": jnp.sqrt(jnp.diagonal(sm.smoothed_covs, axis1=-2,
+                                                           axis2=-1)),
+                "filtered_state": d.filter(y).filtered_means,
+                "y_mean": d.forecast(y, 6).obs_means,
+                "state_response": d.impulse_response(8).states, "C": C}
+
+    post = idata.posterior
+    draws = (np.array([0, 1]), np.array([0, 7]))   # (chain, draw) pairs
+    want = direct(*(jnp.asarray(post[k].values[draws]) for k in ("a", "rho", "sigma")))
+    for group in ("posterior_states", "predictions", "impulse_responses"):
+        for var in idata[group].data_vars:
+            if var in want:
+                np.testing.assert_allclose(idata[group][var].values[draws], want[var],
+                                           rtol=1e-8, atol=1e-14, err_msg=var)
+    path = idata.posterior_states["state_path"].values[draws]
+    np.testing.assert_allclose(idata.posterior_states["fitted_obs"].values[draws],
+                               np.einsum("stn,smn->stm", path[:, 1:], want["C"]), rtol=1e-8,
+                               atol=1e-14)
+
+
+def test_arviz_diagnostics_run(fitted, tmp_path):
+    _, idata = fitted
+    idata.to_netcdf(tmp_path / "idata.nc")      # custom groups and datetime coords save
+    back = az.from_netcdf(tmp_path / "idata.nc")
+    assert "posterior_states" in back.groups() and "impulse_responses" in back.groups()
+    summary = az.summary(idata)
+    assert list(summary.index) == ["a", "rho", "sigma"]
+    assert np.all(np.isfinite(summary["mean"]))
+    axes = az.plot_trace(idata)
+    assert axes.shape == (3, 2)
+    plt.close("all")
+
+
+def test_latent_noise_gets_shock_dims_and_states():
+    """A dict of draws (e.g. from a guide) through the joint model: w has dims (time, shock)
+    and the state paths equal a direct simulation."""
+    draws = Predictive(rbc.joint_model, num_samples=5)(jax.random.key(22), num_timesteps=25)
+    y = np.asarray(draws["y"][0])  # data from the first prior draw
+    idata = nss_az.to_inference_data(draws, model=rbc.joint_model, model_args=(y,),
+                                     obs_syms=("c", "k"), **NAMES)
+    assert "y" not in idata.posterior  # the observed site is not a parameter
+    assert idata.posterior["w"].dims == ("chain", "draw", "time", "shock")
+    np.testing.assert_array_equal(idata.posterior["time"].values, np.arange(1, 26))
+    assert list(idata.observed_data["observable"].values) == ["c", "k"]
+    nss_az.add_states(idata, draws, model=rbc.joint_model, model_args=(y,))
+    A, B, _ = rbc.matrices(draws["a"][3], draws["rho"][3], draws["sigma"][3])
+    u = nss.kernels.linear_states(A, B, jnp.zeros(2), draws["w"][3])[0]
+    np.testing.assert_allclose(idata.posterior_states["state_path"][0, 3], u, rtol=1e-10)
+    np.testing.assert_array_equal(idata.posterior_states["time_with_initial"].values,
+                                  np.arange(26))
+    with pytest.raises(ValueError, match="KalmanLGSS"):
+        nss_az.add_forecast(idata, draws, 3, key=jax.random.key(0), model=rbc.joint_model,
+                            model_args=(y,))
+
+
+def test_bad_names_raise(fitted, data):
+    mcmc, _ = fitted
+    with pytest.raises(ValueError, match="syms"):
+        nss_az.to_inference_data(mcmc, y=data, syms=("k",))
+    with pytest.raises(ValueError, match="time"):
+        nss_az.to_inference_data(mcmc, time=np.arange(T + 1))
+    with pytest.raises(ValueError, match="MCMC"):
+        nss_az.to_inference_data([1, 2, 3])
+
+
+def test_import_is_light():
+    code = ("import sys, numpyro_statespace; "
+            "assert 'arviz' not in sys.modules and 'matplotlib' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+# -- plots ------------------------------------------------------------------------------------
+def _check_png(fig, path):
+    for ax in fig.axes:
+        if ax.get_visible():
+            assert ax.lines or ax.collections, "an empty panel"
+    fig.savefig(path, dpi=60)
+    plt.close(fig)
+    assert path.is_file() and path.stat().st_size > 5000
+
+
+@pytest.mark.parametrize("name", ["observed_fitted", "states", "shocks", "forecast",
+                                  "irf_states", "irf_observables", "irf_point"])
+def test_plots_write_nonempty_png(fitted, tmp_path, name):
+    _, idata = fitted
+    d = nss.KalmanLGSS(*rbc.matrices(0.95, 0.2, 0.01), rbc.R, jnp.zeros(2), jnp.eye(2), 3)
+    make = {
+        "observed_fitted": lambda: plots.plot_observed_fitted(idata),
+        "states": lambda: plots.plot_states(idata, truth=np.zeros((T + 1, 2))),
+        "shocks": lambda: plots.plot_states(idata, "fitted_obs", prob=0.5),
+        "forecast": lambda: plots.plot_forecast(idata, history=12),
+        "irf_states": lambda: plots.plot_impulse_responses(idata),
+        "irf_observables": lambda: plots.plot_impulse_responses(idata, kind="observable"),
+        "irf_point": lambda: plots.plot_impulse_responses(
+            jax.jit(lambda: d.impulse_response(10))(), names=["k", "z"]),
+    }
+    fig = make[name]()
+    assert isinstance(fig, matplotlib.figure.Figure) and fig.axes
+    _check_png(fig, tmp_path / f"{name}.png")
+
+
+def test_plots_draw_into_given_axes(fitted, tmp_path):
+    _, idata = fitted
+    fig, axes = plt.subplots(2, 2)
+    assert plots.plot_observed_fitted(idata, axes=axes[0]) is fig
+    assert plots.plot_states(idata, axes=axes[1]) is fig
+    _check_png(fig, tmp_path / "combined.png")
+    with pytest.raises(ValueError, match="axes"):
+        plots.plot_states(idata, axes=axes[0, :1])
+    plt.close("all")
+
+
+def test_plot_errors(fitted, monkeypatch):
+    _, idata = fitted
+    bare = az.from_dict(posterior={"a": np.zeros((1, 3))})
+    with pytest.raises(ValueError, match="posterior_states"):
+        plots.plot_states(bare)
+    with pytest.raises(ValueError, match="not in group"):
+        plots.plot_states(idata, "nope")
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
+    with pytest.raises(ImportError, match=r"\[examples\]"):
+        plots.plot_states(idata)
+
+
+# -- KalmanLGSS workflow methods (lightly; tests/test_smoother.py has the full checks) ---------
+def test_kalman_methods_match_kernels(data):
+    y = data.to_numpy().copy()
+    y[5, 0] = np.nan
+    A, B, C = rbc.matrices(jnp.asarray(0.95), jnp.asarray(0.3), jnp.asarray(0.01))
+    P0 = jnp.eye(2) * 0.01
+    d = nss.KalmanLGSS(A, B, C, rbc.R, jnp.zeros(2), P0, T)
+    got, want = jax.jit(lambda y: (d.smooth(y), nss.kernels.rts_smoother(
+        A, B, C, rbc.R, jnp.zeros(2), P0, y)))(y)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-15)
+    fc = jax.eval_shape(lambda y: d.forecast(y, 5), y)
+    assert fc.state_means.shape == (5, 2) and fc.state_covs.shape == (5, 2, 2)
+    assert fc.obs_means.shape == (5, 2) and fc.obs_covs.shape == (5, 2, 2)
+
+
+# -- examples and notebook --------------------------------------------------------------------
+@pytest.mark.parametrize("example", sorted(EXAMPLES))
+def test_example_runs_in_short_mode(example_runs, example):
+    if not example_runs.done[example].wait(timeout=EXAMPLE_TIMEOUT):
+        example_runs.stop()
+        pytest.fail(f"examples/{example}.py (or the ones before it) did not finish in "
+                    f"{EXAMPLE_TIMEOUT} s")
+    figures = example_runs.figures[example]
+    output = (figures / "output.log").read_text()
+    returncode = example_runs.returncodes.get(example)
+    assert returncode == 0, f"examples/{example}.py failed:\n{output[-4000:]}"
+    for name in EXAMPLES[example]:
+        path = figures / name
+        assert path.is_file() and path.stat().st_size > 10_000, f"{name} not written"
+    if example in ("quickstart", "forecasting", "joint_latent_shocks"):
+        assert "r_hat" in output and "sigma" in output  # the ArviZ summary
+    if example == "joint_latent_shocks":
+        assert "('chain', 'draw', 'time', 'shock')" in output
+
+
+def test_notebook_is_valid_and_in_sync():
+    nbformat = pytest.importorskip("nbformat")
+    sys.path.insert(0, str(ROOT / "examples"))
+    try:
+        import build_notebook
+    finally:
+        sys.path.remove(str(ROOT / "examples"))
+    path = ROOT / "examples" / "diagnostics.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    built = build_notebook.build()
+    assert [(c.cell_type, c.source) for c in nb.cells] == \
+        [(c.cell_type, c.source) for c in built.cells], \
+        "examples/diagnostics.ipynb is stale: run python examples/build_notebook.py"
+    code = [c.source for c in nb.cells if c.cell_type == "code"]
+    assert code
+    for i, source in enumerate(code):
+        compile(source, f"diagnostics.ipynb[{i}]", "exec")
+    text = "\n".join(code)
+    for needed in ("plot_trace", "plot_rank", "plot_pair"):
+        assert needed in text
+
+
+def test_readme_shows_the_quickstart_figure():
+    readme = (ROOT / "README.md").read_text()
+    assert "docs/quickstart.png" in readme
+    assert (ROOT / "docs" / "quickstart.png").is_file()
+    for script in EXAMPLES:
+        assert f"examples/{script}.py" in readme
