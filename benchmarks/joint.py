@@ -27,7 +27,7 @@ import numpyro_statespace as nss  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from kalman import _median_time, _number_for  # noqa: E402
+from kalman import time_function  # noqa: E402
 from models import reference_data  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -88,24 +88,7 @@ def time_case(fn, params, y, wrt, repeats, evals):
     def f(theta):
         return fn({**fixed, **theta}, y)
 
-    theta = {k: params[k] for k in wrt}
-    value, vg = jax.jit(f), jax.jit(jax.value_and_grad(f))
-
-    @jax.jit
-    def in_graph(theta):
-        def body(i, acc):
-            th = jax.tree.map(lambda x: x * (1.0 + 1e-12 * i), theta)
-            v, g = jax.value_and_grad(f)(th)
-            return acc + v + sum(jnp.sum(x) for x in jax.tree.leaves(g))
-        return lax.fori_loop(0, evals, body, 0.0)
-
-    out = {"loglik": float(value(theta))}
-    for name, call in (("value", lambda: value(theta)), ("value+grad", lambda: vg(theta)),
-                       ("in-graph", lambda: in_graph(theta))):
-        jax.block_until_ready(call())
-        t = _median_time(call, repeats, _number_for(call))
-        out[name] = t / evals if name == "in-graph" else t
-    return out
+    return time_function(f, {k: params[k] for k in wrt}, repeats, evals)
 
 
 def main():

@@ -179,7 +179,12 @@ def time_implementation(loglik, params, y, repeats, in_graph_evals):
     def f(theta):
         return loglik({**theta, **fixed}, y)
 
-    theta = differentiable(params)
+    return time_function(f, differentiable(params), repeats, in_graph_evals)
+
+
+def time_function(f, theta, repeats, in_graph_evals):
+    """Median seconds of ``f(theta)``, of its value and gradient, and of the value and gradient
+    in-graph (per evaluation of ``in_graph_evals`` inside one jitted ``fori_loop``)."""
     value = jax.jit(f)
     value_and_grad = jax.jit(jax.value_and_grad(f))
 
