@@ -63,6 +63,12 @@ def ours(p, y):
                                      p["P0"], y)
 
 
+def ours_no_steady_state(p, y):
+    """Ours with the steady-state switch off (the full filter at every step)."""
+    return nss.kernels.kalman_loglik(p["A"], p["B"], p["C"], jnp.diagonal(p["R"]), p["m0"],
+                                     p["P0"], y, steady_state=False)
+
+
 def ours_full_R(p, y):
     return nss.kernels.kalman_loglik(p["A"], p["B"], p["C"], p["R"], p["m0"], p["P0"], y)
 
@@ -144,8 +150,9 @@ def statsmodels_loglik(p, y):
     return kf.loglike
 
 
-PEERS = {"numpyro_statespace": ours, "ours, full R": ours_full_R, "plain lax.scan": plain_scan, "dynamax": dynamax_filter,
-         "TFP": tfp_filter}
+PEERS = {"numpyro_statespace": ours, "ours, full R": ours_full_R,
+         "ours, no steady state": ours_no_steady_state, "plain lax.scan": plain_scan,
+         "dynamax": dynamax_filter, "TFP": tfp_filter}
 
 
 # -- timing ---------------------------------------------------------------------------------

@@ -5,10 +5,11 @@ Routes: the Kalman (marginal) likelihood with the joint models' known ``u_0 = 0`
 linear routes fit the same data with the same model and their posteriors must agree); the joint likelihood with the 200 shocks as plain
 ``N(0, 1)`` latents; the same with the shocks whitened by their posterior
 (``sample_noise(..., whiten=...)``); and the pruned second-order model, plain and whitened.
-NumPyro's NUTS, 2 chains x 500 warm-up + 500 draws (``--quick``: 100 + 100), sequential chains.
-Prints a table and writes ``benchmarks/results/nuts.json``.
+NumPyro's NUTS, 2 chains x 500 warm-up + 500 draws (``--quick``: 100 + 100), sequential chains,
+chains started at the prior median (``--init uniform``: NumPyro's default random start).
+Prints a table and writes ``benchmarks/results/nuts.json`` (``nuts_uniform.json``).
 
-    python benchmarks/nuts.py [--quick] [--routes kalman,joint_whitened]
+    python benchmarks/nuts.py [--quick] [--init uniform] [--routes kalman,joint_whitened]
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ jax.config.update("jax_enable_x64", True)
 
 import numpy as np  # noqa: E402
 from numpyro.diagnostics import summary  # noqa: E402
-from numpyro.infer import MCMC, NUTS, init_to_median  # noqa: E402
+from numpyro.infer import MCMC, NUTS, init_to_median, init_to_uniform  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -45,10 +46,13 @@ ROUTES = {
 }
 
 
-def run_route(name, T, num_warmup, num_samples, seed=0):
+INIT = {"median": init_to_median, "uniform": init_to_uniform}
+
+
+def run_route(name, T, num_warmup, num_samples, seed=0, init="median"):
     data_model, model = ROUTES[name]
     y = rbc.simulate(jax.random.key(seed), T, data_model)
-    mcmc = MCMC(NUTS(model, init_strategy=init_to_median), num_warmup=num_warmup,
+    mcmc = MCMC(NUTS(model, init_strategy=INIT[init]), num_warmup=num_warmup,
                 num_samples=num_samples, num_chains=2, chain_method="sequential",
                 progress_bar=False)
     t0 = time.perf_counter()
@@ -72,21 +76,23 @@ def main():
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--routes", default=",".join(ROUTES))
     parser.add_argument("--T", type=int, default=200)
+    parser.add_argument("--init", choices=list(INIT), default="median")
     args = parser.parse_args()
     n = 100 if args.quick else 500
     print(f"JAX {jax.__version__} on {jax.devices()[0].platform}; 2 chains x {n} warm-up + {n} "
-          f"draws, T = {args.T}; truth {rbc.TRUTH}")
+          f"draws, T = {args.T}, init_to_{args.init}; truth {rbc.TRUTH}")
     print(f"{'route':24s} {'wall':>8s} {'min ESS':>8s} {'ESS/s':>8s} {'r_hat max':>9s} "
           f"{'div':>4s}   posterior means (a, rho, sigma)")
     rows = []
     for name in args.routes.split(","):
-        r = run_route(name, args.T, n, n)
+        r = run_route(name, args.T, n, n, init=args.init)
         rows.append(r)
         means = ", ".join(f"{r['posterior_mean'][k]:.4f}" for k in rbc.TRUTH)
         print(f"{name:24s} {r['wall_s']:7.1f}s {r['min_ess']:8.0f} {r['ess_per_s']:8.2f} "
               f"{r['r_hat_max']:9.3f} {r['divergences']:4d}   {means}", flush=True)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "nuts.json").write_text(json.dumps(rows, indent=2))
+    name = "nuts.json" if args.init == "median" else f"nuts_{args.init}.json"
+    (RESULTS / name).write_text(json.dumps(rows, indent=2))
 
 
 if __name__ == "__main__":

@@ -5,14 +5,7 @@ import os
 import sys
 from pathlib import Path
 
-# XLA's multi-threaded Eigen pool on CPU can wedge when a vmapped result is read back (a
-# sporadic hang, seen once while writing these examples; see PyAutoFit issue #1530 and
-# jax-ml/jax#25861). These small models lose nothing by running it single-threaded.
-if "xla_cpu_multi_thread_eigen" not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
-                               + " --xla_cpu_multi_thread_eigen=false").strip()
-
-import jax  # noqa: E402
+import jax
 
 jax.config.update("jax_enable_x64", True)
 

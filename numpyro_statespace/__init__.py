@@ -6,8 +6,19 @@ The package never changes JAX's global configuration; enable float64 yourself wi
 ``jax.config.update("jax_enable_x64", True)`` when you need it.
 """
 
-from . import dsge
-from .distributions import (
+import warnings as _warnings
+
+import jaxlib as _jaxlib
+
+# See pyproject.toml: these jaxlib releases can deadlock vmapped linear algebra on CPU. The
+# dependency excludes them; this catches an environment that installed one regardless.
+if _jaxlib.__version__.startswith("0.10.") or _jaxlib.__version__ == "0.11.0":
+    _warnings.warn(f"jaxlib {_jaxlib.__version__} can hang batched (vmapped) Cholesky and "
+                   "triangular solves on CPU; numpyro_statespace needs jaxlib != 0.10.*, 0.11.0",
+                   RuntimeWarning, stacklevel=2)
+
+from . import dsge  # noqa: E402
+from .distributions import (  # noqa: E402
     ConditionalSS,
     JointLGSS,
     JointQuadraticSS,
@@ -17,14 +28,14 @@ from .distributions import (
     from_problem,
     sample_noise,
 )
-from .problems import (
+from .problems import (  # noqa: E402
     LinearStateSpaceProblem,
     PrunedQuadraticStateSpaceProblem,
     QuadraticStateSpaceProblem,
     StateSpaceProblem,
 )
-from .dsge import FirstOrderSolution, solve_first_order
-from .solve import (
+from .dsge import FirstOrderSolution, solve_first_order  # noqa: E402
+from .solve import (  # noqa: E402
     ConditionalLikelihood,
     DirectIteration,
     KalmanFilter,

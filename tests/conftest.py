@@ -4,9 +4,12 @@ import os
 import sys
 from pathlib import Path
 
-# XLA's multi-threaded Eigen pool on CPU has been seen to hang while NumPy reads back a vmapped
-# result (see examples/_common.py); single-threaded Eigen costs nothing measurable here.
-os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
+# Under pytest-xdist (the default run: one worker per core) each worker keeps XLA to one thread,
+# so the workers do not oversubscribe the cores (a 2-3x slowdown of compile-heavy tests seen
+# on 2 cores otherwise).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
+                               " intra_op_parallelism_threads=1").strip()
 
 import jax  # noqa: E402
 

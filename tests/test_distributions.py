@@ -28,10 +28,10 @@ import pytest
 from numpyro import handlers
 from scipy.linalg import solve_discrete_lyapunov
 from scipy.stats import multivariate_normal, norm
-from statsmodels.tsa.statespace.kalman_filter import KalmanFilter as SMKalmanFilter
 
 import numpyro_statespace as nss
 from models import reference_data
+from _reference import simulate, spd, stable_matrix, statsmodels_filter
 
 SM_RTOL = 1e-8       # against statsmodels (an independent implementation)
 REF_RTOL = 1e-10     # against reference values, the solver layer, NumPy loops, AD vs AD
@@ -63,30 +63,6 @@ def KEY(seed):
 # ----------------------------------------------------------------------------------------------
 
 
-def stable_matrix(rng, N, radius=0.9):
-    A = rng.standard_normal((N, N))
-    return A * (radius / np.max(np.abs(np.linalg.eigvals(A))))
-
-
-def spd(rng, n, scale=1.0, jitter=0.1):
-    G = rng.standard_normal((n, n))
-    return scale * (G @ G.T / n + jitter * np.eye(n))
-
-
-def simulate(rng, A, B, C, R, m0, P0, T):
-    """One path ``y (T, M)`` of the linear Gaussian model (NumPy, independent of the library)."""
-    N, K = B.shape
-    u = m0 + np.linalg.cholesky(P0) @ rng.standard_normal(N)
-    M = C.shape[0]
-    evals, evecs = np.linalg.eigh(R)
-    FR = evecs * np.sqrt(np.clip(evals, 0.0, None))
-    y = np.empty((T, M))
-    for t in range(T):
-        u = A @ u + B @ rng.standard_normal(K)
-        y[t] = C @ u + FR @ rng.standard_normal(M)
-    return y
-
-
 def random_model(seed, N, K, M, T, radius=0.9):
     rng = np.random.default_rng(seed)
     A = stable_matrix(rng, N, radius)
@@ -101,20 +77,7 @@ def random_model(seed, N, K, M, T, radius=0.9):
 
 def statsmodels_loglik(A, B, C, R, m0, P0, y, stationary=False):
     """statsmodels' log-likelihood (NaN entries of ``y`` are skipped)."""
-    T, M = y.shape
-    N, K = B.shape
-    kf = SMKalmanFilter(k_endog=M, k_states=N, k_posdef=K)
-    kf.bind(np.array(y, dtype=float))
-    kf["design"] = C
-    kf["transition"] = A
-    kf["selection"] = B
-    kf["state_cov"] = np.eye(K)
-    kf["obs_cov"] = R
-    if stationary:
-        kf.initialize_stationary()
-    else:
-        kf.initialize_known(A @ m0, A @ P0 @ A.T + B @ B.T)
-    return float(kf.loglike())
+    return float(statsmodels_filter(A, B, C, R, m0, P0, y, stationary=stationary).llf)
 
 
 def kalman(m, **kw):

@@ -11,11 +11,12 @@ with ``(A m0, A P0 A' + B B')``. Then ``sol.u[1:]``/``sol.P[1:]`` are statsmodel
 import jax
 import numpy as np
 import pytest
-from statsmodels.tsa.statespace.kalman_filter import KalmanFilter as SMKalmanFilter
 
 import numpyro_statespace as nss
 from numpyro_statespace import kernels
 from models import reference_data
+from _reference import spd, stable_matrix
+from _reference import statsmodels_filter as _statsmodels_filter
 
 RTOL = 1e-8
 # Absolute floor, relative to the scale of the compared array, for entries that are zero up to
@@ -32,17 +33,8 @@ def assert_close(actual, expected, rtol=RTOL, atol_rel=ATOL_REL):
 
 
 def statsmodels_filter(A, B, C, R, m0, P0, y):
-    T, M = y.shape
-    N, K = B.shape
-    kf = SMKalmanFilter(k_endog=M, k_states=N, k_posdef=K)
-    kf.bind(np.array(y, dtype=float))
-    kf["design"] = C
-    kf["transition"] = A
-    kf["selection"] = B
-    kf["state_cov"] = np.eye(K)
-    kf["obs_cov"] = R
-    kf.initialize_known(A @ m0, A @ P0 @ A.T + B @ B.T)
-    res = kf.filter()
+    T = y.shape[0]
+    res = _statsmodels_filter(A, B, C, R, m0, P0, y)
     return dict(
         llf=float(np.sum(res.llf_obs)),
         llf_obs=np.asarray(res.llf_obs),
@@ -80,17 +72,6 @@ def compare(A, B, C, R, m0, P0, y):
     np.testing.assert_array_equal(np.asarray(sol.P[0]), P0)
     assert_close(sol.z[0], C @ m0, rtol=1e-14, atol_rel=1e-15)
     return sol, ref
-
-
-def stable_matrix(rng, N, radius=0.9):
-    A = rng.standard_normal((N, N))
-    rho = np.max(np.abs(np.linalg.eigvals(A)))
-    return A * (radius / rho)
-
-
-def spd(rng, n, scale=1.0, jitter=0.1):
-    G = rng.standard_normal((n, n))
-    return scale * (G @ G.T / n + jitter * np.eye(n))
 
 
 def random_model(seed, N, K, M, T, diag_R=False):

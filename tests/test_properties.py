@@ -241,13 +241,13 @@ def check_model(draw, eager=True):
     return err32 / (T * M + abs(value))
 
 
-@settings(max_examples=25, **HYP)
+@settings(max_examples=12, **HYP)
 @given(model_draws(SHAPES))
 def test_kalman_properties(draw):
     check_model(draw, eager=False)
 
 
-@settings(max_examples=6, **HYP)
+@settings(max_examples=3, **HYP)
 @given(model_draws(SHAPES))
 def test_kalman_jit_equals_eager(draw):
     """Eager evaluation costs a retrace per example, so it is checked on fewer draws."""

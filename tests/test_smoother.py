@@ -27,6 +27,7 @@ from scipy.linalg import solve_discrete_lyapunov
 from statsmodels.tsa.statespace.kalman_smoother import KalmanSmoother
 
 from numpyro_statespace.kernels import smoother as sm
+from _reference import simulate, spd, stable_matrix
 
 RTOL = 1e-8
 ATOL_REL = 1e-10   # absolute floor relative to the largest entry, for entries that cancel to ~0
@@ -47,30 +48,6 @@ def assert_close(actual, expected, rtol=RTOL, atol_rel=ATOL_REL):
 # ---------------------------------------------------------------------------------------------
 # models
 # ---------------------------------------------------------------------------------------------
-
-def stable_matrix(rng, N, radius=0.9):
-    A = rng.standard_normal((N, N))
-    return A * (radius / np.max(np.abs(np.linalg.eigvals(A))))
-
-
-def spd(rng, n, scale=1.0, jitter=0.1):
-    G = rng.standard_normal((n, n))
-    return scale * (G @ G.T / n + jitter * np.eye(n))
-
-
-def simulate(rng, A, B, C, R, m0, P0, T):
-    """Data from the model itself; singular ``P0`` / ``R`` allowed."""
-    def factor(S):
-        w, V = np.linalg.eigh(S)
-        return V * np.sqrt(np.clip(w, 0.0, None))
-
-    u = m0 + factor(P0) @ rng.standard_normal(len(m0))
-    y = np.empty((T, C.shape[0]))
-    for t in range(T):
-        u = A @ u + B @ rng.standard_normal(B.shape[1])
-        y[t] = C @ u + factor(R) @ rng.standard_normal(C.shape[0])
-    return y
-
 
 def knock_out(rng, y, frac):
     """NaN at a fraction ``frac`` of entries plus one all-missing step."""

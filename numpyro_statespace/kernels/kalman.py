@@ -13,6 +13,9 @@ prediction.
 Numerical failure (an innovation covariance that is not positive definite, non-finite
 parameters or an overflowing recursion) makes ``log_likelihood`` ``-inf`` and ``ok`` False; the
 recursion then continues from finite stand-in values so gradients stay finite (zero).
+
+:func:`kalman_loglik` (the likelihood alone, what the distributions use) switches a long series
+to the steady state once the covariance has converged (:mod:`.steady_state`).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from ._linalg import (
     symmetrize,
     whitened_ok,
 )
+from .steady_state import riccati_converged, steady_state_loglik
 
 
 class KalmanFilterResult(NamedTuple):
@@ -136,22 +140,14 @@ def observed_mask(y, mask=None):
     return observed
 
 
-def kalman_filter(A, B, C, R, m0, P0, y, mask=None, *, save_everystep=True):
-    """Run the filter over ``y (T, M)``; see :class:`KalmanFilterResult`.
+def _sanitize(A, B, C, R, m0, P0, y):
+    """Finite, bounded stand-ins for the parameters (see _linalg), whether ``R`` is handled
+    univariately, and ``ok``.
 
-    :param A: ``(N, N)``; :param B: ``(N, K)``; :param C: ``(M, N)``.
-    :param R: ``(M, M)`` covariance, or ``(M,)`` variances of a diagonal one (faster for a few
-        observables: see :func:`update_univariate`).
-    :param m0: ``(N,)`` and :param P0: ``(N, N)``, the prior of ``u_0``.
-    :param mask: optional ``(T, M)`` bool, False marks a missing entry (as NaN in ``y`` does).
-    :param save_everystep: static; False keeps only the prior and the last step (same
-        ``log_likelihood``).
+    Non-finite parameters would poison the gradients of every step; magnitudes are bounded
+    because the products they enter must not overflow.
     """
-    N = A.shape[0]
-    eye = jnp.eye(N, dtype=P0.dtype)
-    # Non-finite parameters would poison the gradients of every step: replace them by finite
-    # stand-ins up front and report failure at the end.
-    # Magnitudes are bounded too (see _linalg): the products they enter must not overflow.
+    eye = jnp.eye(A.shape[0], dtype=P0.dtype)
     A, ok_A = bounded_or(A, 0.0, 0.25)
     B, ok_B = bounded_or(B, 0.0, 0.25)
     C, ok_C = bounded_or(C, 0.0, 0.25)
@@ -161,11 +157,14 @@ def kalman_filter(A, B, C, R, m0, P0, y, mask=None, *, save_everystep=True):
     R, ok_R = finite_or(R, jnp.ones_like(R) if univariate else jnp.eye(R.shape[0], dtype=R.dtype))
     m0, ok_m = bounded_or(m0, 0.0, 0.5)
     P0, ok_P = bounded_or(P0, eye, 0.5)
-    ok_y = ~jnp.any(jnp.isinf(y))
-    params_ok = ok_A & ok_B & ok_C & ok_R & ok_m & ok_P & ok_y
-    observed = observed_mask(y, mask)
-    y = jnp.where(observed, y, 0.0)
-    Q = B @ B.T
+    ok = ok_A & ok_B & ok_C & ok_R & ok_m & ok_P & ~jnp.any(jnp.isinf(y))
+    return A, B, C, R, m0, P0, univariate, ok
+
+
+def _filter_scan(A, Q, C, R, univariate, m0, P0, y, observed, ok, save_everystep):
+    """The filter's ``lax.scan`` from the prior ``N(m0, P0)`` over ``y`` (missing entries
+    zeroed); returns the final ``(m, P, loglik, ok, z)`` and the per-step outputs."""
+    eye = jnp.eye(A.shape[0], dtype=P0.dtype)
 
     def step(carry, inputs):
         m, P, ll, ok, _ = carry
@@ -186,11 +185,30 @@ def kalman_filter(A, B, C, R, m0, P0, y, mask=None, *, save_everystep=True):
         out = (m_f, P_f, z, ll_t) if save_everystep else None
         return (m_f, P_f, ll + ll_t, ok & ok_t, z), out
 
-    z0 = C @ m0
-    init = (m0, P0, jnp.zeros((), P0.dtype), params_ok, z0)
+    init = (m0, P0, jnp.zeros((), P0.dtype), ok, C @ m0)
     # Short series: unrolling removes the loop's per-step overhead and lets XLA fuse across steps.
-    unroll = y.shape[0] if y.shape[0] <= FULL_UNROLL_MAX_STEPS else 1
-    (m_T, P_T, ll, ok, z_T), out = lax.scan(step, init, (y, observed), unroll=max(unroll, 1))
+    T = y.shape[0]
+    unroll = T if 1 <= T <= FULL_UNROLL_MAX_STEPS else 1
+    return lax.scan(step, init, (y, observed), unroll=unroll)
+
+
+def kalman_filter(A, B, C, R, m0, P0, y, mask=None, *, save_everystep=True):
+    """Run the filter over ``y (T, M)``; see :class:`KalmanFilterResult`.
+
+    :param A: ``(N, N)``; :param B: ``(N, K)``; :param C: ``(M, N)``.
+    :param R: ``(M, M)`` covariance, or ``(M,)`` variances of a diagonal one (faster for a few
+        observables: see :func:`update_univariate`).
+    :param m0: ``(N,)`` and :param P0: ``(N, N)``, the prior of ``u_0``.
+    :param mask: optional ``(T, M)`` bool, False marks a missing entry (as NaN in ``y`` does).
+    :param save_everystep: static; False keeps only the prior and the last step (same
+        ``log_likelihood``).
+    """
+    A, B, C, R, m0, P0, univariate, params_ok = _sanitize(A, B, C, R, m0, P0, y)
+    observed = observed_mask(y, mask)
+    y = jnp.where(observed, y, 0.0)
+    (m_T, P_T, ll, ok, z_T), out = _filter_scan(A, B @ B.T, C, R, univariate, m0, P0, y, observed,
+                                                params_ok, save_everystep)
+    z0 = C @ m0
     if save_everystep:
         ms, Ps, zs, lls = out
         means = jnp.concatenate([m0[None], ms])
@@ -201,6 +219,48 @@ def kalman_filter(A, B, C, R, m0, P0, y, mask=None, *, save_everystep=True):
     return KalmanFilterResult(means, covs, preds, lls, jnp.where(ok, ll, -jnp.inf), ok)
 
 
-def kalman_loglik(A, B, C, R, m0, P0, y, mask=None):
-    """``log p(y_1..y_T)`` alone (no paths are stored); ``-inf`` on numerical failure."""
-    return kalman_filter(A, B, C, R, m0, P0, y, mask, save_everystep=False).log_likelihood
+def steady_state_start(T):
+    """The default step after which :func:`kalman_loglik` may switch to the steady state
+    (``None``: never, for ``T < 1000``): ``max(500, T // 20)``, so that at most 5 % of a long
+    series is filtered in full before the check."""
+    return None if T < 1000 else max(500, T // 20)
+
+
+def kalman_loglik(A, B, C, R, m0, P0, y, mask=None, *, steady_state=True):
+    """``log p(y_1..y_T)`` alone (no paths are stored); ``-inf`` on numerical failure.
+
+    :param steady_state: static. ``True`` (default): after :func:`steady_state_start` steps,
+        if the covariance recursion has converged (see :mod:`.steady_state`) and no later entry
+        of ``y`` is missing, the rest of the series is filtered with the steady-state gain, by
+        matrix products instead of a step per time point; otherwise the full filter continues.
+        The result agrees with the full filter to round-off. An ``int`` sets the switch step;
+        ``False`` always runs the full filter.
+    """
+    T = y.shape[0]
+    start = steady_state_start(T) if steady_state is True else (steady_state or None)
+    if start is None or not 0 < start < T:
+        return kalman_filter(A, B, C, R, m0, P0, y, mask, save_everystep=False).log_likelihood
+    A, B, C, R, m0, P0, univariate, ok = _sanitize(A, B, C, R, m0, P0, y)
+    observed = observed_mask(y, mask)
+    y = jnp.where(observed, y, 0.0)
+    Q = B @ B.T
+    (m, P, ll, ok, _), _ = _filter_scan(A, Q, C, R, univariate, m0, P0, y[:start],
+                                        observed[:start], ok, False)
+    y_tail, observed_tail = y[start:], observed[start:]
+    R_full = jnp.diag(R) if univariate else R
+
+    def steady(m, P):
+        # bounded data only: an overflowing product would leave NaN in the gradient
+        y_ok = jnp.abs(y_tail) < max_power(y.dtype, 0.5)
+        ll_tail, ok_tail = steady_state_loglik(m, P, A, Q, C, R_full, jnp.where(y_ok, y_tail, 0.0))
+        return ll_tail, ok_tail & jnp.all(y_ok)
+
+    def full(m, P):
+        (_, _, ll_tail, ok_tail, _), _ = _filter_scan(A, Q, C, R, univariate, m, P, y_tail,
+                                                      observed_tail, jnp.array(True), False)
+        return ll_tail, ok_tail
+
+    use_steady = riccati_converged(P, A, Q, C, R_full) & jnp.all(observed_tail)
+    ll_tail, ok_tail = lax.cond(use_steady, steady, full, m, P)
+    ok = ok & ok_tail
+    return jnp.where(ok, ll + ll_tail, -jnp.inf)

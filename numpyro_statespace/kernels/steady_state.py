@@ -1,0 +1,121 @@
+"""The steady-state tail of a Kalman filter: once the covariance recursion has converged, only
+the mean moves, and the remaining steps are a linear time-invariant recursion.
+
+Without missing data the covariances of the Kalman filter do not depend on the data and, for a
+detectable model, converge geometrically to the fixed point of the Riccati recursion. From then
+on (predicted covariance ``P``, innovation covariance ``S = C P C' + R = L L'``, gain
+``K = P C' S^-1``) the predicted means follow::
+
+    a_{t+1} = F a_t + G y_t,   F = A (I - K C),   G = A K,
+
+the innovations are ``v_t = y_t - C a_t`` and ``log p(y_t | y_1..y_{t-1}) = log N(v_t; 0, S)``:
+no factorisation per step. :func:`linear_recursion` evaluates the recursion in blocks of
+``b`` steps by batched matrix products, leaving ``n / b`` sequential steps instead of ``n``.
+
+:func:`riccati_converged` decides the switch; it compares the predicted covariance with the one
+a further fully observed step would give, entry by entry, relative to the entry's scale. What the
+tail then leaves out is the covariance's remaining movement, which shrinks geometrically from
+below that tolerance: the log-likelihood and its gradient agree with the full filter to
+round-off (tests/test_steady_state.py).
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+from jax import lax
+from jax.scipy.linalg import cho_solve, solve_triangular
+
+from ._linalg import (
+    LOG_2PI,
+    factor_ok,
+    logdet_from_cholesky,
+    max_power,
+    min_diagonal,
+    safe_cholesky,
+    symmetrize,
+    whitened_ok,
+)
+
+#: Relative change per step, entry by entry, below which the covariance counts as converged.
+CONVERGENCE_RTOL = 1e-13
+#: Steps per block in :func:`linear_recursion`.
+BLOCK = 32
+
+
+def riccati_step(P, A, Q, C, R):
+    """One fully observed filter step of the covariance alone: filtered ``P`` at ``t - 1`` to
+    filtered at ``t``. ``R`` is ``(M, M)``."""
+    P_pred = symmetrize(A @ P @ A.T + Q)
+    CP = C @ P_pred
+    L, _ = safe_cholesky(CP @ C.T + R)
+    W = solve_triangular(L, CP, lower=True)
+    return symmetrize(P_pred - W.T @ W)
+
+
+def riccati_converged(P, A, Q, C, R, rtol=CONVERGENCE_RTOL):
+    """True when one more fully observed step from the filtered covariance ``P`` changes no entry
+    of the *predicted* covariance ``A P A' + Q`` (what the steady-state gain is made of) by more
+    than ``rtol`` times its scale ``sqrt(P_ii P_jj)``, plus ``rtol`` times the largest variance
+    (the size of round-off in the recursion). The predicted covariance, not the filtered one:
+    in a DSGE model with exact observables the filtered covariance is zero up to round-off,
+    and round-off is all that keeps changing."""
+    P_pred = symmetrize(A @ P @ A.T + Q)
+    change = jnp.abs(A @ (riccati_step(P, A, Q, C, R) - P) @ A.T)
+    d = jnp.abs(jnp.diagonal(P_pred))
+    scale = jnp.sqrt(jnp.outer(d, d)) + jnp.max(d)
+    return jnp.all(change <= rtol * scale)
+
+
+def linear_recursion(F, U, a1, block=BLOCK):
+    """``a_1 .. a_n`` of ``a_{t+1} = F a_t + u_t`` for ``U = (u_1 .. u_n) (n, N)``.
+
+    Within a block of ``b`` steps, ``a_{s+i} = F^i a_s + sum_{k<i} F^{i-1-k} u_{s+k}``: one
+    batched product over all blocks; a short scan carries the block starts.
+    """
+    n, N = U.shape
+    b = max(1, min(block, n))
+    nb = -(-n // b)
+    U = jnp.concatenate([U, jnp.zeros((nb * b - n, N), U.dtype)]).reshape(nb, b, N)
+
+    def power(Fi, _):
+        return F @ Fi, Fi
+
+    F_b, powers = lax.scan(power, jnp.eye(N, dtype=F.dtype), None, length=b)  # F^0..F^{b-1}, F^b
+    powers = jnp.concatenate([powers, F_b[None]])
+    # lags[i, k] = i - 1 - k: the power that carries u_{s+k} to a_{s+i} (k < i), for i = 0..b
+    lags = jnp.arange(b + 1)[:, None] - 1 - jnp.arange(b)[None, :]
+    toeplitz = jnp.where((lags >= 0)[..., None, None], powers[jnp.clip(lags, 0)], 0.0)
+    inside = jnp.einsum("ikpq,jkq->jip", toeplitz, U)        # (nb, b + 1, N)
+
+    def carry_start(a, inside_j):
+        return F_b @ a + inside_j[b], a
+
+    _, starts = lax.scan(carry_start, a1, inside)            # (nb, N): a at each block start
+    a = jnp.einsum("ipq,jq->jip", powers[:b], starts) + inside[:, :b]
+    return a.reshape(nb * b, N)[:n]
+
+
+def steady_state_loglik(m, P, A, Q, C, R, y):
+    """``(sum_t log p(y_t | y_1..y_{t-1}), ok)`` over ``y (n, M)`` (all observed), starting from
+    the filtered ``N(m, P)`` of the step before, with the covariance held at its steady state.
+
+    ``R`` is ``(M, M)``; ``ok`` is False on numerical failure (the value is then meaningless and
+    its gradient finite).
+    """
+    n, M = y.shape
+    P_pred = symmetrize(A @ P @ A.T + Q)
+    CP = C @ P_pred
+    L, ok = safe_cholesky(CP @ C.T + R)
+    ok = ok & factor_ok(L)
+    L = jnp.where(ok, L, jnp.eye(M, dtype=L.dtype))
+    K = cho_solve((L, True), CP).T                             # P C' S^-1, (N, M)
+    G = A @ K
+    F = A - G @ C
+    a = linear_recursion(F, y @ G.T, A @ m)                   # predicted means a_1 .. a_n
+    v = y - a @ C.T
+    big = max_power(v.dtype, 0.5)
+    ok = ok & jnp.all(jnp.abs(v) < big) & jnp.all(jnp.abs(a) < big)
+    e = solve_triangular(L, jnp.where(ok, v, 0.0).T, lower=True)
+    ok = ok & whitened_ok(e, min_diagonal(L))
+    ll = -0.5 * (n * (M * LOG_2PI + logdet_from_cholesky(L)) + jnp.sum(e * e))
+    return ll, ok

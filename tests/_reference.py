@@ -1,0 +1,60 @@
+"""Helpers shared by the test modules: random models and NumPy simulation (independent of the
+library), and statsmodels' Kalman filter as the reference implementation."""
+
+import numpy as np
+from statsmodels.tsa.statespace.kalman_filter import KalmanFilter as SMKalmanFilter
+
+
+def stable_matrix(rng, N, radius=0.9):
+    """A random ``(N, N)`` matrix with spectral radius ``radius``."""
+    A = rng.standard_normal((N, N))
+    return A * (radius / np.max(np.abs(np.linalg.eigvals(A))))
+
+
+def spd(rng, n, scale=1.0, jitter=0.1):
+    """A random symmetric positive definite ``(n, n)`` matrix."""
+    G = rng.standard_normal((n, n))
+    return scale * (G @ G.T / n + jitter * np.eye(n))
+
+
+def psd_factor(S):
+    """``F`` with ``F F' = S`` for a positive semi-definite ``S`` (singular allowed)."""
+    w, V = np.linalg.eigh(S)
+    return V * np.sqrt(np.clip(w, 0.0, None))
+
+
+def simulate(rng, A, B, C, R, m0, P0, T):
+    """One path ``y (T, M)`` of ``u_t = A u_{t-1} + B w_t, y_t = C u_t + v_t``, a NumPy loop;
+    singular ``P0`` and ``R`` allowed."""
+    u = m0 + psd_factor(P0) @ rng.standard_normal(len(m0))
+    FR = psd_factor(R)
+    y = np.empty((T, C.shape[0]))
+    for t in range(T):
+        u = A @ u + B @ rng.standard_normal(B.shape[1])
+        y[t] = C @ u + FR @ rng.standard_normal(C.shape[0])
+    return y
+
+
+def statsmodels_filter(A, B, C, R, m0, P0, y, tolerance=None, stationary=False):
+    """statsmodels' filter of our model (NaN in ``y`` = missing), as statsmodels' results.
+
+    Our ``u_0 ~ N(m0, P0)`` precedes the first transition; statsmodels starts from the predicted
+    state of the first observation, ``(A m0, A P0 A' + B B')`` (``stationary=True``: from the
+    stationary distribution instead). ``tolerance=0`` turns off statsmodels' own steady-state
+    switch (its default is ``1e-19``).
+    """
+    T, M = y.shape
+    N, K = B.shape
+    kw = {} if tolerance is None else {"tolerance": tolerance}
+    kf = SMKalmanFilter(k_endog=M, k_states=N, k_posdef=K, **kw)
+    kf.bind(np.array(y, dtype=float))
+    kf["design"] = C
+    kf["transition"] = A
+    kf["selection"] = B
+    kf["state_cov"] = np.eye(K)
+    kf["obs_cov"] = R
+    if stationary:
+        kf.initialize_stationary()
+    else:
+        kf.initialize_known(A @ m0, A @ P0 @ A.T + B @ B.T)
+    return kf.filter()

@@ -1,0 +1,191 @@
+"""The steady-state switch of the Kalman log-likelihood (``kernels.steady_state``).
+
+References: statsmodels with its own steady-state switch turned off (``tolerance=0``), our full
+filter (``steady_state=False``), a NumPy loop for the block recursion, and central finite
+differences for the gradients (reverse and forward mode).
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from numpyro_statespace import kernels
+from numpyro_statespace.kernels.steady_state import (
+    linear_recursion,
+    riccati_converged,
+    riccati_step,
+    steady_state_loglik,
+)
+from _reference import simulate, spd, stable_matrix, statsmodels_filter
+
+T = 1000  # the default switch is at step 500
+
+
+def model(seed, N=4, K=2, M=3, radius=0.9, diag_R=False, R_zero=False):
+    rng = np.random.default_rng(seed)
+    A = stable_matrix(rng, N, radius)
+    B = rng.standard_normal((N, K))
+    C = rng.standard_normal((M, N))
+    R = np.diag(rng.uniform(0.05, 0.5, M)) if diag_R else spd(rng, M, 0.3)
+    if R_zero:                      # a DSGE-style exact observable: no measurement error
+        R[0, :] = R[:, 0] = 0.0
+    m0, P0 = rng.standard_normal(N), spd(rng, N)
+    return dict(A=A, B=B, C=C, R=R, m0=m0, P0=P0, y=simulate(rng, A, B, C, R, m0, P0, T))
+
+
+# one compilation per shape and option, shared by the tests
+_loglik = jax.jit(kernels.kalman_loglik, static_argnames="steady_state")
+
+
+def loglik(m, steady_state=True, diagonal=False, **over):
+    p = {**m, **over}
+    R = jnp.diagonal(p["R"]) if diagonal else p["R"]
+    return _loglik(p["A"], p["B"], p["C"], R, p["m0"], p["P0"], p["y"], p.get("mask"),
+                   steady_state=steady_state)
+
+
+@pytest.mark.parametrize("n", [1, 5, 31, 32, 33, 100])
+@pytest.mark.parametrize("block", [1, 4, 32])
+def test_linear_recursion_matches_loop(n, block):
+    rng = np.random.default_rng(n + block)
+    F = stable_matrix(rng, 3, 0.8)
+    U = rng.standard_normal((n, 3))
+    a1 = rng.standard_normal(3)
+    expected = np.empty((n, 3))
+    a = a1
+    for t in range(n):
+        expected[t] = a
+        a = F @ a + U[t]
+    got = linear_recursion(jnp.asarray(F), jnp.asarray(U), jnp.asarray(a1), block=block)
+    np.testing.assert_allclose(got, expected, rtol=1e-13, atol=1e-13)
+
+
+_filter_head = jax.jit(lambda *args: kernels.kalman_filter(*args, save_everystep=False))
+
+
+@pytest.mark.parametrize("case", [
+    dict(), dict(diag_R=True), dict(R_zero=True, N=3, K=1, M=2), dict(N=6, K=6, M=1),
+])
+def test_matches_statsmodels_and_full_filter(case):
+    m = model(11, **case)
+    ref = statsmodels_filter(m["A"], m["B"], m["C"], m["R"], m["m0"], m["P0"], m["y"],
+                             tolerance=0)
+    expected = float(np.sum(ref.llf_obs))
+    diagonal = case.get("diag_R", False)
+    fast = loglik(m, diagonal=diagonal)
+    full = loglik(m, steady_state=False, diagonal=diagonal)
+    np.testing.assert_allclose(fast, expected, rtol=1e-12)
+    np.testing.assert_allclose(fast, full, rtol=1e-13)
+    # and the switch was taken: the covariance has converged by step 500 ...
+    head = _filter_head(m["A"], m["B"], m["C"], m["R"], m["m0"], m["P0"], m["y"][:500])
+    A, B, C, R = (jnp.asarray(m[k]) for k in "ABCR")
+    assert jax.jit(riccati_converged)(head.filtered_covs[-1], A, B @ B.T, C, R)
+    # ... and the steady-state tail alone, from there, completes statsmodels' value
+    tail, ok = jax.jit(steady_state_loglik)(head.filtered_means[-1], head.filtered_covs[-1], A,
+                                            B @ B.T, C, R, jnp.asarray(m["y"][500:]))
+    assert ok
+    np.testing.assert_allclose(head.log_likelihood + tail, expected, rtol=1e-12)
+
+
+def test_switch_is_taken_and_check_is_sound():
+    m = model(3)
+    A, B, C, R = (jnp.asarray(m[k]) for k in "ABCR")
+    P = jnp.asarray(m["P0"])
+    step = jax.jit(riccati_step)
+    # a few steps in, the covariance is still moving; after 500 it has converged
+    for t in range(500):
+        if t == 5:
+            assert not riccati_converged(P, A, B @ B.T, C, R)
+        P = step(P, A, B @ B.T, C, R)
+    assert riccati_converged(P, A, B @ B.T, C, R)
+
+
+def test_int_switch_point_and_short_series():
+    m = model(5)
+    full = float(loglik(m, steady_state=False))
+    for start in (200, 999):
+        np.testing.assert_allclose(loglik(m, steady_state=start), full, rtol=1e-13)
+    short = dict(m, y=m["y"][:999])               # below 1000 steps: no switch at all
+    assert float(loglik(short)) == float(loglik(short, steady_state=False))
+
+
+def test_missing_data_in_tail_falls_back_to_full_filter():
+    m = model(7)
+    y = m["y"].copy()
+    y[800, 1] = np.nan
+    mask = np.ones_like(y, bool)
+    mask[700, 0] = False
+    for over in (dict(y=y), dict(mask=mask)):
+        ref = statsmodels_filter(m["A"], m["B"], m["C"], m["R"], m["m0"], m["P0"],
+                                 np.where(over.get("mask", True), over.get("y", m["y"]), np.nan),
+                                 tolerance=0)
+        np.testing.assert_allclose(loglik(m, **over), np.sum(ref.llf_obs), rtol=1e-12)
+        np.testing.assert_allclose(loglik(m, **over), loglik(m, steady_state=False, **over),
+                                   rtol=1e-13)
+
+
+def test_slowly_converging_model_falls_back():
+    # a near unit root, weakly observed: the covariance is still moving at step 500
+    m = model(9, N=2, K=1, M=1, radius=0.999)
+    m["C"] = 0.01 * m["C"]
+    m["y"] = simulate(np.random.default_rng(1), m["A"], m["B"], m["C"], m["R"], m["m0"],
+                      m["P0"], T)
+    ref = statsmodels_filter(m["A"], m["B"], m["C"], m["R"], m["m0"], m["P0"], m["y"],
+                             tolerance=0)
+    np.testing.assert_allclose(loglik(m), np.sum(ref.llf_obs), rtol=1e-12)
+
+
+def test_vmap_mixes_switch_and_fallback():
+    fast, slow = model(2), model(9, N=4, radius=0.9)
+    slow["y"] = fast["y"].copy()
+    slow["y"][900, 0] = np.nan                  # this one falls back
+    stacked = {k: np.stack([fast[k], slow[k]]) for k in fast}
+    got = jax.jit(jax.vmap(lambda p: kernels.kalman_loglik(p["A"], p["B"], p["C"], p["R"], p["m0"],
+                                                           p["P0"], p["y"])))(stacked)
+    np.testing.assert_allclose(got, [loglik(fast, steady_state=False),
+                                     loglik(slow, steady_state=False)], rtol=1e-13)
+
+
+def central_difference(f, x, h=1e-6):
+    x = np.asarray(x, float)
+    g = np.empty_like(x)
+    for i in np.ndindex(x.shape):
+        e = np.zeros_like(x)
+        e[i] = h
+        g[i] = (f(x + e) - f(x - e)) / (2 * h)
+    return g
+
+
+def test_gradients_match_finite_differences():
+    m = model(13)
+    x = {k: m[k] for k in "ABCR"}
+    f = jax.jit(lambda x: loglik(m, **x))
+    rev = jax.jit(jax.grad(lambda x: loglik(m, **x)))(x)
+    fwd = jax.jit(jax.jacfwd(lambda x: loglik(m, **x)))(x)
+    full = jax.jit(jax.grad(lambda x: loglik(m, steady_state=False, **x)))(x)
+    for k in x:
+        fd = central_difference(lambda v: float(f({**x, k: v})), x[k])
+        scale = np.max(np.abs(full[k]))
+        np.testing.assert_allclose(rev[k], full[k], rtol=1e-10, atol=1e-11 * scale)
+        np.testing.assert_allclose(fwd[k], full[k], rtol=1e-10, atol=1e-11 * scale)
+        np.testing.assert_allclose(rev[k], fd, rtol=1e-5, atol=1e-6 * scale)
+
+
+_value_and_grad_A = jax.jit(jax.value_and_grad(
+    lambda A, m, y: kernels.kalman_loglik(A, m["B"], m["C"], m["R"], m["m0"], m["P0"], y)))
+
+
+@pytest.mark.parametrize("bad", ["inf_in_tail", "huge_in_tail", "nan_A"])
+def test_failure_is_minus_inf_with_finite_gradient(bad):
+    m = model(17)
+    y, A = m["y"].copy(), m["A"].copy()
+    if bad == "inf_in_tail":
+        y[900, 0] = np.inf
+    elif bad == "huge_in_tail":
+        y[900, 0] = 1e300
+    else:
+        A[0, 0] = np.nan
+    value, grad = _value_and_grad_A(A, {k: m[k] for k in "BCR"} | {"m0": m["m0"], "P0": m["P0"]}, y)
+    assert value == -np.inf
+    assert np.all(np.isfinite(grad))
