@@ -273,7 +273,8 @@ def main():
         tuple(int(v) for v in s.split(",")) for s in args.sizes.split(";")]
     repeats = 2 if args.quick else args.repeats
     evals = 10 if args.quick else args.in_graph_evals
-    print(f"JAX {jax.__version__} on {jax.devices()[0].platform} ({platform.processor() or platform.machine()}), "
+    cpu = platform.processor() or platform.machine()
+    print(f"JAX {jax.__version__} on {jax.devices()[0].platform} ({cpu}), "
           f"float64; medians of {repeats} repeats; ratio = peer time / numpyro_statespace time")
     rows = run(sizes, repeats, evals, PEERS)
     RESULTS.mkdir(exist_ok=True)

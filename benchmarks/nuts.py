@@ -2,9 +2,10 @@
 noise s.d. 0.01; parameters a, rho, sigma): wall time, ESS and ESS per second for each route.
 
 Routes: the Kalman (marginal) likelihood with the joint models' known ``u_0 = 0`` (so all three
-linear routes fit the same data with the same model and their posteriors must agree); the joint likelihood with the 200 shocks as plain
-``N(0, 1)`` latents; the same with the shocks whitened by their posterior
-(``sample_noise(..., whiten=...)``); and the pruned second-order model, plain and whitened.
+linear routes fit the same data with the same model and their posteriors must agree); the joint
+likelihood with the 200 shocks as plain ``N(0, 1)`` latents; the same with the shocks whitened
+by their posterior (``sample_noise(..., whiten=...)``); and the pruned second-order model, plain
+and whitened.
 NumPyro's NUTS, 2 chains x 500 warm-up + 500 draws (``--quick``: 100 + 100), sequential chains,
 chains started at the prior median (``--init uniform``: NumPyro's default random start).
 Prints a table and writes ``benchmarks/results/nuts.json`` (``nuts_uniform.json``).
@@ -25,7 +26,6 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 
-import numpy as np  # noqa: E402
 from numpyro.diagnostics import summary  # noqa: E402
 from numpyro.infer import MCMC, NUTS, init_to_median, init_to_uniform  # noqa: E402
 

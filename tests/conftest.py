@@ -8,7 +8,8 @@ from pathlib import Path
 # so the workers do not oversubscribe the cores (a 2-3x slowdown of compile-heavy tests seen
 # on 2 cores otherwise).
 if os.environ.get("PYTEST_XDIST_WORKER"):
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
+                               + " --xla_cpu_multi_thread_eigen=false"
                                " intra_op_parallelism_threads=1").strip()
 
 import jax  # noqa: E402

@@ -1,12 +1,10 @@
 """The README's code and the example scripts run as written."""
 
 import re
-import runpy
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()

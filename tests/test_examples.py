@@ -4,7 +4,6 @@ import sys
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"

@@ -392,7 +392,7 @@ def test_kalman_dsge_singular():
 
 def test_kalman_missing_observations():
     """NaN entries are missing observations, including a step where everything is missing."""
-    m = random_linear(11, N=3, K=2, M=3, T=14)
+    m = random_linear(11, N=3, K=2, M=3, T=20)
     y = m["y"].copy()
     y[2, 0] = np.nan
     y[5, :] = np.nan

@@ -75,7 +75,7 @@ def test_svi_and_predictive_shapes(route):
     y = rbc.simulate(jax.random.key(3), T, model)
     guide = AutoNormal(model)
     svi = SVI(model, guide, numpyro.optim.Adam(0.01), Trace_ELBO())
-    result = svi.run(jax.random.key(4), 300, y, progress_bar=False)
+    result = svi.run(jax.random.key(4), 200, y, progress_bar=False)
     assert np.all(np.isfinite(result.losses))
     assert result.losses[-50:].mean() < result.losses[:50].mean()  # it learns
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 from scipy.linalg import solve_discrete_are
 
 import numpyro_statespace as nss

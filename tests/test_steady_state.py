@@ -165,7 +165,7 @@ def test_gradients_match_finite_differences():
     fwd = jax.jit(jax.jacfwd(lambda x: loglik(m, **x)))(x)
     full = jax.jit(jax.grad(lambda x: loglik(m, steady_state=False, **x)))(x)
     for k in x:
-        fd = central_difference(lambda v: float(f({**x, k: v})), x[k])
+        fd = central_difference(lambda v, k=k: float(f({**x, k: v})), x[k])
         scale = np.max(np.abs(full[k]))
         np.testing.assert_allclose(rev[k], full[k], rtol=1e-10, atol=1e-11 * scale)
         np.testing.assert_allclose(fwd[k], full[k], rtol=1e-10, atol=1e-11 * scale)

@@ -215,7 +215,8 @@ def kalman_filter(A, B, C, R, m0, P0, y, mask=None, *, save_everystep=True):
         covs = jnp.concatenate([P0[None], Ps])
         preds = jnp.concatenate([z0[None], zs])
     else:
-        means, covs, preds, lls = jnp.stack([m0, m_T]), jnp.stack([P0, P_T]), jnp.stack([z0, z_T]), None
+        means, covs, preds = jnp.stack([m0, m_T]), jnp.stack([P0, P_T]), jnp.stack([z0, z_T])
+        lls = None
     return KalmanFilterResult(means, covs, preds, lls, jnp.where(ok, ll, -jnp.inf), ok)
 
 
