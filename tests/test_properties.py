@@ -241,7 +241,7 @@ def check_model(draw, eager=True):
     return err32 / (T * M + abs(value))
 
 
-@settings(max_examples=12, **HYP)
+@settings(max_examples=8, **HYP)
 @given(model_draws(SHAPES))
 def test_kalman_properties(draw):
     check_model(draw, eager=False)
