@@ -140,9 +140,10 @@ def observed_mask(y, mask=None):
     return observed
 
 
-def _sanitize(A, B, C, R, m0, P0, y):
-    """Finite, bounded stand-ins for the parameters (see _linalg), whether ``R`` is handled
-    univariately, and ``ok``.
+def _prepare(A, B, C, R, m0, P0, y, mask):
+    """What the filter's scan takes: finite, bounded stand-ins for the parameters (see _linalg)
+    with ``Q = B B'``, ``y`` with its missing entries zeroed, the ``observed`` mask, whether
+    ``R`` is handled univariately, and ``ok``.
 
     Non-finite parameters would poison the gradients of every step; magnitudes are bounded
     because the products they enter must not overflow.
@@ -158,7 +159,8 @@ def _sanitize(A, B, C, R, m0, P0, y):
     m0, ok_m = bounded_or(m0, 0.0, 0.5)
     P0, ok_P = bounded_or(P0, eye, 0.5)
     ok = ok_A & ok_B & ok_C & ok_R & ok_m & ok_P & ~jnp.any(jnp.isinf(y))
-    return A, B, C, R, m0, P0, univariate, ok
+    observed = observed_mask(y, mask)
+    return A, B @ B.T, C, R, m0, P0, jnp.where(observed, y, 0.0), observed, univariate, ok
 
 
 def _filter_scan(A, Q, C, R, univariate, m0, P0, y, observed, ok, save_everystep):
@@ -203,10 +205,8 @@ def kalman_filter(A, B, C, R, m0, P0, y, mask=None, *, save_everystep=True):
     :param save_everystep: static; False keeps only the prior and the last step (same
         ``log_likelihood``).
     """
-    A, B, C, R, m0, P0, univariate, params_ok = _sanitize(A, B, C, R, m0, P0, y)
-    observed = observed_mask(y, mask)
-    y = jnp.where(observed, y, 0.0)
-    (m_T, P_T, ll, ok, z_T), out = _filter_scan(A, B @ B.T, C, R, univariate, m0, P0, y, observed,
+    A, Q, C, R, m0, P0, y, observed, univariate, params_ok = _prepare(A, B, C, R, m0, P0, y, mask)
+    (m_T, P_T, ll, ok, z_T), out = _filter_scan(A, Q, C, R, univariate, m0, P0, y, observed,
                                                 params_ok, save_everystep)
     z0 = C @ m0
     if save_everystep:
@@ -241,10 +241,7 @@ def kalman_loglik(A, B, C, R, m0, P0, y, mask=None, *, steady_state=True):
     start = steady_state_start(T) if steady_state is True else (steady_state or None)
     if start is None or not 0 < start < T:
         return kalman_filter(A, B, C, R, m0, P0, y, mask, save_everystep=False).log_likelihood
-    A, B, C, R, m0, P0, univariate, ok = _sanitize(A, B, C, R, m0, P0, y)
-    observed = observed_mask(y, mask)
-    y = jnp.where(observed, y, 0.0)
-    Q = B @ B.T
+    A, Q, C, R, m0, P0, y, observed, univariate, ok = _prepare(A, B, C, R, m0, P0, y, mask)
     (m, P, ll, ok, _), _ = _filter_scan(A, Q, C, R, univariate, m0, P0, y[:start],
                                         observed[:start], ok, False)
     y_tail, observed_tail = y[start:], observed[start:]
