@@ -10,7 +10,8 @@ from .direct import (
     quadratic_observations,
     quadratic_states,
 )
-from .kalman import KalmanFilterResult, kalman_filter, kalman_loglik, predict, update
+from .kalman import KalmanFilterResult, kalman_filter, predict, update
+from .likelihood import kalman_loglik
 from .lyapunov import stationary_covariance
 from .whitening import BackwardInformation, backward_information, whiten_shocks
 from .smoother import (

@@ -14,8 +14,8 @@ Numerical failure (an innovation covariance that is not positive definite, non-f
 parameters or an overflowing recursion) makes ``log_likelihood`` ``-inf`` and ``ok`` False; the
 recursion then continues from finite stand-in values so gradients stay finite (zero).
 
-:func:`kalman_loglik` (the likelihood alone, what the distributions use) switches a long series
-to the steady state once the covariance has converged (:mod:`.steady_state`).
+:func:`.likelihood.kalman_loglik` (the likelihood alone, what the distributions use) runs the same
+scan with a hand-written derivative.
 """
 
 from __future__ import annotations
@@ -38,7 +38,6 @@ from ._linalg import (
     symmetrize,
     whitened_ok,
 )
-from .steady_state import riccati_converged, steady_state_loglik
 
 
 class KalmanFilterResult(NamedTuple):
@@ -163,9 +162,12 @@ def _prepare(A, B, C, R, m0, P0, y, mask):
     return A, B @ B.T, C, R, m0, P0, jnp.where(observed, y, 0.0), observed, univariate, ok
 
 
-def _filter_scan(A, Q, C, R, univariate, m0, P0, y, observed, ok, save_everystep):
+def _filter_scan(A, Q, C, R, univariate, m0, P0, y, observed, ok, save_everystep,
+                 save_predicted=False):
     """The filter's ``lax.scan`` from the prior ``N(m0, P0)`` over ``y`` (missing entries
-    zeroed); returns the final ``(m, P, loglik, ok, z)`` and the per-step outputs."""
+    zeroed); returns the final ``(m, P, loglik, ok, z)`` and the per-step outputs: filtered
+    means and covariances, predicted observations and log-likelihood terms, and with
+    ``save_predicted`` the predicted means and covariances too."""
     eye = jnp.eye(A.shape[0], dtype=P0.dtype)
 
     def step(carry, inputs):
@@ -185,6 +187,8 @@ def _filter_scan(A, Q, C, R, univariate, m0, P0, y, observed, ok, save_everystep
         P_f = jnp.where(ok_t, P_f, eye)
         ll_t = jnp.where(ok_t, ll_t, 0.0)
         out = (m_f, P_f, z, ll_t) if save_everystep else None
+        if save_predicted:
+            out = out + (m_pred, P_pred)
         return (m_f, P_f, ll + ll_t, ok & ok_t, z), out
 
     init = (m0, P0, jnp.zeros((), P0.dtype), ok, C @ m0)
@@ -218,47 +222,3 @@ def kalman_filter(A, B, C, R, m0, P0, y, mask=None, *, save_everystep=True):
         means, covs, preds = jnp.stack([m0, m_T]), jnp.stack([P0, P_T]), jnp.stack([z0, z_T])
         lls = None
     return KalmanFilterResult(means, covs, preds, lls, jnp.where(ok, ll, -jnp.inf), ok)
-
-
-def steady_state_start(T):
-    """The default step after which :func:`kalman_loglik` may switch to the steady state
-    (``None``: never, for ``T < 1000``): ``max(500, T // 20)``, so that at most 5 % of a long
-    series is filtered in full before the check."""
-    return None if T < 1000 else max(500, T // 20)
-
-
-def kalman_loglik(A, B, C, R, m0, P0, y, mask=None, *, steady_state=True):
-    """``log p(y_1..y_T)`` alone (no paths are stored); ``-inf`` on numerical failure.
-
-    :param steady_state: static. ``True`` (default): after :func:`steady_state_start` steps,
-        if the covariance recursion has converged (see :mod:`.steady_state`) and no later entry
-        of ``y`` is missing, the rest of the series is filtered with the steady-state gain, by
-        matrix products instead of a step per time point; otherwise the full filter continues.
-        The result agrees with the full filter to round-off. An ``int`` sets the switch step;
-        ``False`` always runs the full filter.
-    """
-    T = y.shape[0]
-    start = steady_state_start(T) if steady_state is True else (steady_state or None)
-    if start is None or not 0 < start < T:
-        return kalman_filter(A, B, C, R, m0, P0, y, mask, save_everystep=False).log_likelihood
-    A, Q, C, R, m0, P0, y, observed, univariate, ok = _prepare(A, B, C, R, m0, P0, y, mask)
-    (m, P, ll, ok, _), _ = _filter_scan(A, Q, C, R, univariate, m0, P0, y[:start],
-                                        observed[:start], ok, False)
-    y_tail, observed_tail = y[start:], observed[start:]
-    R_full = jnp.diag(R) if univariate else R
-
-    def steady(m, P):
-        # bounded data only: an overflowing product would leave NaN in the gradient
-        y_ok = jnp.abs(y_tail) < max_power(y.dtype, 0.5)
-        ll_tail, ok_tail = steady_state_loglik(m, P, A, Q, C, R_full, jnp.where(y_ok, y_tail, 0.0))
-        return ll_tail, ok_tail & jnp.all(y_ok)
-
-    def full(m, P):
-        (_, _, ll_tail, ok_tail, _), _ = _filter_scan(A, Q, C, R, univariate, m, P, y_tail,
-                                                      observed_tail, jnp.array(True), False)
-        return ll_tail, ok_tail
-
-    use_steady = riccati_converged(P, A, Q, C, R_full) & jnp.all(observed_tail)
-    ll_tail, ok_tail = lax.cond(use_steady, steady, full, m, P)
-    ok = ok & ok_tail
-    return jnp.where(ok, ll + ll_tail, -jnp.inf)

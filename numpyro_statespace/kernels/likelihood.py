@@ -1,0 +1,230 @@
+"""The Kalman log-likelihood alone, with a hand-written derivative.
+
+Differentiating the filter's scan step by step (JAX's default) differentiates every Cholesky
+factorisation, triangular solve and guard inside the sequential loop, and the reverse pass
+replays them backwards: 5-10 times the filter's cost for small models. Here the gradient is the
+filter's adjoint recursion written out. With the forward pass's gains ``K_t = P_t C_t' S_t^-1``
+(``P_t`` the predicted covariance, ``S_t`` the innovation covariance), ``J_t = I - K_t C_t`` and
+``F_t = A J_t``, the tangents of the predicted moments obey::
+
+    dP_{t+1} = F_t dP_t F_t' + Phi_t,      dm_{t+1} = F_t (dm_t + dP_t C_t' u_t) + phi_t,
+
+``u_t = S_t^-1 v_t``, with sources ``Phi_t``, ``phi_t`` linear in the parameters' tangents; the
+adjoint of that recursion (:func:`_gradient`) runs backwards with two ``N x N`` products per
+step. Everything else (gains, sources, the gradient's assembly) is a product over all steps at
+once, outside the loop, from the moments the filter stored.
+
+The gradient is computed inside a ``custom_jvp`` rule from primal values only and the tangent
+is its inner product with the parameters' tangents: reverse mode (NUTS) and forward mode
+(``jacfwd``) both work, and so do higher derivatives (JAX differentiates the rule). A
+``custom_vjp`` would lose forward mode; a tangent scan for JAX to transpose would hit a
+transposition bug in ``lax.scan`` under ``custom_jvp`` in jaxlib 0.9. The value is the filter's
+(:mod:`.kalman`), bit for bit; short series (fully unrolled) keep JAX's own derivative, which is
+faster there.
+
+:func:`kalman_loglik` switches a long series to the steady state once the covariance has
+converged (:mod:`.steady_state`).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+from jax.scipy.linalg import solve_triangular
+
+from ._linalg import max_power, safe_cholesky
+from .kalman import FULL_UNROLL_MAX_STEPS, _filter_scan, _prepare, kalman_filter
+from .steady_state import riccati_converged, steady_state_loglik
+
+
+def _mT(x):
+    return jnp.swapaxes(x, -1, -2)
+
+
+def _sym2(x):
+    return x + _mT(x)
+
+
+def _observed_part(observed, C, R, univariate):
+    """``(T, M, N)`` and ``(T, M, M)``: ``C`` and ``R`` with the rows (and columns) of each step's
+    missing entries zeroed."""
+    R_full = jnp.diag(R) if univariate else R
+    C_t = jnp.where(observed[:, :, None], C, 0.0)
+    R_t = jnp.where(observed[:, :, None] & observed[:, None, :], R_full, 0.0)
+    return C_t, R_t
+
+
+def _residuals(A, C, R, univariate, m0, P0, ms, Ps, m_pred, P_pred, y, observed, ok):
+    """What the adjoint recursion needs, for all ``T`` steps at once, from the filter's stored
+    filtered (``ms (T, N)``, ``Ps (T, N, N)``) and predicted moments. Zero where the filter
+    failed (the likelihood is ``-inf``), so that the gradient is finite."""
+    # the filter's update: a missing entry gets a zero row of C and a unit, uncorrelated variance
+    C_t, R_t = _observed_part(observed, C, R, univariate)
+    R_t = R_t + jnp.eye(C.shape[0], dtype=R.dtype) * ~observed[:, None, :]
+    v = jnp.where(observed, y - m_pred @ C.T, 0.0)
+    G = jnp.where(observed[:, :, None], jnp.einsum("mn,tnk->tmk", C, P_pred), 0.0)  # C_t P_pred
+    L, good = safe_cholesky(jnp.where(observed[:, None, :], G @ C.T, 0.0) + R_t)
+    # S^-1 from the factor's inverse, then products: XLA's batched triangular solve is slow
+    # per right-hand side, so solve for M columns rather than N + M + 1
+    L_inv = solve_triangular(L, jnp.broadcast_to(jnp.eye(L.shape[-1], dtype=L.dtype), L.shape),
+                             lower=True)
+    S_inv = _mT(L_inv) @ L_inv
+    u = jnp.einsum("tij,tj->ti", S_inv, v)
+    K = _mT(S_inv @ G)
+    J = jnp.eye(A.shape[0], dtype=A.dtype) - K @ C_t
+    res = dict(m_prev=jnp.concatenate([m0[None], ms[:-1]]),
+               P_prev=jnp.concatenate([P0[None], Ps[:-1]]), m_pred=m_pred, P_pred=P_pred, ms=ms,
+               Ps=Ps, C_t=C_t, K=K, u=u, J=J, F=A @ J, c=u @ C,
+               Z=S_inv - u[:, :, None] * u[:, None, :])
+    keep = ok & jnp.all(good)
+    keep = keep & jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in res.values()]))
+    return {k: jnp.where(keep, x, 0.0) for k, x in res.items()}
+
+
+def _gradient(r, A, univariate, observed, P_hat, m_hat):
+    """Gradient of ``log-likelihood + <P_hat, P_T> + <m_hat, m_T>`` (the adjoints of the last
+    filtered moments, zero unless a steady-state tail follows) with respect to
+    ``(A, Q, C, R, m0, P0, y)``, from the residuals ``r`` of :func:`_residuals`.
+
+    The adjoint of the tangent recursion in the module docstring: with ``Lam_t``, ``lam_t`` the
+    adjoints of the predicted covariance and mean at ``t``::
+
+        Lam_t = H_t + F_t' Lam_{t+1} F_t + sym(F_t' lam_{t+1} c_t'),   lam_t = c_t + F_t' lam_{t+1},
+
+    ``H_t = -C_t' Z_t C_t / 2``, ``c_t = C_t' u_t``; two ``N x N`` products per step, run backwards.
+    Everything else is a product over all steps at once.
+    """
+    C_t, K, u, Z, J, F, c = (r[k] for k in ("C_t", "K", "u", "Z", "J", "F", "c"))
+    Ps, ms, P_pred, m_pred = r["Ps"], r["ms"], r["P_pred"], r["m_pred"]
+    H = -0.5 * _mT(C_t) @ Z @ C_t
+    # the last step's adjoints: its log-likelihood term and the adjoints of (m_T, P_T)
+    w = J[-1].T @ m_hat
+    Lam_T = H[-1] + J[-1].T @ P_hat @ J[-1] + 0.5 * _sym2(jnp.outer(w, c[-1]))
+    lam_T = c[-1] + w
+
+    def step(carry, x):
+        Lam, lam = carry
+        F_t, c_t, H_t = x
+        Fl = F_t.T @ lam
+        Lam = H_t + F_t.T @ Lam @ F_t + 0.5 * _sym2(jnp.outer(Fl, c_t))
+        lam = c_t + Fl
+        return (Lam, lam), (Lam, lam)
+
+    T = u.shape[0]
+    unroll = max(T - 1, 1) if T <= FULL_UNROLL_MAX_STEPS else 1
+    _, (Lam, lam) = lax.scan(step, (Lam_T, lam_T), (F[:-1], c[:-1], H[:-1]), reverse=True,
+                             unroll=unroll)
+    Lam = jnp.concatenate([Lam, Lam_T[None]])
+    lam = jnp.concatenate([lam, lam_T[None]])
+    # adjoints of the filtered moments at t = 1..T: Omega_t = A' Lam_{t+1} A, omega_t = A' lam_{t+1}
+    # (Omega_T = P_hat, omega_T = m_hat), needed only as K_t' Omega_t, K_t' omega_t
+    omega = jnp.concatenate([lam[1:] @ A, m_hat[None]])
+    Ko = jnp.einsum("tnm,tn->tm", K, omega)
+    AK = jnp.einsum("ij,tjm->tim", A, K[:-1])
+    KOmega = jnp.concatenate([_mT(AK) @ Lam[1:] @ A, (K[-1].T @ P_hat)[None]])
+    g_A = (2.0 * jnp.einsum("tij,jk,tkl->il", Lam, A, r["P_prev"])
+           + jnp.einsum("ti,tj->ij", lam, r["m_prev"]))
+    g_C = (-2.0 * KOmega @ Ps - Z @ C_t @ P_pred
+           + u[:, :, None] * (jnp.einsum("tij,tj->ti", Ps, omega) + m_pred)[:, None, :]
+           - Ko[:, :, None] * ms[:, None, :])
+    g_R = KOmega @ K - 0.5 * Z - Ko[:, :, None] * u[:, None, :]
+    both = observed[:, :, None] & observed[:, None, :]
+    g_C = jnp.sum(jnp.where(observed[:, :, None], g_C, 0.0), axis=0)
+    g_R = jnp.sum(jnp.where(both, g_R, 0.0), axis=0)
+    g_R = jnp.diagonal(g_R) if univariate else 0.5 * _sym2(g_R)
+    g_y = jnp.where(observed, Ko - u, 0.0)
+    return g_A, jnp.sum(Lam, axis=0), g_C, g_R, A.T @ lam[0], A.T @ Lam[0] @ A, g_y
+
+
+def _tail(A, Q, C, R, m, P, y, observed, univariate):
+    """Log-likelihood of the rest of the series from the filtered ``N(m, P)``: at the
+    steady-state gain if the covariance has converged and nothing is missing, else the full
+    filter. Returns ``(log-likelihood, ok)``."""
+    R_full = jnp.diag(R) if univariate else R
+
+    def steady(m, P):
+        # bounded data only: an overflowing product would leave NaN in the gradient
+        y_ok = jnp.abs(y) < max_power(y.dtype, 0.5)
+        ll, ok = steady_state_loglik(m, P, A, Q, C, R_full, jnp.where(y_ok, y, 0.0))
+        return ll, ok & jnp.all(y_ok)
+
+    def full(m, P):
+        ll = _loglik(A, Q, C, R, m, P, y, observed, jnp.array(True), univariate, None)
+        return ll, ll > -jnp.inf
+
+    use_steady = riccati_converged(P, A, Q, C, R_full) & jnp.all(observed)
+    return lax.cond(use_steady, steady, full, m, P)
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(9, 10))
+def _loglik(A, Q, C, R, m0, P0, y, observed, ok, univariate, start):
+    """Log-likelihood (``-inf`` on failure) from ``_prepare``'s sanitised parameters (``y`` with
+    missing entries zeroed, ``observed`` mask): the full filter, or (static ``start``) the full
+    filter over ``y[:start]`` and :func:`_tail` over the rest."""
+    head = slice(None) if start is None else slice(None, start)
+    (m, P, ll, ok, _), _ = _filter_scan(A, Q, C, R, univariate, m0, P0, y[head], observed[head],
+                                        ok, False)
+    if start is not None:
+        ll_tail, ok_tail = _tail(A, Q, C, R, m, P, y[start:], observed[start:], univariate)
+        ok = ok & ok_tail
+        ll = ll + jnp.where(ok_tail, ll_tail, 0.0)
+    return jnp.where(ok, ll, -jnp.inf)
+
+
+@_loglik.defjvp
+def _loglik_jvp(univariate, start, primals, tangents):
+    A, Q, C, R, m0, P0, y, observed, ok = primals
+    head = slice(None) if start is None else slice(None, start)
+    (m, P, ll, ok, _), (ms, Ps, _, _, m_pred, P_pred) = _filter_scan(
+        A, Q, C, R, univariate, m0, P0, y[head], observed[head], ok, True, save_predicted=True)
+    m_hat, P_hat = jnp.zeros_like(m), jnp.zeros_like(P)
+    if start is not None:
+        tail = partial(_tail, observed=observed[start:], univariate=univariate)
+        (ll_tail, vjp, ok_tail) = jax.vjp(lambda *a: tail(*a), A, Q, C, R, m, P, y[start:],
+                                          has_aux=True)
+        g_tail = vjp(jnp.ones_like(ll_tail))
+        m_hat, P_hat = g_tail[4], 0.5 * _sym2(g_tail[5])
+        ok = ok & ok_tail
+        ll = ll + jnp.where(ok_tail, ll_tail, 0.0)
+    r = _residuals(A, C, R, univariate, m0, P0, ms, Ps, m_pred, P_pred, y[head], observed[head],
+                   ok)
+    g = list(_gradient(r, A, univariate, observed[head], P_hat, m_hat))
+    if start is not None:
+        g[:4] = [a + b for a, b in zip(g[:4], g_tail[:4])]
+        g[6] = jnp.concatenate([g[6], g_tail[6]])
+    dll = sum(jnp.sum(g_i * t_i) for g_i, t_i in zip(g, tangents[:7]))
+    return jnp.where(ok, ll, -jnp.inf), jnp.where(ok, dll, 0.0)
+
+
+def steady_state_start(T):
+    """The default step after which :func:`kalman_loglik` may switch to the steady state
+    (``None``: never, for ``T < 1000``): ``max(500, T // 20)``, so that at most 5 % of a long
+    series is filtered in full before the check."""
+    return None if T < 1000 else max(500, T // 20)
+
+
+def kalman_loglik(A, B, C, R, m0, P0, y, mask=None, *, steady_state=True):
+    """``log p(y_1..y_T)`` alone (no paths are stored); ``-inf`` on numerical failure. Arguments
+    as :func:`.kalman.kalman_filter`. Differentiable in every array argument, forward and
+    reverse mode, through the tangent recursion above.
+
+    :param steady_state: static. ``True`` (default): after :func:`steady_state_start` steps,
+        if the covariance recursion has converged (see :mod:`.steady_state`) and no later entry
+        of ``y`` is missing, the rest of the series is filtered with the steady-state gain, by
+        matrix products instead of a step per time point; otherwise the full filter continues.
+        The result agrees with the full filter to round-off. An ``int`` sets the switch step;
+        ``False`` always runs the full filter.
+    """
+    T = y.shape[0]
+    if T <= FULL_UNROLL_MAX_STEPS:
+        # a short, fully unrolled filter: XLA differentiates it faster than the batched
+        # residuals of the hand-written derivative cost (same values to round-off)
+        return kalman_filter(A, B, C, R, m0, P0, y, mask, save_everystep=False).log_likelihood
+    A, Q, C, R, m0, P0, y, observed, univariate, ok = _prepare(A, B, C, R, m0, P0, y, mask)
+    start = steady_state_start(T) if steady_state is True else (steady_state or None)
+    if start is not None and not 0 < start < T:
+        start = None
+    return _loglik(A, Q, C, R, m0, P0, y, observed, ok, univariate, start)
