@@ -167,13 +167,14 @@ def _filter_scan(A, Q, C, R, univariate, m0, P0, y, observed, ok, save_everystep
     """The filter's ``lax.scan`` from the prior ``N(m0, P0)`` over ``y`` (missing entries
     zeroed); returns the final ``(m, P, loglik, ok, z)`` and the per-step outputs: filtered
     means and covariances, predicted observations and log-likelihood terms, and with
-    ``save_predicted`` the predicted means and covariances too."""
+    ``save_predicted`` the predicted means and covariances and ``A P_{t-1}`` too."""
     eye = jnp.eye(A.shape[0], dtype=P0.dtype)
 
     def step(carry, inputs):
         m, P, ll, ok, _ = carry
         y_t, obs_t = inputs
-        m_pred, P_pred = predict(m, P, A, Q)
+        AP = A @ P  # kept by save_predicted: the hand-written gradient's dA term needs it
+        m_pred, P_pred = A @ m, AP @ A.T + Q
         m_pred, ok_mp = bounded_or(m_pred, jnp.zeros_like(m_pred), 0.5)
         P_pred, ok_Pp = bounded_or(P_pred, eye, 0.5)
         z = C @ m_pred
@@ -188,7 +189,7 @@ def _filter_scan(A, Q, C, R, univariate, m0, P0, y, observed, ok, save_everystep
         ll_t = jnp.where(ok_t, ll_t, 0.0)
         out = (m_f, P_f, z, ll_t) if save_everystep else None
         if save_predicted:
-            out = out + (m_pred, P_pred)
+            out = out + (m_pred, P_pred, AP)
         return (m_f, P_f, ll + ll_t, ok & ok_t, z), out
 
     init = (m0, P0, jnp.zeros((), P0.dtype), ok, C @ m0)

@@ -57,16 +57,16 @@ def _observed_part(observed, C, R, univariate):
     return C_t, R_t
 
 
-def _residuals(A, C, R, univariate, m0, P0, ms, Ps, m_pred, P_pred, y, observed, ok):
+def _residuals(A, C, R, univariate, m0, ms, Ps, m_pred, P_pred, AP, y, observed):
     """What the adjoint recursion needs, for all ``T`` steps at once, from the filter's stored
-    filtered (``ms (T, N)``, ``Ps (T, N, N)``) and predicted moments. Zero where the filter
-    failed (the likelihood is ``-inf``), so that the gradient is finite."""
+    filtered (``ms (T, N)``, ``Ps (T, N, N)``) and predicted moments and ``AP = A P_{t-1}``.
+    After a numerical failure these may be anything: the caller discards the gradient."""
     # the filter's update: a missing entry gets a zero row of C and a unit, uncorrelated variance
     C_t, R_t = _observed_part(observed, C, R, univariate)
     R_t = R_t + jnp.eye(C.shape[0], dtype=R.dtype) * ~observed[:, None, :]
     v = jnp.where(observed, y - m_pred @ C.T, 0.0)
     G = jnp.where(observed[:, :, None], jnp.einsum("mn,tnk->tmk", C, P_pred), 0.0)  # C_t P_pred
-    L, good = safe_cholesky(jnp.where(observed[:, None, :], G @ C.T, 0.0) + R_t)
+    L, _ = safe_cholesky(jnp.where(observed[:, None, :], G @ C.T, 0.0) + R_t)
     # S^-1 from the factor's inverse, then products: XLA's batched triangular solve is slow
     # per right-hand side, so solve for M columns rather than N + M + 1
     L_inv = solve_triangular(L, jnp.broadcast_to(jnp.eye(L.shape[-1], dtype=L.dtype), L.shape),
@@ -75,13 +75,9 @@ def _residuals(A, C, R, univariate, m0, P0, ms, Ps, m_pred, P_pred, y, observed,
     u = jnp.einsum("tij,tj->ti", S_inv, v)
     K = _mT(S_inv @ G)
     J = jnp.eye(A.shape[0], dtype=A.dtype) - K @ C_t
-    res = dict(m_prev=jnp.concatenate([m0[None], ms[:-1]]),
-               P_prev=jnp.concatenate([P0[None], Ps[:-1]]), m_pred=m_pred, P_pred=P_pred, ms=ms,
-               Ps=Ps, C_t=C_t, K=K, u=u, J=J, F=A @ J, c=u @ C,
-               Z=S_inv - u[:, :, None] * u[:, None, :])
-    keep = ok & jnp.all(good)
-    keep = keep & jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in res.values()]))
-    return {k: jnp.where(keep, x, 0.0) for k, x in res.items()}
+    return dict(m_prev=jnp.concatenate([m0[None], ms[:-1]]), AP=AP, m_pred=m_pred,
+                P_pred=P_pred, ms=ms, Ps=Ps, C_t=C_t, K=K, u=u, J=J, F=A @ J, c=u @ C,
+                Z=S_inv - u[:, :, None] * u[:, None, :])
 
 
 def _gradient(r, A, univariate, observed, P_hat, m_hat):
@@ -125,7 +121,7 @@ def _gradient(r, A, univariate, observed, P_hat, m_hat):
     Ko = jnp.einsum("tnm,tn->tm", K, omega)
     AK = jnp.einsum("ij,tjm->tim", A, K[:-1])
     KOmega = jnp.concatenate([_mT(AK) @ Lam[1:] @ A, (K[-1].T @ P_hat)[None]])
-    g_A = (2.0 * jnp.einsum("tij,jk,tkl->il", Lam, A, r["P_prev"])
+    g_A = (2.0 * jnp.einsum("tij,tjk->ik", Lam, r["AP"])
            + jnp.einsum("ti,tj->ij", lam, r["m_prev"]))
     g_C = (-2.0 * KOmega @ Ps - Z @ C_t @ P_pred
            + u[:, :, None] * (jnp.einsum("tij,tj->ti", Ps, omega) + m_pred)[:, None, :]
@@ -178,7 +174,7 @@ def _loglik(A, Q, C, R, m0, P0, y, observed, ok, univariate, start):
 def _loglik_jvp(univariate, start, primals, tangents):
     A, Q, C, R, m0, P0, y, observed, ok = primals
     head = slice(None) if start is None else slice(None, start)
-    (m, P, ll, ok, _), (ms, Ps, _, _, m_pred, P_pred) = _filter_scan(
+    (m, P, ll, ok, _), (ms, Ps, _, _, m_pred, P_pred, AP) = _filter_scan(
         A, Q, C, R, univariate, m0, P0, y[head], observed[head], ok, True, save_predicted=True)
     m_hat, P_hat = jnp.zeros_like(m), jnp.zeros_like(P)
     if start is not None:
@@ -189,14 +185,15 @@ def _loglik_jvp(univariate, start, primals, tangents):
         m_hat, P_hat = g_tail[4], 0.5 * _sym2(g_tail[5])
         ok = ok & ok_tail
         ll = ll + jnp.where(ok_tail, ll_tail, 0.0)
-    r = _residuals(A, C, R, univariate, m0, P0, ms, Ps, m_pred, P_pred, y[head], observed[head],
-                   ok)
+    r = _residuals(A, C, R, univariate, m0, ms, Ps, m_pred, P_pred, AP, y[head], observed[head])
     g = list(_gradient(r, A, univariate, observed[head], P_hat, m_hat))
     if start is not None:
         g[:4] = [a + b for a, b in zip(g[:4], g_tail[:4])]
         g[6] = jnp.concatenate([g[6], g_tail[6]])
-    dll = sum(jnp.sum(g_i * t_i) for g_i, t_i in zip(g, tangents[:7]))
-    return jnp.where(ok, ll, -jnp.inf), jnp.where(ok, dll, 0.0)
+    # a failed filter leaves arbitrary numbers in g: the likelihood is -inf, its gradient zero
+    ok = ok & jnp.all(jnp.stack([jnp.all(jnp.isfinite(g_i)) for g_i in g]))
+    dll = sum(jnp.sum(jnp.where(ok, g_i, 0.0) * t_i) for g_i, t_i in zip(g, tangents[:7]))
+    return jnp.where(ok, ll, -jnp.inf), dll
 
 
 def steady_state_start(T):
