@@ -40,10 +40,11 @@ def dynamax_parallel(p, y):
     mean1, cov1 = _first_state_prior(p)
     params = ParamsLGSSM(
         initial=ParamsLGSSMInitial(mean=mean1, cov=cov1),
-        dynamics=ParamsLGSSMDynamics(weights=p["A"], bias=jnp.zeros(N), input_weights=None,
-                                     cov=p["B"] @ p["B"].T),
-        emissions=ParamsLGSSMEmissions(weights=p["C"], bias=jnp.zeros(M), input_weights=None,
-                                       cov=p["R"]),
+        # the parallel filter indexes input weights: empty ones instead of None
+        dynamics=ParamsLGSSMDynamics(weights=p["A"], bias=jnp.zeros(N),
+                                     input_weights=jnp.zeros((N, 0)), cov=p["B"] @ p["B"].T),
+        emissions=ParamsLGSSMEmissions(weights=p["C"], bias=jnp.zeros(M),
+                                       input_weights=jnp.zeros((M, 0)), cov=p["R"]),
     )
     return lgssm_filter(params, y).marginal_loglik
 

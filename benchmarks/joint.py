@@ -22,11 +22,10 @@ jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
 from jax import lax  # noqa: E402
 
-import numpyro_statespace as nss  # noqa: E402
-
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT))  # the checkout's package, not an installed copy that may be older
 sys.path.insert(0, str(ROOT / "benchmarks"))
+import numpyro_statespace as nss  # noqa: E402
 from kalman import time_function  # noqa: E402
 from models import reference_data  # noqa: E402
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -32,6 +33,8 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from jax import lax  # noqa: E402
 
+# the checkout's package, not an installed copy that may be older
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpyro_statespace as nss  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
