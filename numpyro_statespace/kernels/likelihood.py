@@ -179,8 +179,7 @@ def _loglik_jvp(univariate, start, primals, tangents):
     m_hat, P_hat = jnp.zeros_like(m), jnp.zeros_like(P)
     if start is not None:
         tail = partial(_tail, observed=observed[start:], univariate=univariate)
-        (ll_tail, vjp, ok_tail) = jax.vjp(lambda *a: tail(*a), A, Q, C, R, m, P, y[start:],
-                                          has_aux=True)
+        ll_tail, vjp, ok_tail = jax.vjp(tail, A, Q, C, R, m, P, y[start:], has_aux=True)
         g_tail = vjp(jnp.ones_like(ll_tail))
         m_hat, P_hat = g_tail[4], 0.5 * _sym2(g_tail[5])
         ok = ok & ok_tail
