@@ -144,9 +144,9 @@ def test_data_gradient():
 def test_second_derivatives():
     """JAX differentiates the custom rule itself: the Hessian matches central differences of
     the gradient."""
-    theta, y = _model(6, N=2, K=1, M=1)
-    theta = dict(A=theta["A"], C=theta["C"])
-    rest = jax.tree_util.tree_map(jnp.asarray, _model(6, N=2, K=1, M=1)[0])
+    full, y = _model(6, N=2, K=1, M=1)
+    rest = jax.tree_util.tree_map(jnp.asarray, full)
+    theta = dict(A=full["A"], C=full["C"])
     yj = jnp.asarray(y)
 
     def f(th):
