@@ -477,7 +477,7 @@ def _kalman_raw_logpdf(th):
 def _kalman_fail_model():
     # Small C and B: C P C' < I, so that R = -I makes every innovation covariance negative
     # definite.
-    m = random_linear(17, N=3, K=2, M=2, T=8)
+    m = random_linear(17, N=3, K=2, M=2, T=20)  # a rolled scan: compiles in a fraction
     theta = dict(A=m["A"], B=0.3 * m["B"], C=0.1 * m["C"], R=m["R"], m0=np.zeros(3),
                  P0=0.5 * np.eye(3))
     return dict(y=m["y"], theta=theta)
