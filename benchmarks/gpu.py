@@ -119,8 +119,9 @@ def main():
             print(f"T={T:>9d} {name:34s} failed: {type(err).__name__}: {err}"[:300], flush=True)
             continue
         rows.append(dict(T=T, implementation=name, **r))
-        print(f"T={T:>9d} {name:34s} {r['seconds'] * 1e3:10.2f} ms  (compile {r['compile_s']:.1f} s)"
-              f"  loglik {r['loglik']:.6f}  finite: {r['finite']}", flush=True)
+        print(f"T={T:>9d} {name:34s} {r['seconds'] * 1e3:10.2f} ms  "
+              f"(compile {r['compile_s']:.1f} s)  loglik {r['loglik']:.6f}  finite: {r['finite']}",
+              flush=True)
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / "gpu.json"
     out.write_text(json.dumps({"jax": jax.__version__, "device": str(dev), "rows": rows}, indent=2))
