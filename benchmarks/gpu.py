@@ -27,26 +27,14 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from kalman import RESULTS, _first_state_prior, dynamax_filter, ours, plain_scan, \
-    random_model, tfp_filter  # noqa: E402
+from kalman import RESULTS, _first_state_prior, dynamax_filter, dynamax_params, ours, \
+    plain_scan, random_model, tfp_filter  # noqa: E402
 
 
 def dynamax_parallel(p, y):
-    from dynamax.linear_gaussian_ssm.inference import ParamsLGSSM, ParamsLGSSMDynamics, \
-        ParamsLGSSMEmissions, ParamsLGSSMInitial
     from dynamax.linear_gaussian_ssm.parallel_inference import lgssm_filter
 
-    N, M = p["A"].shape[0], p["C"].shape[0]
-    mean1, cov1 = _first_state_prior(p)
-    params = ParamsLGSSM(
-        initial=ParamsLGSSMInitial(mean=mean1, cov=cov1),
-        # the parallel filter indexes input weights: empty ones instead of None
-        dynamics=ParamsLGSSMDynamics(weights=p["A"], bias=jnp.zeros(N),
-                                     input_weights=jnp.zeros((N, 0)), cov=p["B"] @ p["B"].T),
-        emissions=ParamsLGSSMEmissions(weights=p["C"], bias=jnp.zeros(M),
-                                       input_weights=jnp.zeros((M, 0)), cov=p["R"]),
-    )
-    return lgssm_filter(params, y).marginal_loglik
+    return lgssm_filter(dynamax_params(p), y).marginal_loglik
 
 
 def tfp_parallel(p, y):

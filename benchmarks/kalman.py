@@ -101,21 +101,27 @@ def _first_state_prior(p):
     return A @ p["m0"], A @ p["P0"] @ A.T + B @ B.T
 
 
-def dynamax_filter(p, y):
-    from dynamax.linear_gaussian_ssm import lgssm_filter
+def dynamax_params(p):
+    """dynamax's ``ParamsLGSSM`` for our model (its first state is our ``u_1``)."""
     from dynamax.linear_gaussian_ssm.inference import ParamsLGSSM, ParamsLGSSMDynamics, \
         ParamsLGSSMEmissions, ParamsLGSSMInitial
 
     N, M = p["A"].shape[0], p["C"].shape[0]
     mean1, cov1 = _first_state_prior(p)
-    params = ParamsLGSSM(
+    # empty input weights rather than None: dynamax's parallel filter indexes them
+    return ParamsLGSSM(
         initial=ParamsLGSSMInitial(mean=mean1, cov=cov1),
-        dynamics=ParamsLGSSMDynamics(weights=p["A"], bias=jnp.zeros(N), input_weights=None,
-                                     cov=p["B"] @ p["B"].T),
-        emissions=ParamsLGSSMEmissions(weights=p["C"], bias=jnp.zeros(M), input_weights=None,
-                                       cov=p["R"]),
+        dynamics=ParamsLGSSMDynamics(weights=p["A"], bias=jnp.zeros(N),
+                                     input_weights=jnp.zeros((N, 0)), cov=p["B"] @ p["B"].T),
+        emissions=ParamsLGSSMEmissions(weights=p["C"], bias=jnp.zeros(M),
+                                       input_weights=jnp.zeros((M, 0)), cov=p["R"]),
     )
-    return lgssm_filter(params, y).marginal_loglik
+
+
+def dynamax_filter(p, y):
+    from dynamax.linear_gaussian_ssm import lgssm_filter
+
+    return lgssm_filter(dynamax_params(p), y).marginal_loglik
 
 
 def tfp_filter(p, y):
