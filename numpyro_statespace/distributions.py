@@ -144,7 +144,9 @@ class KalmanLGSS(dist.Distribution):
     :param num_timesteps: ``T``; may be omitted when ``mask`` is given.
     :param mask: optional ``(..., T, M)`` bool; False marks a missing entry. NaN entries of
         the observed ``y`` are missing too; an all-missing step is a pure prediction.
-    :param method: ``"sequential"`` (``lax.scan``) or ``"auto"``.
+    :param method: ``"sequential"`` (``lax.scan``, with a steady-state switch for long series),
+        ``"parallel"`` (associative scan, ``O(log T)`` depth: :mod:`.kernels.parallel`) or
+        ``"auto"``: parallel when JAX's default backend is an accelerator, else sequential.
     """
 
     arg_constraints = {
@@ -176,9 +178,8 @@ class KalmanLGSS(dist.Distribution):
         self.R = _obs_cov(R, M)
         self._diagonal_R = self._diagonal_R or is_diagonal(self.R)
         self.u0_mean = _param("u0_mean", u0_mean, (N,), "(N,)")
-        if method not in ("auto", "sequential"):
-            raise ValueError(f"method must be 'auto' or 'sequential'; got {method!r} (the "
-                             f"parallel-in-time filter is not available yet)")
+        if method not in ("auto", "sequential", "parallel"):
+            raise ValueError(f"method must be 'auto', 'sequential' or 'parallel'; got {method!r}")
         self.method = method
         if mask is not None:
             mask = jnp.asarray(mask)
@@ -215,9 +216,13 @@ class KalmanLGSS(dist.Distribution):
         value = _check_value(self, value)
         mask = jnp.ones(self.event_shape, bool) if self._mask is None else self._mask
 
+        parallel = self.method == "parallel" or (self.method == "auto"
+                                                 and jax.default_backend() != "cpu")
+        loglik = kernels.parallel_loglik if parallel else kernels.kalman_loglik
+
         def single(A, B, C, R, m0, P0, y, mask, prior_ok):
             R = jnp.diagonal(R) if self._diagonal_R else R
-            ll = kernels.kalman_loglik(A, B, C, R, m0, P0, y, mask)
+            ll = loglik(A, B, C, R, m0, P0, y, mask)
             return jnp.where(prior_ok, ll, -jnp.inf)
 
         return jnp.vectorize(single, signature="(n,n),(n,k),(m,n),(m,m),(n),(n,n),(t,m),(t,m),()->()")(

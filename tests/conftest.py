@@ -22,3 +22,14 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+# The heaviest modules first: pytest-xdist (--dist loadscope) hands whole modules to workers in
+# collection order, so a heavy module collected last (test_workflow.py, alphabetically) keeps
+# one worker busy for minutes after the other has run out of work.
+HEAVY_FIRST = ("test_workflow.py", "test_inference.py", "test_parallel.py", "test_gradients.py",
+               "test_kalman_adjoint.py", "test_dsge.py", "test_steady_state.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(HEAVY_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(HEAVY_FIRST)))  # stable sort

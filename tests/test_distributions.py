@@ -921,7 +921,7 @@ BAD_INPUT = [
                                                                       "(7, 2)"]),
     ("num_timesteps_missing", lambda: _kal(num_timesteps=None), ["num_timesteps"]),
     ("num_timesteps_float", lambda: _kal(num_timesteps=6.0), ["num_timesteps", "6.0"]),
-    ("method_parallel", lambda: _kal(method="parallel"), ["method", "'auto'", "'sequential'",
+    ("method_unknown", lambda: _kal(method="associative"), ["method", "'auto'", "'sequential'",
                                                           "'parallel'"]),
     ("batch_not_broadcasting", lambda: _kal(A=np.stack([_A] * 3), R=np.stack([_R] * 2)),
      ["batch shapes", "(3,)", "(2,)"]),

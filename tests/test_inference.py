@@ -30,7 +30,7 @@ ROUTES = {
 #: (warm-up, draws) of the default (CI) run; the plain pruned route hits NUTS's tree-depth cap
 #: on most draws (~60 s for any short run), so CI samples the pruned model whitened and leaves
 #: the plain pruned route to the long run.
-SHORT = {"kalman": (200, 200), "joint": (200, 200), "pruned_joint_whitened": (100, 100)}
+SHORT = {"kalman": (100, 100), "joint": (200, 200), "pruned_joint_whitened": (100, 100)}
 
 
 def _nuts(route, num_warmup, num_samples, seed=0):

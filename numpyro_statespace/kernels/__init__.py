@@ -13,6 +13,7 @@ from .direct import (
 from .kalman import KalmanFilterResult, kalman_filter, predict, update
 from .likelihood import kalman_loglik
 from .lyapunov import stationary_covariance
+from .parallel import parallel_loglik
 from .whitening import BackwardInformation, backward_information, whiten_shocks
 from .smoother import (
     FilterDetails,
@@ -54,6 +55,7 @@ __all__ = [
     "linear_observations",
     "linear_states",
     "one_step_predictions",
+    "parallel_loglik",
     "predict",
     "quadratic_observations",
     "quadratic_states",

@@ -1,0 +1,173 @@
+"""The parallel-in-time Kalman filter (kernels/parallel.py, ``KalmanLGSS(method="parallel")``).
+
+Its value is checked against statsmodels, its gradient against central finite differences
+(reverse and forward mode, jit, vmap: test_gradients.check_gradients) and against the sequential
+filter's (itself checked against finite differences in test_kalman_adjoint.py): with missing
+data; with exact observables (two shocks, three states, R = 0), where the associative scan runs
+if the zero dynamics are stable and hands over to the sequential filter if they are not; and
+where an exact observable measures a predetermined state (singular elements: the sequential
+filter answers). Numerical failure gives -inf with finite gradients.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy.linalg import solve_discrete_lyapunov
+
+import numpyro_statespace as nss
+from _reference import simulate, spd, stable_matrix, statsmodels_filter
+from numpyro_statespace import kernels
+from numpyro_statespace.kernels.parallel import _parallel_pass
+from test_gradients import assert_ad_close, check_gradients, failure_check, sym
+
+T = 32
+
+
+def _general(seed=0, N=3, K=2, M=2):
+    rng = np.random.default_rng(seed)
+    theta = dict(A=stable_matrix(rng, N), B=0.5 * rng.standard_normal((N, K)),
+                 C=rng.standard_normal((M, N)), R=spd(rng, M, scale=0.1),
+                 m0=0.2 * rng.standard_normal(N), P0=spd(rng, N, scale=0.5))
+    y = simulate(rng, *(theta[k] for k in ("A", "B", "C", "R", "m0", "P0")), T)
+    return theta, y
+
+
+def _exact(seed):
+    """Two shocks, three states, two exact observables (R = 0), stationary prior. The zero
+    dynamics ``(I - B (C B)^-1 C) A`` have eigenvalues up to 0.55 with seed 6 and 3.64 with
+    seed 21 (there the parallel elements' products grow like ``3.64 ** T``)."""
+    rng = np.random.default_rng(seed)
+    A, B, C = stable_matrix(rng, 3), rng.standard_normal((3, 2)), rng.standard_normal((2, 3))
+    P0 = solve_discrete_lyapunov(A, B @ B.T)
+    y = simulate(rng, A, B, C, np.zeros((2, 2)), np.zeros(3), P0, T)
+    return dict(A=A, B=B, C=C, R=np.zeros((2, 2)), m0=np.zeros(3), P0=P0), y
+
+
+def _predetermined(seed=4):
+    """A capital-like state ``k_t = 0.9 k_{t-1} + z_{t-1}`` observed exactly (``C B = 0`` in
+    that row), next to an exactly observed sum of the two shocked states."""
+    rng = np.random.default_rng(seed)
+    A = np.array([[0.9, 1.0, 0.0], [0.0, 0.7, 0.0], [0.0, 0.0, 0.5]])
+    B = np.array([[0.0, 0.0], [0.5, 0.0], [0.0, 0.4]])
+    C = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]])
+    P0 = solve_discrete_lyapunov(A, B @ B.T)
+    y = simulate(rng, A, B, C, np.zeros((2, 2)), np.zeros(3), P0, T)
+    return dict(A=A, B=B, C=C, R=np.zeros((2, 2)), m0=np.zeros(3), P0=P0), y
+
+
+def _args(theta, y):
+    return [jnp.asarray(theta[k]) for k in ("A", "B", "C", "R", "m0", "P0")] + [jnp.asarray(y)]
+
+
+def _elements_well_defined(theta, y):
+    A, B, C, R, m0, P0, yj = _args(theta, y)
+    observed = ~jnp.isnan(yj)
+    return bool(_parallel_pass(A, B @ B.T, C, R, m0, P0, jnp.where(observed, yj, 0.0),
+                               observed)[1])
+
+
+def _loglik_fn(y, loglik=kernels.parallel_loglik):
+    yj = jnp.asarray(y)
+
+    def f(th):
+        return loglik(th["A"], th["B"], th["C"], sym(th["R"]), th["m0"], sym(th["P0"]), yj)
+    return f
+
+
+def _statsmodels_loglik(theta, y):
+    return np.sum(statsmodels_filter(*(theta[k] for k in ("A", "B", "C", "R", "m0", "P0")),
+                                     y).llf_obs)
+
+
+# Every case has the same shapes (N = 3, K = 2, M = 2, T = 32): one compilation of each.
+_value_and_grad = {
+    name: jax.jit(jax.value_and_grad(loglik, argnums=tuple(range(7))))
+    for name, loglik in [("parallel", kernels.parallel_loglik),
+                         ("sequential", kernels.kalman_loglik)]}
+
+CASES = {
+    # model, whether the associative scan runs (else the sequential filter's value is returned)
+    "missing": (_general, True),
+    "exact_observables": (lambda: _exact(6), True),
+    "unstable_zero_dynamics": (lambda: _exact(21), False),
+    "predetermined": (_predetermined, False),
+}
+
+
+def _case(case):
+    make, parallel = CASES[case]
+    theta, y = make()
+    if case == "missing":
+        y[3, 0] = y[8, :] = y[15, 1] = np.nan
+    return theta, y, parallel
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_value_and_gradient(case):
+    """Value against statsmodels, gradient (parameters and data) against the sequential
+    filter's (which tests/test_kalman_adjoint.py checks against finite differences). The scan
+    runs with missing data and with exact observables whose zero dynamics are stable; where
+    they are unstable (the combined transitions grow exponentially and would cost the gradient
+    its digits) and where an element is singular, the sequential filter answers."""
+    theta, y, parallel = _case(case)
+    assert _elements_well_defined(theta, y) == parallel
+    args = _args(theta, y)
+    ll, g = _value_and_grad["parallel"](*args)
+    np.testing.assert_allclose(ll, _statsmodels_loglik(theta, y), rtol=1e-10)
+    ll_seq, g_seq = _value_and_grad["sequential"](*args)
+    np.testing.assert_allclose(ll, ll_seq, rtol=1e-11)
+    for name, a, b in zip(("A", "B", "C", "R", "m0", "P0", "y"), g, g_seq):
+        assert_ad_close(a, b, f"parallel vs sequential gradient in {name}")
+    if case == "missing":
+        assert g[6][3, 0] == 0.0 and np.all(np.asarray(g[6][8]) == 0.0)
+
+
+def test_gradients_match_finite_differences():
+    """Reverse and forward mode, jit and vmap, against central differences (missing data)."""
+    theta, y, _ = _case("missing")
+    check_gradients(_loglik_fn(y), theta)
+
+
+_FAIL_THETA, _FAIL_Y = _general(7)
+
+
+def _fail_logpdf(th):
+    return kernels.parallel_loglik(th["A"], th["B"], th["C"], th["R"], th["m0"], th["P0"],
+                                   jnp.asarray(_FAIL_Y))
+
+
+@pytest.mark.parametrize("bad", ["R=-I", "NaN in A", "huge C"])
+def test_failure_gives_minus_inf_with_finite_gradients(bad):
+    good = dict(_FAIL_THETA, C=0.1 * _FAIL_THETA["C"])
+    A_nan = good["A"].copy()
+    A_nan[1, 2] = np.nan
+    change = {"R=-I": dict(R=-np.eye(2)), "NaN in A": dict(A=A_nan),
+              "huge C": dict(C=1e200 * good["C"])}[bad]
+    failure_check(_fail_logpdf, dict(good, **change), batch_with=good)
+
+
+def test_distribution_method_parallel_and_auto(monkeypatch):
+    """A batch of two models, the stationary prior, a missing entry and ``R`` as variances."""
+    theta, y = _general(8)
+    y[2, 1] = np.nan
+    A, B, C, _, m0, P0, yj = _args(theta, y)
+    R = jnp.array([0.1, 0.2])
+    A2 = jnp.stack([A, 0.9 * A])  # a batch of two models
+
+    def log_prob(method):
+        return jax.jit(lambda: nss.KalmanLGSS(A2, B, C, R, m0, "stationary", T,
+                                              method=method).log_prob(yj))()
+
+    np.testing.assert_allclose(log_prob("parallel"), log_prob("sequential"), rtol=1e-12)
+    # "auto" takes the parallel filter where JAX's default backend is an accelerator
+    calls = []
+    spy = lambda *a: calls.append(1) or kernels.kalman_loglik(*a)  # noqa: E731
+    monkeypatch.setattr(kernels, "parallel_loglik", spy)
+    nss.KalmanLGSS(A, B, C, R, m0, P0, T).log_prob(yj)
+    assert not calls  # CPU: the sequential filter
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    nss.KalmanLGSS(A, B, C, R, m0, P0, T).log_prob(yj)
+    assert calls
