@@ -104,7 +104,8 @@ def _mv(M, v):
 
 def _combine(first, second):
     """The element of ``first`` followed by ``second`` (batched over leading axes); the last
-    field is the largest entry of any transition ``F`` combined so far (see :func:`_parallel_pass`)."""
+    field is the largest entry of any transition ``F`` combined so far (see
+    :func:`_parallel_pass`)."""
     F1, b1, U1, eta1, J1, growth1 = first
     F2, b2, U2, eta2, J2, growth2 = second
     N = F1.shape[-1]
