@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from kalman import RESULTS, _first_state_prior, dynamax_filter, dynamax_params, ours, \
-    plain_scan, random_model, tfp_filter  # noqa: E402
+    ours_full_R, plain_scan, random_model, tfp_filter  # noqa: E402
 
 import numpyro_statespace as nss  # noqa: E402  (the checkout: kalman.py put it first)
 
@@ -105,10 +105,6 @@ def singular_check(T=1000):
     print(f"singular T={T}: our associative scan used (not the sequential fallback): {bool(ok)}; "
           f"JAX default backend {jax.default_backend()!r}: KalmanLGSS(method='auto') runs the "
           f"{'parallel' if jax.default_backend() != 'cpu' else 'sequential'} filter", flush=True)
-
-
-def ours_full_R(p, y):
-    return nss.kernels.kalman_loglik(p["A"], p["B"], p["C"], p["R"], p["m0"], p["P0"], y)
 
 
 def time_value_and_grad(loglik, params, y, repeats, keep_grad=False):

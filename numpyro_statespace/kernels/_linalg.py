@@ -18,6 +18,11 @@ from jax.scipy.linalg import solve_triangular
 LOG_2PI = math.log(2.0 * math.pi)
 
 
+def transpose(x):
+    """``x'`` over the last two axes (a batch of matrices)."""
+    return jnp.swapaxes(x, -1, -2)
+
+
 def symmetrize(S):
     """``(S + S') / 2`` over the last two axes: removes round-off asymmetry before a Cholesky."""
     return 0.5 * (S + jnp.swapaxes(S, -1, -2))

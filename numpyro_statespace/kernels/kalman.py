@@ -139,6 +139,18 @@ def observed_mask(y, mask=None):
     return observed
 
 
+def observed_system(C, R, observed):
+    """``(T, M, N)`` and ``(T, M, M)``: every step's ``C`` and ``R`` under the missing-data
+    convention of :func:`update` (a missing entry: zero row of ``C``, unit variance uncorrelated
+    with the rest), for the computations over all steps at once.
+
+    :param R: ``(M, M)``.
+    """
+    C_t = jnp.where(observed[:, :, None], C, 0.0)
+    R_t = jnp.where(observed[:, :, None] & observed[:, None, :], R, 0.0)
+    return C_t, R_t + jnp.eye(R.shape[0], dtype=R.dtype) * ~observed[:, None, :]
+
+
 def _prepare(A, B, C, R, m0, P0, y, mask):
     """What the filter's scan takes: finite, bounded stand-ins for the parameters (see _linalg)
     with ``Q = B B'``, ``y`` with its missing entries zeroed, the ``observed`` mask, whether

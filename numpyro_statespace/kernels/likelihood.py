@@ -36,34 +36,20 @@ from jax import lax
 from jax.scipy.linalg import solve_triangular
 
 from ._linalg import max_power, safe_cholesky
-from .kalman import FULL_UNROLL_MAX_STEPS, _filter_scan, _prepare, kalman_filter
+from ._linalg import transpose as _mT
+from .kalman import FULL_UNROLL_MAX_STEPS, _filter_scan, _prepare, kalman_filter, observed_system
 from .steady_state import riccati_converged, steady_state_loglik
-
-
-def _mT(x):
-    return jnp.swapaxes(x, -1, -2)
 
 
 def _sym2(x):
     return x + _mT(x)
 
 
-def _observed_part(observed, C, R, univariate):
-    """``(T, M, N)`` and ``(T, M, M)``: ``C`` and ``R`` with the rows (and columns) of each step's
-    missing entries zeroed."""
-    R_full = jnp.diag(R) if univariate else R
-    C_t = jnp.where(observed[:, :, None], C, 0.0)
-    R_t = jnp.where(observed[:, :, None] & observed[:, None, :], R_full, 0.0)
-    return C_t, R_t
-
-
 def _residuals(A, C, R, univariate, m0, ms, Ps, m_pred, P_pred, AP, y, observed):
     """What the adjoint recursion needs, for all ``T`` steps at once, from the filter's stored
     filtered (``ms (T, N)``, ``Ps (T, N, N)``) and predicted moments and ``AP = A P_{t-1}``.
     After a numerical failure these may be anything: the caller discards the gradient."""
-    # the filter's update: a missing entry gets a zero row of C and a unit, uncorrelated variance
-    C_t, R_t = _observed_part(observed, C, R, univariate)
-    R_t = R_t + jnp.eye(C.shape[0], dtype=R.dtype) * ~observed[:, None, :]
+    C_t, R_t = observed_system(C, jnp.diag(R) if univariate else R, observed)
     v = jnp.where(observed, y - m_pred @ C.T, 0.0)
     G = jnp.where(observed[:, :, None], jnp.einsum("mn,tnk->tmk", C, P_pred), 0.0)  # C_t P_pred
     L, _ = safe_cholesky(jnp.where(observed[:, None, :], G @ C.T, 0.0) + R_t)

@@ -39,7 +39,8 @@ from jax import lax
 from jax.scipy.linalg import solve_triangular
 
 from ._linalg import LOG_2PI, logdet_from_cholesky, max_power, safe_cholesky, symmetrize
-from .kalman import _prepare, update
+from ._linalg import transpose as _mT
+from .kalman import _prepare, observed_system, predict, update
 from .likelihood import kalman_loglik
 
 #: An element's ``C Q C' + R`` counts as singular when its smallest Cholesky pivot is below this
@@ -51,19 +52,6 @@ SINGULAR_RTOL = float(jnp.sqrt(jnp.finfo(jnp.float64).eps))
 #: The largest entry of a combined transition may exceed the largest one-step one (or 1) by this
 #: factor; beyond it the sequential filter's value is used.
 GROWTH_MAX = 100.0
-
-
-def _mT(x):
-    return jnp.swapaxes(x, -1, -2)
-
-
-def _observed_system(C, R, observed):
-    """``(T, M, N)`` and ``(T, M, M)``: each step's ``C`` and ``R`` under the missing-data
-    convention of :mod:`.kalman`."""
-    C_t = jnp.where(observed[:, :, None], C, 0.0)
-    R_t = jnp.where(observed[:, :, None] & observed[:, None, :], R, 0.0)
-    R_t = R_t + jnp.where(observed, 0.0, 1.0)[:, :, None] * jnp.eye(R.shape[0], dtype=R.dtype)
-    return C_t, R_t
 
 
 def _elements(A, Q, C_t, R_t, m0, P0, y, observed):
@@ -85,7 +73,7 @@ def _elements(A, Q, C_t, R_t, m0, P0, y, observed):
     eta = jnp.einsum("tmn,tm->tn", H, e)
     J = symmetrize(_mT(H) @ H)
     # The first step conditions on the prior instead of a known u_0: an ordinary Kalman step.
-    m_1, P_1, _, ok_1 = update(A @ m0, A @ P0 @ A.T + Q, y[0], observed[0], C_t[0], R_t[0])
+    m_1, P_1, _, ok_1 = update(*predict(m0, P0, A, Q), y[0], observed[0], C_t[0], R_t[0])
     zero = jnp.zeros((N, N), A.dtype)
     F, b, U = F.at[0].set(zero), b.at[0].set(m_1), U.at[0].set(P_1)
     eta, J = eta.at[0].set(0.0), J.at[0].set(zero)
@@ -126,7 +114,7 @@ def _parallel_pass(A, Q, C, R, m0, P0, y, observed):
     """``(log_likelihood, ok)`` by the associative scan; ``ok`` False where the elements are not
     well defined or a factorisation fails (the value is then meaningless)."""
     Q, R, P0 = symmetrize(Q), symmetrize(R), symmetrize(P0)
-    C_t, R_t = _observed_system(C, R, observed)
+    C_t, R_t = observed_system(C, R, observed)
     elements, ok, pivots = _elements(A, Q, C_t, R_t, m0, P0, y, observed)
     one_step = jnp.max(_max_abs(elements[0]))
     _, ms, Ps, _, _, growth = lax.associative_scan(_combine, elements + (_max_abs(elements[0]),))

@@ -41,7 +41,7 @@ from jax.scipy.linalg import solve_triangular
 
 from ._linalg import finite_or, psd_factor, safe_cholesky, symmetrize
 from .direct import linear_states, quadratic_observations, quadratic_states
-from .kalman import kalman_filter, observed_mask, predict
+from .kalman import kalman_filter, observed_mask, observed_system, predict
 
 __all__ = [
     "FilterDetails",
@@ -172,10 +172,7 @@ def _predicted_covs(A, Q, filtered_covs):
 def _gains(A, C, R, P_pred, observed):
     """:class:`_Gains` from the predicted covariances, vectorised over time (no recursion)."""
     N = A.shape[0]
-    C_t = jnp.where(observed[:, :, None], C, 0.0)
-    both = observed[:, :, None] & observed[:, None, :]
-    unit = jnp.where(observed, 0.0, 1.0).astype(R.dtype)
-    R_t = jnp.where(both, R, 0.0) + unit[:, :, None] * jnp.eye(R.shape[0], dtype=R.dtype)
+    C_t, R_t = observed_system(C, R, observed)
     CP = jnp.einsum("tmn,tnk->tmk", C_t, P_pred)
     F_t = jnp.einsum("tmk,tjk->tmj", CP, C_t) + R_t
     Lc, ok = safe_cholesky(F_t)
