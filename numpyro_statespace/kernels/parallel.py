@@ -116,12 +116,12 @@ def _parallel_pass(A, Q, C, R, m0, P0, y, observed):
     Q, R, P0 = symmetrize(Q), symmetrize(R), symmetrize(P0)
     C_t, R_t = observed_system(C, R, observed)
     elements, ok, pivots = _elements(A, Q, C_t, R_t, m0, P0, y, observed)
-    one_step = jnp.max(_max_abs(elements[0]))
-    _, ms, Ps, _, _, growth = lax.associative_scan(_combine, elements + (_max_abs(elements[0]),))
+    one_step = _max_abs(elements[0])  # (T,): each element's largest transition entry
+    _, ms, Ps, _, _, growth = lax.associative_scan(_combine, elements + (one_step,))
     # A combined transition growing far beyond the one-step ones means exponentially growing
     # products (an exact observable whose zero dynamics are unstable): the combination then
     # cancels large numbers and loses precision, in the gradient first.
-    ok = ok & (jnp.max(growth) <= GROWTH_MAX * jnp.maximum(one_step, 1.0))
+    ok = ok & (jnp.max(growth) <= GROWTH_MAX * jnp.maximum(jnp.max(one_step), 1.0))
     # log N(y_t; C m_{t|t-1}, C P_{t|t-1} C' + R) for every step at once
     m_prev = jnp.concatenate([m0[None], ms[:-1]])
     P_prev = jnp.concatenate([P0[None], Ps[:-1]])
