@@ -23,11 +23,15 @@ if str(ROOT) not in sys.path:
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-# The heaviest modules first: pytest-xdist (--dist loadscope) hands whole modules to workers in
-# collection order, so a heavy module collected last (test_workflow.py, alphabetically) keeps
-# one worker busy for minutes after the other has run out of work.
-HEAVY_FIRST = ("test_workflow.py", "test_inference.py", "test_parallel.py", "test_gradients.py",
-               "test_kalman_adjoint.py", "test_dsge.py", "test_steady_state.py")
+# The heaviest modules first (CPU seconds of the default run, measured): with --dist loadscope
+# --no-loadscope-reorder (pyproject.toml) pytest-xdist hands whole modules to the workers in
+# collection order, so the light ones fill the end and no worker is left alone with a heavy
+# module. (xdist's default order is by number of tests: test_bad_input's 140 cases first, the
+# NUTS modules last.) test_workflow leads: its example scripts run in the background meanwhile.
+HEAVY_FIRST = ("test_workflow.py", "test_gradients.py", "test_inference.py",
+               "test_distributions.py", "test_kalman_adjoint.py", "test_steady_state.py",
+               "test_parallel.py", "test_dsge.py", "test_whitening.py",
+               "test_singular_highprec.py", "test_models.py")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -117,7 +117,8 @@ def _compiled_transforms(f):
 
 
 def check_gradients(logpdf_fn, theta, *, seed=0, eager=False):
-    """All gradient checks of the requirement for ``logpdf_fn`` at the pytree ``theta``.
+    """All gradient checks of the requirement for ``logpdf_fn`` at the pytree ``theta``;
+    returns the value and the flat gradient there.
 
     Under ``jax.jit``: ``jax.grad`` vs ``jax.jacfwd`` (1e-10) and both vs central FD (1e-5); and
     ``jax.vmap(jax.grad)`` over a batch of ``BATCH`` parameter sets vs a Python loop of single
@@ -159,10 +160,23 @@ def check_gradients(logpdf_fn, theta, *, seed=0, eager=False):
     if eager:
         np.testing.assert_allclose(f(flat), value, rtol=1e-12, err_msg="eager vs jit value")
         assert_ad_close(jax.grad(f)(flat), g_rev, "eager grad vs jit(grad)")
-    return g_rev
+    return value, g_rev
 
 
 _FAILURE_TRANSFORMS = {}
+
+
+def all_transforms(logpdf_fn, theta):
+    """``(program, flat, unravel)``: :func:`_compiled_transforms` of ``logpdf_fn`` at the flat
+    parameter vector of ``theta``, cached per (model, shapes), so that the failure modes (and
+    other checks) of one model share one compilation."""
+    theta = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype=jnp.float64), theta)
+    flat, unravel = ravel_pytree(theta)
+    key = (logpdf_fn, jax.tree_util.tree_structure(theta),
+           tuple(x.shape for x in jax.tree_util.tree_leaves(theta)))
+    if key not in _FAILURE_TRANSFORMS:
+        _FAILURE_TRANSFORMS[key] = _compiled_transforms(lambda v: logpdf_fn(unravel(v)))
+    return _FAILURE_TRANSFORMS[key], flat, unravel
 
 
 def failure_check(logpdf_fn, theta, batch_with=None):
@@ -175,24 +189,10 @@ def failure_check(logpdf_fn, theta, batch_with=None):
     ``batch_with``: a good parameter set; then ``vmap`` runs over ``[good, bad, good]`` and the
     good members must equal their single evaluations (a failing member must not leak).
     """
-    theta = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype=jnp.float64), theta)
-    flat, unravel = ravel_pytree(theta)
-    key = (logpdf_fn, jax.tree_util.tree_structure(theta),
-           tuple(x.shape for x in jax.tree_util.tree_leaves(theta)))
-    if key not in _FAILURE_TRANSFORMS:
-        f = lambda v: logpdf_fn(unravel(v))  # noqa: E731
-
-        @jax.jit
-        def transformed(v, vs):
-            value, g_rev = jax.value_and_grad(f)(v)
-            return value, g_rev, jax.jacfwd(f)(v), jax.vmap(jax.value_and_grad(f))(vs)
-
-        _FAILURE_TRANSFORMS[key] = transformed
-    transformed = _FAILURE_TRANSFORMS[key]
-
+    transformed, flat, unravel = all_transforms(logpdf_fn, theta)
     good = flat if batch_with is None else ravel_pytree(
         jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype=jnp.float64), batch_with))[0]
-    value, g_rev, g_fwd, (v_vmap, g_vmap) = transformed(flat, jnp.stack([good, flat, good]))
+    value, g_rev, g_fwd, v_vmap, g_vmap = transformed(flat, jnp.stack([good, flat, good]))
     assert value == -np.inf, f"expected -inf on numerical failure, got {value}"
     assert v_vmap[1] == -np.inf, f"expected -inf on numerical failure under vmap, got {v_vmap[1]}"
     for name, g in [("grad", g_rev), ("jacfwd", g_fwd), ("vmap(grad)", g_vmap[1])]:
@@ -308,8 +308,8 @@ def test_direct_pruned_quadratic_random():
     m = random_quadratic(3, T=10)
     theta = dict(A_0=m["A_0"], A_1=m["A"], A_2=m["A_2"], B=m["B"], C_0=m["C_0"], C_1=m["C"],
                  C_2=m["C_2"], u0=m["u0"], noise=m["noise"], R=m["R"])
-    g = check_gradients(_quadratic_logpdf_fn(nss.PrunedQuadraticStateSpaceProblem, m["y"]),
-                        theta, seed=4)
+    _, g = check_gradients(_quadratic_logpdf_fn(nss.PrunedQuadraticStateSpaceProblem, m["y"]),
+                           theta, seed=4)
     assert np.all(g != 0.0)  # every coordinate enters the logpdf
 
 
@@ -342,7 +342,7 @@ def test_generic_state_space():
     p = dict(A=m["A"], B=m["B"], C=m["C"], c=0.3 * rng.standard_normal(2),
              drift=0.1 * rng.standard_normal(3), log_scale=np.array(-0.2))
     theta = dict(p=p, noise=m["noise"], u0=m["u0"], R=m["R"])
-    g = check_gradients(logpdf_fn, theta, seed=6)
+    _, g = check_gradients(logpdf_fn, theta, seed=6)
     assert np.all(g != 0.0)  # every coordinate of p, the noise, u0 and R enters the logpdf
 
 
@@ -384,7 +384,7 @@ def test_kalman_dsge_singular():
         y[t] = C @ x  # exact observations: R = 0
     P0 = solve_discrete_lyapunov(A, B @ B.T)
     theta = dict(A=A, B=B, C=C, R=np.zeros((1, 1)), m0=np.zeros(N), P0=P0)
-    g = check_gradients(_kalman_logpdf_fn(y), theta, seed=10, eager=True)
+    _, g = check_gradients(_kalman_logpdf_fn(y), theta, seed=10, eager=True)
     # The derivative with respect to R at R = 0 exists and is not trivially zero.
     flat, unravel = ravel_pytree(jax.tree_util.tree_map(jnp.asarray, theta))
     assert unravel(g)["R"][0, 0] != 0.0

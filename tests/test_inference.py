@@ -32,17 +32,22 @@ ROUTES = {
 #: the plain pruned route to the long run.
 SHORT = {"kalman": (100, 100), "joint": (200, 200), "pruned_joint_whitened": (100, 100)}
 
+# Data simulated by one compiled program per model (run eagerly, the model's operations would
+# each be compiled on their own: seconds per call).
+simulate = jax.jit(rbc.simulate, static_argnums=(1, 2))
+
 
 def _nuts(route, num_warmup, num_samples, seed=0):
     model, T, target, _ = ROUTES[route]
     data_model = rbc.pruned_joint_model if route.startswith("pruned") else model
-    y = rbc.simulate(jax.random.key(seed), T, data_model)
+    y = simulate(jax.random.key(seed), T, data_model)
     # Starting at the prior median keeps chains out of the sigma -> large, w -> 0 funnel that
     # a random start in the latent-shock routes can get stuck in during warm-up.
     kernel = NUTS(model, target_accept_prob=target, init_strategy=numpyro.infer.init_to_median)
-    mcmc = MCMC(kernel, num_warmup=num_warmup,
-                num_samples=num_samples, num_chains=2, chain_method="sequential",
-                progress_bar=False)
+    # vectorized chains: one compilation of the sampler for both (sequential chains compile
+    # it once per chain)
+    mcmc = MCMC(kernel, num_warmup=num_warmup, num_samples=num_samples, num_chains=2,
+                chain_method="vectorized", progress_bar=False)
     mcmc.run(jax.random.key(seed + 1), y, extra_fields=("diverging",))
     return mcmc
 
@@ -72,7 +77,7 @@ def test_nuts_recovers_parameters_long(route):
 @pytest.mark.parametrize("route", ["kalman", "joint", "pruned_joint"])
 def test_svi_and_predictive_shapes(route):
     model, T, _, _ = ROUTES[route]
-    y = rbc.simulate(jax.random.key(3), T, model)
+    y = simulate(jax.random.key(3), T, model)
     guide = AutoNormal(model)
     svi = SVI(model, guide, numpyro.optim.Adam(0.01), Trace_ELBO())
     result = svi.run(jax.random.key(4), 200, y, progress_bar=False)
@@ -86,18 +91,21 @@ def test_svi_and_predictive_shapes(route):
     if route != "kalman":
         assert posterior["w"].shape == (n, T, 1)
 
-    prior_pred = Predictive(model, num_samples=n)(jax.random.key(6), num_timesteps=T)
+    # under jit, as one program each (NumPyro runs parallel=True op by op otherwise)
+    prior_pred = jax.jit(lambda key: Predictive(model, num_samples=n)(key, num_timesteps=T))(
+        jax.random.key(6))
     assert prior_pred["y"].shape == (n, T, 2)
     for parallel in (False, True):
-        post_pred = Predictive(model, posterior_samples=posterior, parallel=parallel,
-                               return_sites=["y"])(jax.random.key(7), num_timesteps=T)
+        predictive = Predictive(model, posterior_samples=posterior, parallel=parallel,
+                                return_sites=["y"])
+        post_pred = jax.jit(lambda key: predictive(key, num_timesteps=T))(jax.random.key(7))
         assert post_pred["y"].shape == (n, T, 2)
         assert np.all(np.isfinite(post_pred["y"]))
 
 
 def test_kalman_model_with_missing_data_under_nuts():
     """NaN entries are missing observations inside a sampled model, not a crash."""
-    y = rbc.simulate(jax.random.key(8), 100)
+    y = simulate(jax.random.key(8), 100, rbc.kalman_model)
     y = y.at[10:20, 0].set(jnp.nan).at[40, :].set(jnp.nan)
     mcmc = MCMC(NUTS(rbc.kalman_model), num_warmup=100, num_samples=100, progress_bar=False)
     mcmc.run(jax.random.key(9), y)

@@ -15,14 +15,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.flatten_util import ravel_pytree
 from scipy.linalg import solve_discrete_lyapunov
 
 import numpyro_statespace as nss
 from _reference import simulate, spd, stable_matrix, statsmodels_filter
 from numpyro_statespace import kernels
 from numpyro_statespace.kernels.parallel import _parallel_pass
-from test_gradients import assert_ad_close, assert_fd_close, central_fd, failure_check, sym
+from test_gradients import (all_transforms, assert_ad_close, assert_fd_close, central_fd,
+                            failure_check, sym)
 
 T = 32
 
@@ -63,19 +63,12 @@ def _args(theta, y):
     return [jnp.asarray(theta[k]) for k in ("A", "B", "C", "R", "m0", "P0")] + [jnp.asarray(y)]
 
 
-def _elements_well_defined(theta, y):
-    A, B, C, R, m0, P0, yj = _args(theta, y)
-    observed = ~jnp.isnan(yj)
-    return bool(_parallel_pass(A, B @ B.T, C, R, m0, P0, jnp.where(observed, yj, 0.0),
-                               observed)[1])
-
-
-def _loglik_fn(y, loglik=kernels.parallel_loglik):
-    yj = jnp.asarray(y)
-
-    def f(th):
-        return loglik(th["A"], th["B"], th["C"], sym(th["R"]), th["m0"], sym(th["P0"]), yj)
-    return f
+@jax.jit
+def _scan_runs(A, B, C, R, m0, P0, y):
+    """Whether the associative scan's elements are well defined (else the sequential filter
+    answers)."""
+    observed = ~jnp.isnan(y)
+    return _parallel_pass(A, B @ B.T, C, R, m0, P0, jnp.where(observed, y, 0.0), observed)[1]
 
 
 def _statsmodels_loglik(theta, y):
@@ -83,11 +76,23 @@ def _statsmodels_loglik(theta, y):
                                      y).llf_obs)
 
 
-# Every case has the same shapes (N = 3, K = 2, M = 2, T = 32): one compilation of each.
-_value_and_grad = {
-    name: jax.jit(jax.value_and_grad(loglik, argnums=tuple(range(7))))
-    for name, loglik in [("parallel", kernels.parallel_loglik),
-                         ("sequential", kernels.kalman_loglik)]}
+def _logpdf(th):
+    """The parallel filter's log-likelihood of a parameter dict that includes the data ``y``."""
+    return kernels.parallel_loglik(th["A"], th["B"], th["C"], sym(th["R"]), th["m0"],
+                                   sym(th["P0"]), th["y"])
+
+
+def _transforms(theta, y):
+    """Every case has the same shapes (N = 3, K = 2, M = 2, T = 32): one compiled program
+    (value, grad, jacfwd, vmap(value_and_grad), see test_gradients.all_transforms) serves the
+    value, gradient, finite-difference and failure tests of this module."""
+    program, flat, unravel = all_transforms(_logpdf, dict(theta, y=y))
+    value, g_rev, g_fwd = program(flat, jnp.stack([flat] * 3))[:3]
+    return program, flat, unravel, value, g_rev, g_fwd
+
+
+_sequential_value_and_grad = jax.jit(jax.value_and_grad(kernels.kalman_loglik,
+                                                        argnums=tuple(range(7))))
 
 CASES = {
     # model, whether the associative scan runs (else the sequential filter's value is returned)
@@ -114,53 +119,42 @@ def test_value_and_gradient(case):
     they are unstable (the combined transitions grow exponentially and would cost the gradient
     its digits) and where an element is singular, the sequential filter answers."""
     theta, y, parallel = _case(case)
-    assert _elements_well_defined(theta, y) == parallel
-    args = _args(theta, y)
-    ll, g = _value_and_grad["parallel"](*args)
+    assert bool(_scan_runs(*_args(theta, y))) == parallel
+    _, _, unravel, ll, g, _ = _transforms(theta, y)
+    g = unravel(g)
     np.testing.assert_allclose(ll, _statsmodels_loglik(theta, y), rtol=1e-10)
-    ll_seq, g_seq = _value_and_grad["sequential"](*args)
+    ll_seq, g_seq = _sequential_value_and_grad(*_args(theta, y))
     np.testing.assert_allclose(ll, ll_seq, rtol=1e-11)
-    for name, a, b in zip(("A", "B", "C", "R", "m0", "P0", "y"), g, g_seq):
-        assert_ad_close(a, b, f"parallel vs sequential gradient in {name}")
+    for name, b in zip(("A", "B", "C", "R", "m0", "P0", "y"), g_seq):
+        b = sym(b) if name in ("R", "P0") else b
+        assert_ad_close(g[name], b, f"parallel vs sequential gradient in {name}")
     if case == "missing":
-        assert g[6][3, 0] == 0.0 and np.all(np.asarray(g[6][8]) == 0.0)
+        assert g["y"][3, 0] == 0.0 and np.all(np.asarray(g["y"][8]) == 0.0)
 
 
 def test_gradients_match_finite_differences():
-    """Reverse mode (the compiled program of test_value_and_gradient) and forward mode against
-    central differences, in every argument but ``y`` (missing data; vmap(grad) is checked by
-    the failure test below, next to a failing member)."""
+    """Reverse and forward mode (the module's one compiled program) against central
+    differences, in every argument but ``y`` (missing data; vmap(grad) is checked by the
+    failure test below, next to a failing member)."""
     theta, y, _ = _case("missing")
-    args = _args(theta, y)
-    g_rev = _value_and_grad["parallel"](*args)[1][:6]
-    flat, unravel = ravel_pytree(args[:6])
-
-    def f(v):
-        return kernels.parallel_loglik(*unravel(v), args[6])
-
-    g_fwd = jax.jit(jax.jacfwd(f))(flat)
-    fd = central_fd(jax.jit(f), flat)
-    assert_fd_close(ravel_pytree(g_rev)[0], fd, "grad vs central FD")
-    assert_fd_close(g_fwd, fd, "jacfwd vs central FD")
-    assert_ad_close(g_fwd, ravel_pytree(g_rev)[0], "jacfwd vs grad")
-
-
-_FAIL_THETA, _FAIL_Y = _general(7)
-
-
-def _fail_logpdf(th):
-    return kernels.parallel_loglik(th["A"], th["B"], th["C"], th["R"], th["m0"], th["P0"],
-                                   jnp.asarray(_FAIL_Y))
+    program, flat, _, _, g_rev, g_fwd = _transforms(theta, y)
+    n = flat.size - y.size  # the parameters come first in the flat vector, y last
+    batch = jnp.stack([flat] * 3)
+    fd = central_fd(lambda v: float(program(jnp.concatenate([v, flat[n:]]), batch)[0]), flat[:n])
+    assert_fd_close(g_rev[:n], fd, "grad vs central FD")
+    assert_fd_close(g_fwd[:n], fd, "jacfwd vs central FD")
+    assert_ad_close(g_fwd, g_rev, "jacfwd vs grad")
 
 
 @pytest.mark.parametrize("bad", ["R=-I", "NaN in A", "huge C"])
 def test_failure_gives_minus_inf_with_finite_gradients(bad):
-    good = dict(_FAIL_THETA, C=0.1 * _FAIL_THETA["C"])
+    theta, y = _general(7)
+    good = dict(theta, C=0.1 * theta["C"], y=y)
     A_nan = good["A"].copy()
     A_nan[1, 2] = np.nan
     change = {"R=-I": dict(R=-np.eye(2)), "NaN in A": dict(A=A_nan),
               "huge C": dict(C=1e200 * good["C"])}[bad]
-    failure_check(_fail_logpdf, dict(good, **change), batch_with=good)
+    failure_check(_logpdf, dict(good, **change), batch_with=good)
 
 
 def test_distribution_method_parallel_and_auto(monkeypatch):
