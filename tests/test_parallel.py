@@ -139,6 +139,7 @@ def test_gradients_match_finite_differences():
     theta, y, _ = _case("missing")
     program, flat, _, _, g_rev, g_fwd = _transforms(theta, y)
     n = flat.size - y.size  # the parameters come first in the flat vector, y last
+    np.testing.assert_array_equal(flat[n:], y.ravel())
     batch = jnp.stack([flat] * 3)
     fd = central_fd(lambda v: float(program(jnp.concatenate([v, flat[n:]]), batch)[0]), flat[:n])
     assert_fd_close(g_rev[:n], fd, "grad vs central FD")
