@@ -91,8 +91,10 @@ def _small_cholesky(M):
 
 
 def _solve_lower(U, b, trans=False):
+    """``U^-1 b`` (``U^-T b`` with ``trans``) for lower triangular ``U (..., K, K)`` and
+    ``b (..., K, n)``."""
     if U.shape[-1] == 1:
-        return b / U[0, 0]
+        return b / U
     return solve_triangular(U, b, lower=True, trans=1 if trans else 0)
 
 
@@ -103,32 +105,36 @@ def backward_information(A, B, C, R, y, mask=None, state_offset=None, obs_offset
     :param A: ``(N, N)``; :param B: ``(N, K)``; :param C: ``(M, N)``; :param R: ``(M, M)``.
     :param y: ``(T, M)``; NaN entries are missing. :param mask: optional ``(T, M)`` bool.
     :param state_offset: ``a (N,)``; :param obs_offset: ``d (M,)`` (default zeros).
+
+    The recursion carries precision and shift as one ``(N + 1, N + 1)`` matrix
+    ``[[Omega, -xi], [-xi', .]]``, the quadratic form in ``(u, 1)``, with the offset folded into
+    ``[[A, a], [0, 1]]``: a few small products per step instead of a dozen (the loop's cost
+    is per operation; same numbers to round-off).
     """
     N, K = B.shape
-    a = jnp.zeros(N, A.dtype) if state_offset is None else state_offset
-    d = jnp.zeros(C.shape[0], A.dtype) if obs_offset is None else obs_offset
+    dtype = A.dtype
+    a = jnp.zeros(N, dtype) if state_offset is None else state_offset
+    d = jnp.zeros(C.shape[0], dtype) if obs_offset is None else obs_offset
     observed = observed_mask(y, mask)
     info_C, info_y = observation_information(C, R, y - d, observed, jitter)
-    eye_K = jnp.eye(K, dtype=A.dtype)
+    T = info_y.shape[0]
+    info = jnp.concatenate([
+        jnp.concatenate([info_C, -info_y[:, :, None]], axis=-1),
+        jnp.concatenate([-info_y[:, None, :], jnp.zeros((T, 1, 1), dtype)], axis=-1)], axis=-2)
+    A_aug = jnp.block([[A, a[:, None]], [jnp.zeros((1, N), dtype), jnp.ones((1, 1), dtype)]])
+    B_aug = jnp.concatenate([B, jnp.zeros((1, K), dtype)])
+    eye_K = jnp.eye(K, dtype=dtype)
 
-    def step(carry, inputs):
-        Omega_next, xi_next = carry  # information about u_t from y_{t+1..T}
-        info_C_t, info_y_t = inputs
-        Omega = symmetrize(info_C_t + Omega_next)  # about u_t from y_{t..T}
-        xi = info_y_t + xi_next
+    def step(Omega_next, info_t):
+        Omega = info_t + Omega_next  # about (u_t, 1) from y_{t..T}
         # Marginalise w_t through u_t = a + A u_{t-1} + B w_t.
-        OB = Omega @ B
-        U = _small_cholesky(eye_K + B.T @ OB)
-        Z = _solve_lower(U, OB.T)  # U^{-1} B' Omega
-        G_Omega = Omega - Z.T @ Z
-        G_xi = xi - Z.T @ _solve_lower(U, B.T @ xi)
-        Omega_prev = symmetrize(A.T @ G_Omega @ A)
-        xi_prev = A.T @ (G_xi - G_Omega @ a)
-        return (Omega_prev, xi_prev), (Omega, xi, U)
+        OB = Omega @ B_aug
+        U = _small_cholesky(eye_K + B_aug.T @ OB)
+        Z = _solve_lower(U, OB.T)  # U^{-1} B' [Omega, -xi]
+        return symmetrize(A_aug.T @ (Omega - Z.T @ Z) @ A_aug), (Omega, U)
 
-    init = (jnp.zeros((N, N), A.dtype), jnp.zeros(N, A.dtype))
-    _, out = lax.scan(step, init, (info_C, info_y), reverse=True)
-    return BackwardInformation(*out)
+    _, (Omega, U) = lax.scan(step, jnp.zeros((N + 1, N + 1), dtype), info, reverse=True)
+    return BackwardInformation(Omega[:, :N, :N], -Omega[:, :N, N], U)
 
 
 def whiten_shocks(eps, A, B, info, u0, state_offset=None):
@@ -136,17 +142,32 @@ def whiten_shocks(eps, A, B, info, u0, state_offset=None):
 
     :param info: :class:`BackwardInformation` from :func:`backward_information`.
     :param u0: ``(N,)`` the known initial state of the whitening model.
+
+    ``w_t = g_t - H_t x_t`` with ``x_t = a + A u_{t-1}``, ``H_t = M_t^-1 B' Omega'_t`` and
+    ``g_t = M_t^-1 B' xi'_t + U_t'^-1 eps_t`` computed for all steps at once; the states then
+    follow the time-varying linear recursion ``u_t = (I - B H_t) x_t + B g_t``, one product per
+    step.
     """
-    N = B.shape[0]
+    N, K = B.shape
     a = jnp.zeros(N, A.dtype) if state_offset is None else state_offset
+    U = info.factors
+    # V = M^-1 B' = U'^-1 U^-1 B' for every step
+    V = _solve_lower(U, _solve_lower(U, jnp.broadcast_to(B.T, U.shape[:-2] + (K, N))),
+                     trans=True)
+    H = V @ info.precisions                                            # (T, K, N)
+    g = (jnp.einsum("tkn,tn->tk", V, info.shifts)
+         + _solve_lower(U, eps[..., None], trans=True)[..., 0])       # (T, K)
+    J = jnp.eye(N, dtype=A.dtype) - B @ H                              # (T, N, N): I - B H_t
+    F = J @ A
+    c = jnp.einsum("tij,j->ti", J, a) + g @ B.T
 
     def step(u, inputs):
-        eps_t, Omega, xi, U = inputs
-        x = a + A @ u
-        # mean M^{-1} B'(xi - Omega x); U'^{-1} eps has covariance M^{-1} = (U U')^{-1}
-        w = _solve_lower(U, _solve_lower(U, B.T @ (xi - Omega @ x)) + eps_t, trans=True)
-        return x + B @ w, w
+        F_t, c_t = inputs
+        u = F_t @ u + c_t
+        return u, u
 
-    _, w = lax.scan(step, u0, (eps, info.precisions, info.shifts, info.factors))
-    logdet = -jnp.sum(jnp.log(jnp.diagonal(info.factors, axis1=-2, axis2=-1)))
+    _, u = lax.scan(step, u0, (F, c))
+    x = a + jnp.concatenate([u0[None], u[:-1]]) @ A.T
+    w = g - jnp.einsum("tkn,tn->tk", H, x)
+    logdet = -jnp.sum(jnp.log(jnp.diagonal(U, axis1=-2, axis2=-1)))
     return w, logdet
