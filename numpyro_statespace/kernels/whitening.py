@@ -167,7 +167,7 @@ def whiten_shocks(eps, A, B, info, u0, state_offset=None):
         return u, u
 
     _, u = lax.scan(step, u0, (F, c))
-    x = a + jnp.concatenate([u0[None], u[:-1]]) @ A.T
+    x = a + jnp.concatenate([u0[None], u])[:-1] @ A.T  # x_t from u_{t-1}
     w = g - jnp.einsum("tkn,tn->tk", H, x)
     logdet = -jnp.sum(jnp.log(jnp.diagonal(U, axis1=-2, axis2=-1)))
     return w, logdet
