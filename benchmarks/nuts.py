@@ -6,11 +6,13 @@ linear routes fit the same data with the same model and their posteriors must ag
 likelihood with the 200 shocks as plain ``N(0, 1)`` latents; the same with the shocks whitened
 by their posterior (``sample_noise(..., whiten=...)``); and the pruned second-order model, plain
 and whitened.
-NumPyro's NUTS, 2 chains x 500 warm-up + 500 draws (``--quick``: 100 + 100), sequential chains,
+NumPyro's NUTS, 2 chains x 500 warm-up + 500 draws (``--quick``: 100 + 100), sequential chains
+(``--chain-method parallel``: one per core),
 chains started at the prior median (``--init uniform``: NumPyro's default random start).
 Prints a table and writes ``benchmarks/results/nuts.json`` (``nuts_uniform.json``).
 
-    python benchmarks/nuts.py [--quick] [--init uniform] [--routes kalman,joint_whitened]
+    python benchmarks/nuts.py [--quick] [--init uniform] [--chain-method parallel]
+                              [--routes kalman,joint_whitened]
 """
 
 from __future__ import annotations
@@ -22,7 +24,15 @@ import time
 from functools import partial
 from pathlib import Path
 
-import jax
+# --chain-method parallel runs the two chains on two XLA host devices, one per core; the device
+# count must be set before JAX starts its backend (the models module creates arrays on import).
+_argv = " ".join(sys.argv[1:]).replace("=", " ")
+if "--chain-method parallel" in _argv:
+    import numpyro
+
+    numpyro.set_host_device_count(2)
+
+import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 
@@ -49,11 +59,11 @@ ROUTES = {
 INIT = {"median": init_to_median, "uniform": init_to_uniform}
 
 
-def run_route(name, T, num_warmup, num_samples, seed=0, init="median"):
+def run_route(name, T, num_warmup, num_samples, seed=0, init="median", chain_method="sequential"):
     data_model, model = ROUTES[name]
     y = rbc.simulate(jax.random.key(seed), T, data_model)
     mcmc = MCMC(NUTS(model, init_strategy=INIT[init]), num_warmup=num_warmup,
-                num_samples=num_samples, num_chains=2, chain_method="sequential",
+                num_samples=num_samples, num_chains=2, chain_method=chain_method,
                 progress_bar=False)
     t0 = time.perf_counter()
     mcmc.run(jax.random.key(seed + 1), y, extra_fields=("diverging",))
@@ -77,21 +87,26 @@ def main():
     parser.add_argument("--routes", default=",".join(ROUTES))
     parser.add_argument("--T", type=int, default=200)
     parser.add_argument("--init", choices=list(INIT), default="median")
+    parser.add_argument("--chain-method", choices=["sequential", "parallel"], default="sequential",
+                        help="parallel: one chain per core (one compilation, chains concurrent)")
     args = parser.parse_args()
     n = 100 if args.quick else 500
     print(f"JAX {jax.__version__} on {jax.devices()[0].platform}; 2 chains x {n} warm-up + {n} "
-          f"draws, T = {args.T}, init_to_{args.init}; truth {rbc.TRUTH}")
+          f"draws, T = {args.T}, init_to_{args.init}, {args.chain_method} chains; truth "
+          f"{rbc.TRUTH}")
     print(f"{'route':24s} {'wall':>8s} {'min ESS':>8s} {'ESS/s':>8s} {'r_hat max':>9s} "
           f"{'div':>4s}   posterior means (a, rho, sigma)")
     rows = []
     for name in args.routes.split(","):
-        r = run_route(name, args.T, n, n, init=args.init)
+        r = run_route(name, args.T, n, n, init=args.init, chain_method=args.chain_method)
         rows.append(r)
         means = ", ".join(f"{r['posterior_mean'][k]:.4f}" for k in rbc.TRUTH)
         print(f"{name:24s} {r['wall_s']:7.1f}s {r['min_ess']:8.0f} {r['ess_per_s']:8.2f} "
               f"{r['r_hat_max']:9.3f} {r['divergences']:4d}   {means}", flush=True)
     RESULTS.mkdir(exist_ok=True)
     name = "nuts.json" if args.init == "median" else f"nuts_{args.init}.json"
+    if args.chain_method != "sequential":
+        name = name.replace(".json", f"_{args.chain_method}.json")
     (RESULTS / name).write_text(json.dumps(rows, indent=2))
 
 
