@@ -163,7 +163,7 @@ def check_gradients(logpdf_fn, theta, *, seed=0, eager=False):
     return value, g_rev
 
 
-_FAILURE_TRANSFORMS = {}
+_TRANSFORMS = {}
 
 
 def all_transforms(logpdf_fn, theta):
@@ -174,9 +174,9 @@ def all_transforms(logpdf_fn, theta):
     flat, unravel = ravel_pytree(theta)
     key = (logpdf_fn, jax.tree_util.tree_structure(theta),
            tuple(x.shape for x in jax.tree_util.tree_leaves(theta)))
-    if key not in _FAILURE_TRANSFORMS:
-        _FAILURE_TRANSFORMS[key] = _compiled_transforms(lambda v: logpdf_fn(unravel(v)))
-    return _FAILURE_TRANSFORMS[key], flat, unravel
+    if key not in _TRANSFORMS:
+        _TRANSFORMS[key] = _compiled_transforms(lambda v: logpdf_fn(unravel(v)))
+    return _TRANSFORMS[key], flat, unravel
 
 
 def failure_check(logpdf_fn, theta, batch_with=None):

@@ -25,7 +25,7 @@ def transpose(x):
 
 def symmetrize(S):
     """``(S + S') / 2`` over the last two axes: removes round-off asymmetry before a Cholesky."""
-    return 0.5 * (S + jnp.swapaxes(S, -1, -2))
+    return 0.5 * (S + transpose(S))
 
 
 @jax.custom_jvp
