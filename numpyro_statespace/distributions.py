@@ -18,6 +18,7 @@ class                  likelihood
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, NamedTuple
 
 import jax
@@ -126,6 +127,20 @@ def _stationary_prior(A, B):
     return P, ok & ok_P
 
 
+@partial(jax.jit, static_argnums=2)
+def _compiled_log_prob(d, value, options):
+    """``d._log_prob(value, *options)`` as one compiled program (the distribution is a pytree:
+    its arrays are the arguments, its options part of the cache key). ``options`` (static)
+    holds what must be decided outside the trace: whether ``value`` may hold NaN (before
+    tracing hides its values), which filter ``method="auto"`` means on this backend.
+
+    NumPyro evaluates a model and its gradient op by op while it initialises a sampler, and
+    eager users call ``log_prob`` directly; without this every operation of the likelihood
+    would be compiled on its own. Inside a jitted caller it is inlined.
+    """
+    return d._log_prob(value, *options)
+
+
 # -- marginal likelihood ------------------------------------------------------------------
 class KalmanLGSS(dist.Distribution):
     r"""Linear Gaussian state-space model with the shocks integrated out (Kalman filter).
@@ -213,11 +228,12 @@ class KalmanLGSS(dist.Distribution):
 
     @validate_sample
     def log_prob(self, value):
-        value = _check_value(self, value)
-        mask = jnp.ones(self.event_shape, bool) if self._mask is None else self._mask
-
         parallel = self.method == "parallel" or (self.method == "auto"
                                                  and jax.default_backend() != "cpu")
+        return _compiled_log_prob(self, _check_value(self, value), (parallel,))
+
+    def _log_prob(self, value, parallel):
+        mask = jnp.ones(self.event_shape, bool) if self._mask is None else self._mask
         loglik = kernels.parallel_loglik if parallel else kernels.kalman_loglik
 
         def single(A, B, C, R, m0, P0, y, mask, prior_ok):
@@ -313,13 +329,16 @@ class _JointBase(dist.Distribution):
 
     @validate_sample
     def log_prob(self, value):
-        value = _check_value(self, value)
+        # before any jnp call: inside a trace that would turn a NumPy `value` into a tracer
+        missing = kernels.may_have_missing(value)
+        return _compiled_log_prob(self, _check_value(self, value), (missing,))
 
+    def _log_prob(self, value, missing):
         def single(*args):
             *params, R, y = args
             (params, R), ok_params = finite_tree((params, R))
             z, ok = self._observations(*params)
-            return kernels.joint_loglik(z, y, R, ok & ok_params)
+            return kernels.joint_loglik(z, y, R, ok & ok_params, missing=missing)
 
         return jnp.vectorize(single, signature=f"{self._signature},(m,m),(t,m)->()")(
             *self._params(), self.R, value)
@@ -568,8 +587,9 @@ class ConditionalSS(dist.Distribution):
 
     @validate_sample
     def log_prob(self, value):
-        value = _check_value(self, value)
+        return _compiled_log_prob(self, _check_value(self, value), ())
 
+    def _log_prob(self, value):
         def single(A, B, C, R, u0, y):
             (A, B, C, R, u0), ok = finite_tree((A, B, C, R, u0))
             # Entries that enter products are bounded (see kernels._linalg's overflow guards).
@@ -649,12 +669,23 @@ def sample_noise(name, num_timesteps, n_shocks, *, whiten=None):
     (A, B, C, R, u0, a, d), ok = finite_tree(
         (whiten.A, B, whiten.C, _obs_cov(whiten.R, jnp.shape(whiten.C)[-2]), whiten.u0,
          whiten.state_offset, whiten.obs_offset))
-    info = kernels.backward_information(A, B, C, R, whiten.y, whiten.mask, a, d)
+    missing = kernels.may_have_missing(whiten.y, whiten.mask)
+    w, correction = _whitened_noise(eps, A, B, C, R, whiten.y, whiten.mask, u0, a, d, ok,
+                                    missing)
+    numpyro.factor(f"{name}_jacobian", correction)
+    return numpyro.deterministic(name, w)
+
+
+@partial(jax.jit, static_argnums=11)
+def _whitened_noise(eps, A, B, C, R, y, mask, u0, a, d, ok, missing):
+    """``w (T, K)`` from ``eps`` and the log-density correction of the change of variables.
+
+    One compiled program, as :func:`_compiled_log_prob` (``missing`` decided before tracing).
+    """
+    info = kernels.backward_information(A, B, C, R, y, mask, a, d, missing=missing)
     w, logdet = kernels.whiten_shocks(eps, A, B, info, u0, a)
     correction = 0.5 * (jnp.sum(eps**2) - jnp.sum(w**2)) + logdet
-    numpyro.factor(f"{name}_jacobian", jnp.where(ok & jnp.isfinite(correction), correction,
-                                                 -jnp.inf))
-    return numpyro.deterministic(name, w)
+    return w, jnp.where(ok & jnp.isfinite(correction), correction, -jnp.inf)
 
 
 def from_problem(prob, alg=None):

@@ -784,6 +784,55 @@ def test_jit_log_prob_equals_eager_and_tree_round_trip(kind):
     np.testing.assert_allclose(np.asarray(LOG_PROB(d3, y)), jitted, rtol=1e-12)
 
 
+def _input_shapes(jaxpr, primitive):
+    """Shapes of the first operand of every ``primitive`` equation in ``jaxpr`` and the jaxprs
+    nested in it (jit, scan, custom derivative rules)."""
+    shapes = []
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == primitive:
+            shapes.append(eqn.invars[0].aval.shape)
+        for param in eqn.params.values():
+            for sub in param if isinstance(param, (tuple, list)) else (param,):
+                sub = getattr(sub, "jaxpr", sub)
+                if hasattr(sub, "eqns"):
+                    shapes += _input_shapes(sub, primitive)
+    return shapes
+
+
+def test_log_prob_is_one_program_that_keeps_the_complete_data_path():
+    """An eager ``log_prob`` runs one compiled program, reused for new parameter values, and the
+    concrete data still select the complete-data path: ``R`` factorised once for a NaN-free
+    ``y``, per step with a NaN. The same for the whitened noise of :func:`nss.sample_noise`."""
+    from numpyro_statespace.distributions import _compiled_log_prob
+
+    s = _small_linear(15)
+    A = jnp.asarray(s["A"])
+
+    def build(A):
+        return nss.JointLGSS(A, s["B"], s["C"], s["R"], s["u0"], s["noise"])
+
+    sizes = []
+    for f in (1.0, 0.9):
+        np.testing.assert_allclose(
+            float(build(f * A).log_prob(s["y"])),
+            np_joint_linear(f * s["A"], s["B"], s["C"], s["R"], s["u0"], s["noise"], s["y"]),
+            rtol=REF_RTOL)
+        sizes.append(_compiled_log_prob._cache_size())
+    assert sizes[1] == sizes[0] > 0
+
+    def whitened(A, y):
+        with handlers.seed(rng_seed=0):
+            return nss.sample_noise("w", _T, _K, whiten=nss.Whitening(
+                A, s["B"], s["C"], s["R"], y, s["u0"]))
+
+    y_nan = np.array(s["y"])
+    y_nan[3, 0] = np.nan
+    for y, per_step in ((s["y"], False), (y_nan, True)):
+        for f in (lambda A: build(A).log_prob(y), lambda A: whitened(A, y)):
+            shapes = _input_shapes(jax.make_jaxpr(f)(A).jaxpr, "cholesky")
+            assert shapes and ((_T, _M, _M) in shapes) == per_step, shapes
+
+
 def test_options_survive_jit_inside_and_out():
     """Options set when the distribution is built inside jit: ``stationary``, ``method``,
     ``num_timesteps`` and ``pruned`` come back intact and give the eager value."""

@@ -52,9 +52,12 @@ def _whiten(A, B, C, R, u0, y):
     return lambda eps: kernels.whiten_shocks(eps, A, B, info, u0)
 
 
-@pytest.mark.parametrize("N,K,M,T,missing", [(2, 1, 2, 15, 0.0), (3, 1, 1, 12, 0.2),
-                                             (4, 2, 3, 10, 0.3)])
-def test_whitening_map_is_the_exact_shock_posterior(N, K, M, T, missing):
+@pytest.mark.parametrize("N,K,M,T,missing,dot", [
+    (2, 1, 2, 15, 0.0, False), (3, 1, 1, 12, 0.2, False), (4, 2, 3, 10, 0.3, False),
+    (2, 1, 2, 15, 0.0, True)])
+def test_whitening_map_is_the_exact_shock_posterior(N, K, M, T, missing, dot, monkeypatch):
+    if dot:  # the state recursion's product as a dot (what large N take), not elementwise
+        monkeypatch.setattr(kernels.whitening, "FUSED_MATVEC_MAX_N", 0)
     A, B, C, R, u0, y = _model(N, K, M, T, seed=N + 10 * K, missing=missing)
     f = _whiten(A, B, C, R, u0, y)
     mean, cov = _dense_posterior(A, B, C, R, u0, y)

@@ -7,6 +7,7 @@ from .direct import (
     joint_loglik,
     linear_observations,
     linear_states,
+    may_have_missing,
     quadratic_observations,
     quadratic_states,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "kalman_loglik",
     "linear_observations",
     "linear_states",
+    "may_have_missing",
     "one_step_predictions",
     "parallel_loglik",
     "predict",

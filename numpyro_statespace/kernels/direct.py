@@ -117,27 +117,33 @@ def generic_observations(observation, p, u, t0=0):
     return jax.vmap(observation, in_axes=(0, None, 0))(u, p, times)
 
 
-def joint_loglik(z, y, R, ok=True):
+def joint_loglik(z, y, R, ok=True, *, missing=None):
     r"""``sum_{t=1}^T log N(y_t; z_t, R)`` for ``z (T + 1, M)`` (``z_0`` unused), ``y (T, M)``.
 
     NaN entries of ``y`` are missing: each step uses the observed entries only. The prior of
     the noise is not included. Returns ``-inf`` (finite gradients) when ``R`` is not positive
     definite, when ``ok`` (the state kernels' flag) is False or when ``z`` is not finite.
+
+    :param missing: static; ``False`` promises a NaN-free ``y`` (one factorisation of ``R`` for
+        all steps). ``None``: :func:`may_have_missing` decides.
     """
     z, ok_z = finite_or(z[1:], 0.0)
-    if may_have_missing(y):
+    if may_have_missing(y) if missing is None else missing:
         ll = _masked_gaussian_loglik(y - z, ~jnp.isnan(y), R)
     else:
         ll, _ = mvn_logpdf_iid(y - z, R)
     return jnp.where(ok & ok_z & jnp.isfinite(ll), ll, -jnp.inf)
 
 
-def may_have_missing(y):
-    """False only when ``y`` is concrete and NaN-free (then the cheaper i.i.d. path applies)."""
+def may_have_missing(y, mask=None):
+    """False only when ``y`` (and ``mask``, if given) are concrete, ``y`` is NaN-free and
+    ``mask`` all True (then the cheaper complete-data paths apply)."""
     try:
-        return bool(np.isnan(np.asarray(y)).any())
+        y = np.asarray(y)
+        mask = True if mask is None else np.asarray(mask)
     except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
         return True
+    return bool(np.isnan(y).any() or not np.all(mask))
 
 
 def _masked_gaussian_loglik(residuals, observed, R):

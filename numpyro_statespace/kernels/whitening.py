@@ -40,6 +40,10 @@ from .direct import may_have_missing
 from .kalman import observed_mask
 
 
+#: largest state dimension for which the map's state recursion writes ``F_t @ u`` elementwise
+FUSED_MATVEC_MAX_N = 16
+
+
 class BackwardInformation(NamedTuple):
     r"""Information about ``u_t`` carried by ``y_t..y_T``, for ``t = 1..T``.
 
@@ -61,12 +65,13 @@ def _floored(R, jitter):
     return R + jnp.diag(jnp.where(jnp.diagonal(R) <= 0, floor, 0.0))
 
 
-def observation_information(C, R, y, observed, jitter=1e-10):
+def observation_information(C, R, y, observed, jitter=1e-10, missing=True):
     r"""``(T, N, N)`` :math:`C_o^\top R_{oo}^{-1} C_o` and ``(T, N)`` :math:`C_o^\top R_{oo}^{-1}
-    y_o` per step, missing entries dropped (one factorisation of ``R`` when none is missing)."""
+    y_o` per step, missing entries dropped (``missing=False``, static: all of ``y`` observed,
+    one factorisation of ``R``)."""
     R = _floored(R, jitter)
     y = jnp.where(observed, y, 0.0)
-    if not may_have_missing(jnp.where(observed, 0.0, jnp.nan)):
+    if not missing:
         L, _ = safe_cholesky(R)
         Cw = solve_triangular(L, C, lower=True)
         info_C = jnp.broadcast_to(Cw.T @ Cw, (y.shape[0],) + Cw.shape[1:] * 2)
@@ -99,12 +104,14 @@ def _solve_lower(U, b, trans=False):
 
 
 def backward_information(A, B, C, R, y, mask=None, state_offset=None, obs_offset=None,
-                         jitter=1e-10):
+                         jitter=1e-10, *, missing=None):
     """Run the backward information filter; see :class:`BackwardInformation`.
 
     :param A: ``(N, N)``; :param B: ``(N, K)``; :param C: ``(M, N)``; :param R: ``(M, M)``.
     :param y: ``(T, M)``; NaN entries are missing. :param mask: optional ``(T, M)`` bool.
     :param state_offset: ``a (N,)``; :param obs_offset: ``d (M,)`` (default zeros).
+    :param missing: static; ``False`` promises that every entry is observed (the cheaper
+        complete-data path). ``None``: decided from ``y`` and ``mask`` when they are concrete.
 
     The recursion carries precision and shift as one ``(N + 1, N + 1)`` matrix
     ``[[Omega, -xi], [-xi', .]]``, the quadratic form in ``(u, 1)``, with the offset folded into
@@ -116,7 +123,9 @@ def backward_information(A, B, C, R, y, mask=None, state_offset=None, obs_offset
     a = jnp.zeros(N, dtype) if state_offset is None else state_offset
     d = jnp.zeros(C.shape[0], dtype) if obs_offset is None else obs_offset
     observed = observed_mask(y, mask)
-    info_C, info_y = observation_information(C, R, y - d, observed, jitter)
+    if missing is None:
+        missing = may_have_missing(y, mask)
+    info_C, info_y = observation_information(C, R, y - d, observed, jitter, missing)
     T = info_y.shape[0]
     info = jnp.concatenate([
         jnp.concatenate([info_C, -info_y[:, :, None]], axis=-1),
@@ -163,7 +172,10 @@ def whiten_shocks(eps, A, B, info, u0, state_offset=None):
 
     def step(u, inputs):
         F_t, c_t = inputs
-        u = F_t @ u + c_t
+        # Small N: a product and a sum, which XLA fuses with the addition into one kernel (a
+        # dot is a call of its own; the loop's cost is per call). Measured on the RBC-sized
+        # whitened potential: value+grad 545 -> 460 us; a dot is faster again from N ~ 30.
+        u = (jnp.sum(F_t * u, axis=-1) if N <= FUSED_MATVEC_MAX_N else F_t @ u) + c_t
         return u, u
 
     _, u = lax.scan(step, u0, (F, c))
