@@ -127,18 +127,18 @@ def _stationary_prior(A, B):
     return P, ok & ok_P
 
 
-@partial(jax.jit, static_argnums=2)
-def _compiled_log_prob(d, value, options):
-    """``d._log_prob(value, *options)`` as one compiled program (the distribution is a pytree:
-    its arrays are the arguments, its options part of the cache key). ``options`` (static)
-    holds what must be decided outside the trace: whether ``value`` may hold NaN (before
-    tracing hides its values), which filter ``method="auto"`` means on this backend.
-
-    NumPyro evaluates a model and its gradient op by op while it initialises a sampler, and
-    eager users call ``log_prob`` directly; without this every operation of the likelihood
-    would be compiled on its own. Inside a jitted caller it is inlined.
-    """
+def _log_prob(d, value, options):
+    """``d._log_prob(value, *options)``; ``options`` holds what must be decided outside a trace:
+    whether ``value`` may hold NaN (before tracing hides its values), which filter
+    ``method="auto"`` means on this backend."""
     return d._log_prob(value, *options)
+
+
+# The same as one compiled program (the distribution is a pytree: its arrays are the arguments,
+# its options part of the cache key). NumPyro evaluates a model and its gradient op by op while
+# it initialises a sampler, and eager users call log_prob directly; without this every
+# operation of the likelihood would be compiled on its own. Inside a jitted caller it is inlined.
+_compiled_log_prob = jax.jit(_log_prob, static_argnums=2)
 
 
 # -- marginal likelihood ------------------------------------------------------------------
@@ -313,6 +313,10 @@ class _JointBase(dist.Distribution):
     # Subclasses provide the unbatched path, the jnp.vectorize signature of the parameters it
     # takes, and those parameters in order.
     _signature: str
+    #: log_prob as one compiled program. Not for JointStateSpace: its callbacks would be part
+    #: of the cache key, and a model that builds new closures on every call (``from_problem``
+    #: does) would compile and keep a program per call.
+    _compiled = True
 
     def _params(self):
         raise NotImplementedError
@@ -331,7 +335,8 @@ class _JointBase(dist.Distribution):
     def log_prob(self, value):
         # before any jnp call: inside a trace that would turn a NumPy `value` into a tracer
         missing = kernels.may_have_missing(value)
-        return _compiled_log_prob(self, _check_value(self, value), (missing,))
+        run = _compiled_log_prob if self._compiled else _log_prob
+        return run(self, _check_value(self, value), (missing,))
 
     def _log_prob(self, value, missing):
         def single(*args):
@@ -505,6 +510,7 @@ class JointStateSpace(_JointBase):
     pytree_data_fields = ("p", "R", "u0", "noise")
     pytree_aux_fields = ("transition", "observation")
     _signature = "(n),(t,k)"
+    _compiled = False
 
     def __init__(self, transition, observation, p, R, u0, noise, *, validate_args=None):
         if not callable(transition) or not callable(observation):

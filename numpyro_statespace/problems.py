@@ -24,6 +24,7 @@ from ._validation import (
     is_diagonal,
     parse_tspan,
 )
+from .kernels.direct import may_have_missing
 
 __all__ = [
     "LinearStateSpaceProblem",
@@ -37,7 +38,7 @@ class _Problem:
     """Shared pytree plumbing, immutability and the data fields common to every problem."""
 
     _data_fields: tuple = ()
-    _aux_fields: tuple = ("tspan", "syms", "obs_syms", "diagonal_noise")
+    _aux_fields: tuple = ("tspan", "syms", "obs_syms", "diagonal_noise", "observables_missing")
 
     def tree_flatten(self):
         return (
@@ -102,6 +103,9 @@ class _Problem:
         N = u0.shape[0]
         # Without an observation equation observables are the states (ConditionalLikelihood).
         M = n_obs if n_obs else N
+        # Decided on the input as given: inside a trace the converted array is a tracer. False
+        # (NaN-free, concrete data) lets the joint likelihood factorise R once for all steps.
+        observables_missing = observables is None or may_have_missing(observables)
         if observables is not None:
             observables = as_float_array("observables", observables)
             if observables.ndim != 2:
@@ -123,7 +127,8 @@ class _Problem:
             check_shape("noise", noise, (T, n_shocks), "(T, K)")
         self._set(
             u0=u0, tspan=tspan, observables=observables, observables_noise=observables_noise,
-            noise=noise, diagonal_noise=diagonal_noise, syms=check_names("syms", syms, N),
+            noise=noise, diagonal_noise=diagonal_noise, observables_missing=observables_missing,
+            syms=check_names("syms", syms, N),
             obs_syms=check_names("obs_syms", obs_syms, n_obs),
         )
 

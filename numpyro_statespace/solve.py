@@ -238,7 +238,7 @@ def _solve_direct(prob, key):
     if z is not None and prob.observables_noise is not None:
         if prob.observables is not None:
             logpdf = kernels.joint_loglik(z, prob.observables, clean.observables_noise,
-                                          ok & ok_params)
+                                          ok & ok_params, missing=prob.observables_missing)
         else:
             _need_key(key_v, "add observation noise (observables_noise without observables)")
             z = z.at[1:].add(_draw_observation_noise(key_v, clean.observables_noise,

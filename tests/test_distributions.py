@@ -760,7 +760,7 @@ def _same_attributes(d1, d2):
             assert getattr(d2, attr) == getattr(d1, attr), attr
 
 
-# one kind per class is also evaluated eagerly (slow: an eager scan compiles every time)
+# one kind per class is also evaluated eagerly (its own compilation of the log_prob program)
 EAGER_KINDS = {"kalman", "joint_lgss", "joint_pruned", "joint_generic", "conditional"}
 
 

@@ -12,6 +12,7 @@ import pytest
 from scipy.stats import multivariate_normal
 
 import numpyro_statespace as nss
+from test_distributions import _input_shapes
 
 RTOL = 1e-10
 ATOL_REL = 1e-12
@@ -126,6 +127,34 @@ def test_linear_joint(tspan, R_kind):
     t0 = 0 if isinstance(tspan, int) else tspan[0]
     np.testing.assert_array_equal(np.asarray(sol.t), np.arange(t0, t0 + 21))
     np.testing.assert_array_equal(np.asarray(sol.W), m["noise"])
+
+
+def test_linear_joint_missing_observables_and_the_complete_data_path():
+    """NaN observables are skipped entry by entry (NumPy: a sum over the observed entries). The
+    problem records when it is built whether its data are complete, so the likelihood factorises
+    ``R`` once for NaN-free data even where ``solve`` is traced with the problem built inside
+    (DifferenceEquations.jl's usage: a problem from parameters inside a differentiated
+    function), and per step with a NaN."""
+    m = random_linear(3)
+    y = m["y"].copy()
+    y[2, 0] = np.nan
+    y[5] = np.nan  # a step with nothing observed
+
+    def problem(A, y):
+        return nss.LinearStateSpaceProblem(A, m["B"], m["u0"], 20, C=m["C"],
+                                           observables_noise=m["R"], observables=y,
+                                           noise=m["noise"])
+
+    _, z = np_linear(m["A"], m["B"], m["C"], m["u0"], m["noise"], 20)
+    ref = sum(multivariate_normal(mean=z[t + 1][o], cov=m["R"][np.ix_(o, o)]).logpdf(y[t][o])
+              for t, o in enumerate(~np.isnan(y)) if o.any())
+    assert_close(solve(problem(m["A"], y)).logpdf, ref)
+    assert_close(solve(problem(m["A"], m["y"])).logpdf, np_logpdf(m["y"], z, m["R"]))
+    for data, per_step in ((m["y"], False), (y, True)):
+        jaxpr = jax.make_jaxpr(lambda A: nss.solve(problem(A, data), nss.DirectIteration())
+                               .logpdf)(jnp.asarray(m["A"]))
+        shapes = _input_shapes(jaxpr.jaxpr, "cholesky")
+        assert shapes and ((20, 3, 3) in shapes) == per_step, shapes
 
 
 def test_linear_B_none():
