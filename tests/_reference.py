@@ -1,5 +1,6 @@
 """Helpers shared by the test modules: random models and NumPy simulation (independent of the
-library), and statsmodels' Kalman filter as the reference implementation."""
+library), statsmodels' Kalman filter as the reference implementation, and a jaxpr inspection
+helper (which code path a traced function took)."""
 
 import numpy as np
 from statsmodels.tsa.statespace.kalman_filter import KalmanFilter as SMKalmanFilter
@@ -58,3 +59,18 @@ def statsmodels_filter(A, B, C, R, m0, P0, y, tolerance=None, stationary=False):
     else:
         kf.initialize_known(A @ m0, A @ P0 @ A.T + B @ B.T)
     return kf.filter()
+
+
+def input_shapes(jaxpr, primitive):
+    """Shapes of the first operand of every ``primitive`` equation in ``jaxpr`` and the jaxprs
+    nested in it (jit, scan, custom derivative rules)."""
+    shapes = []
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == primitive:
+            shapes.append(eqn.invars[0].aval.shape)
+        for param in eqn.params.values():
+            for sub in param if isinstance(param, (tuple, list)) else (param,):
+                sub = getattr(sub, "jaxpr", sub)
+                if hasattr(sub, "eqns"):
+                    shapes += input_shapes(sub, primitive)
+    return shapes

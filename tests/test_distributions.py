@@ -31,7 +31,7 @@ from scipy.stats import multivariate_normal, norm
 
 import numpyro_statespace as nss
 from models import reference_data
-from _reference import simulate, spd, stable_matrix, statsmodels_filter
+from _reference import input_shapes, simulate, spd, stable_matrix, statsmodels_filter
 
 SM_RTOL = 1e-8       # against statsmodels (an independent implementation)
 REF_RTOL = 1e-10     # against reference values, the solver layer, NumPy loops, AD vs AD
@@ -784,21 +784,6 @@ def test_jit_log_prob_equals_eager_and_tree_round_trip(kind):
     np.testing.assert_allclose(np.asarray(LOG_PROB(d3, y)), jitted, rtol=1e-12)
 
 
-def _input_shapes(jaxpr, primitive):
-    """Shapes of the first operand of every ``primitive`` equation in ``jaxpr`` and the jaxprs
-    nested in it (jit, scan, custom derivative rules)."""
-    shapes = []
-    for eqn in jaxpr.eqns:
-        if eqn.primitive.name == primitive:
-            shapes.append(eqn.invars[0].aval.shape)
-        for param in eqn.params.values():
-            for sub in param if isinstance(param, (tuple, list)) else (param,):
-                sub = getattr(sub, "jaxpr", sub)
-                if hasattr(sub, "eqns"):
-                    shapes += _input_shapes(sub, primitive)
-    return shapes
-
-
 def test_log_prob_is_one_program_that_keeps_the_complete_data_path():
     """An eager ``log_prob`` runs one compiled program, reused for new parameter values, and the
     concrete data still select the complete-data path: ``R`` factorised once for a NaN-free
@@ -829,7 +814,7 @@ def test_log_prob_is_one_program_that_keeps_the_complete_data_path():
     y_nan[3, 0] = np.nan
     for y, per_step in ((s["y"], False), (y_nan, True)):
         for f in (lambda A: build(A).log_prob(y), lambda A: whitened(A, y)):
-            shapes = _input_shapes(jax.make_jaxpr(f)(A).jaxpr, "cholesky")
+            shapes = input_shapes(jax.make_jaxpr(f)(A).jaxpr, "cholesky")
             assert shapes and ((_T, _M, _M) in shapes) == per_step, shapes
 
 

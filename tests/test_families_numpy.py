@@ -12,7 +12,7 @@ import pytest
 from scipy.stats import multivariate_normal
 
 import numpyro_statespace as nss
-from test_distributions import _input_shapes
+from _reference import input_shapes
 
 RTOL = 1e-10
 ATOL_REL = 1e-12
@@ -153,7 +153,7 @@ def test_linear_joint_missing_observables_and_the_complete_data_path():
     for data, per_step in ((m["y"], False), (y, True)):
         jaxpr = jax.make_jaxpr(lambda A: nss.solve(problem(A, data), nss.DirectIteration())
                                .logpdf)(jnp.asarray(m["A"]))
-        shapes = _input_shapes(jaxpr.jaxpr, "cholesky")
+        shapes = input_shapes(jaxpr.jaxpr, "cholesky")
         assert shapes and ((20, 3, 3) in shapes) == per_step, shapes
 
 
