@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ._validation import (
     as_float_array,
@@ -115,7 +116,7 @@ class _Problem:
                 )
             check_shape("observables", observables, (T, M), "(T, M)")
         # Known-diagonal noise (given as variances) lets the Kalman filter skip factorisations.
-        diagonal_noise = observables_noise is not None and jnp.ndim(observables_noise) == 1
+        diagonal_noise = observables_noise is not None and np.ndim(observables_noise) == 1
         if observables_noise is not None:
             observables_noise = covariance_matrix("observables_noise", observables_noise, M)
             diagonal_noise = diagonal_noise or is_diagonal(observables_noise)

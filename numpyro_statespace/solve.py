@@ -115,6 +115,10 @@ def solve(prob, alg=None, *, key=None, save_everystep=True):
     :param save_everystep: False keeps only the first and last entries of ``t, u, z, P``; the
         ``logpdf`` is identical.
     :return: :class:`StateSpaceSolution`.
+
+    Linear and quadratic problems are solved by one compiled program per problem structure and
+    algorithm (reused for new values; inlined where ``solve`` is called inside ``jit``,
+    ``grad`` or ``vmap``); a generic problem runs as it is.
     """
     if not isinstance(prob, (LinearStateSpaceProblem, QuadraticStateSpaceProblem,
                              StateSpaceProblem)):
@@ -122,20 +126,32 @@ def solve(prob, alg=None, *, key=None, save_everystep=True):
     alg = default_algorithm(prob) if alg is None else alg
     if isinstance(alg, type):
         alg = alg()
+    if not isinstance(alg, (KalmanFilter, DirectIteration, ConditionalLikelihood)):
+        raise ValueError(f"alg must be DirectIteration(), KalmanFilter() or "
+                         f"ConditionalLikelihood(); got {alg!r}")
+    # One compiled program per problem structure: called eagerly, the solvers would run (and
+    # be compiled) operation by operation; inside a traced caller it is inlined. A generic
+    # problem's callbacks are part of its structure, and closures made afresh for each call
+    # would compile (and keep) a program per call: it runs as it is.
+    run = _solve if isinstance(prob, StateSpaceProblem) else _compiled_solve
+    return run(prob, alg, key, save_everystep)
+
+
+def _solve(prob, alg, key, save_everystep):
     if isinstance(alg, KalmanFilter):
         sol = _solve_kalman(prob, save_everystep)
     elif isinstance(alg, DirectIteration):
         sol = _solve_direct(prob, key)
-    elif isinstance(alg, ConditionalLikelihood):
-        sol = _solve_conditional(prob, key)
     else:
-        raise ValueError(f"alg must be DirectIteration(), KalmanFilter() or "
-                         f"ConditionalLikelihood(); got {alg!r}")
+        sol = _solve_conditional(prob, key)
     if save_everystep or isinstance(alg, KalmanFilter):
         return sol
     ends = lambda x: None if x is None else x[jnp.array([0, -1])]  # noqa: E731
     return StateSpaceSolution(ends(sol.t), ends(sol.u), ends(sol.z), sol.W, sol.P, sol.logpdf,
                               sol.syms, sol.obs_syms)
+
+
+_compiled_solve = jax.jit(_solve, static_argnums=(1, 3))
 
 
 def _times(prob):

@@ -5,6 +5,8 @@ conditional likelihood (ConditionalLikelihood). Covers ``B=None``, ``C=None`` an
 the pruned-quadratic problems through callbacks.
 """
 
+import importlib
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -25,8 +27,8 @@ def assert_close(actual, expected, rtol=RTOL, atol_rel=ATOL_REL):
     np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol_rel * scale)
 
 
-# jit the whole solve (problems are pytrees, the algorithm marker is hashable): one
-# compilation per problem structure instead of eager tracing of every scan.
+# jit the whole solve (problems are pytrees, the algorithm marker is hashable): generic problems
+# too (nss.solve runs those as they are; see test_eager_solve_is_one_compiled_program).
 _solve = jax.jit(nss.solve, static_argnames=("alg", "save_everystep"))
 
 
@@ -155,6 +157,34 @@ def test_linear_joint_missing_observables_and_the_complete_data_path():
                                .logpdf)(jnp.asarray(m["A"]))
         shapes = input_shapes(jaxpr.jaxpr, "cholesky")
         assert shapes and ((20, 3, 3) in shapes) == per_step, shapes
+
+
+def test_eager_solve_is_one_compiled_program(monkeypatch):
+    """Called eagerly, ``solve`` of a linear or quadratic problem runs one compiled program
+    per problem structure and algorithm, reused for new values (the NumPy loop checks the
+    values). A generic problem runs as it is: its callbacks would be part of the cache key."""
+    solve_module = importlib.import_module("numpyro_statespace.solve")  # (the package's
+    # ``solve`` is the function)
+    traced = []
+    direct = solve_module._solve_direct
+    monkeypatch.setattr(solve_module, "_solve_direct",
+                        lambda prob, key: traced.append(type(prob)) or direct(prob, key))
+    m = random_linear(4, T=17)
+    counts = []
+    for f in (1.0, 0.9):
+        prob = nss.LinearStateSpaceProblem(f * m["A"], m["B"], m["u0"], 17, C=m["C"],
+                                           observables_noise=m["R"], observables=m["y"],
+                                           noise=m["noise"])
+        _, z = np_linear(f * m["A"], m["B"], m["C"], m["u0"], m["noise"], 17)
+        assert_close(nss.solve(prob).logpdf, np_logpdf(m["y"], z, m["R"]))
+        counts.append(len(traced))
+    assert counts == [1, 1]  # traced (and compiled) once, run twice
+    generic = nss.StateSpaceProblem(lambda x, w, p, t: p @ x, None, m["u0"], 17,
+                                    jnp.asarray(m["A"]), n_shocks=0)
+    for _ in range(2):
+        u, _ = np_linear(m["A"], None, None, m["u0"], None, 17)
+        assert_close(nss.solve(generic).u, u)
+    assert traced[1:] == [nss.StateSpaceProblem] * 2  # run as it is, each time
 
 
 def test_linear_B_none():

@@ -48,13 +48,16 @@ def _dense_posterior(A, B, C, R, u0, y):
 
 
 def _whiten(A, B, C, R, u0, y):
-    info = kernels.backward_information(A, B, C, R, y)
-    return lambda eps: kernels.whiten_shocks(eps, A, B, info, u0)
+    """The whitening map ``eps -> (w, log|dw/deps|)``, compiled (run eagerly, every operation
+    would be compiled on its own)."""
+    return jax.jit(lambda eps: kernels.whiten_shocks(
+        eps, A, B, kernels.backward_information(A, B, C, R, y), u0))
 
 
 @pytest.mark.parametrize("N,K,M,T,missing,dot", [
     (2, 1, 2, 15, 0.0, False), (3, 1, 1, 12, 0.2, False), (4, 2, 3, 10, 0.3, False),
-    (2, 1, 2, 15, 0.0, True)])
+    (2, 1, 2, 15, 0.0, True),
+    (2, 1, 2, 45, 0.0, False)])  # complete data, T > STEADY_STATE_TAIL: the steady state
 def test_whitening_map_is_the_exact_shock_posterior(N, K, M, T, missing, dot, monkeypatch):
     if dot:  # the state recursion's product as a dot (what large N take), not elementwise
         monkeypatch.setattr(kernels.whitening, "FUSED_MATVEC_MAX_N", 0)
@@ -63,13 +66,73 @@ def test_whitening_map_is_the_exact_shock_posterior(N, K, M, T, missing, dot, mo
     mean, cov = _dense_posterior(A, B, C, R, u0, y)
     w0, _ = f(jnp.zeros((T, K)))
     np.testing.assert_allclose(np.asarray(w0).reshape(-1), mean, rtol=1e-8, atol=1e-10)
-    jac = np.asarray(jax.jacfwd(lambda e: f(e.reshape(T, K))[0].reshape(-1))(jnp.zeros(T * K)))
+    jac = np.asarray(jax.jit(jax.jacfwd(lambda e: f(e.reshape(T, K))[0].reshape(-1)))(
+        jnp.zeros(T * K)))
     np.testing.assert_allclose(jac @ jac.T, cov, rtol=1e-8, atol=1e-11)
     # the map is triangular in time and its log-Jacobian is the one reported
     assert np.allclose(np.triu(jac.reshape(T, K, T, K).transpose(0, 2, 1, 3).reshape(T, T, K * K)
                                .sum(-1), 1), 0.0)
     _, logdet = f(jnp.asarray(np.random.default_rng(1).normal(size=(T, K))))
     np.testing.assert_allclose(float(logdet), np.linalg.slogdet(jac)[1], rtol=1e-10)
+
+
+def _steady_state_case():
+    A, B, C, R, u0, y = _model(3, 2, 2, 80, seed=21)
+    rng = np.random.default_rng(4)
+    a, d = 0.05 * rng.normal(size=3), 0.05 * rng.normal(size=2)
+
+    def info(scale, y=y, steady_state=True):
+        return kernels.backward_information(scale[0] * A, scale[1] * B, C, R, y, None, a, d,
+                                            steady_state=steady_state)
+
+    return info, A, B, u0, a, y
+
+
+@pytest.mark.parametrize("tail, converged", [(32, True), (2, False)])
+def test_steady_state_backward_filter_equals_the_full_one(tail, converged, monkeypatch):
+    """Complete data: after the last ``STEADY_STATE_TAIL`` steps the precision has reached its
+    fixed point (checked) and the earlier steps take it, with the shifts from a time-invariant
+    recursion; not yet converged (a tail of 2 steps), the full filter continues. Both give the
+    full filter's numbers. NaN data take the full filter without the check."""
+    monkeypatch.setattr(kernels.whitening, "STEADY_STATE_TAIL", tail)
+    seen = []
+    check = kernels.whitening._precision_converged
+
+    def spy(*args):
+        result = check(*args)
+        jax.debug.callback(lambda r: seen.append(bool(r)), result)
+        return result
+
+    monkeypatch.setattr(kernels.whitening, "_precision_converged", spy)
+    info, *_, y = _steady_state_case()
+    y_nan = y.copy()
+    y_nan[40, 1] = np.nan
+    got, want, _ = jax.jit(lambda s: (info(s), info(s, steady_state=False), info(s, y_nan)))(
+        jnp.ones(2))
+    assert seen == [converged]
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12 * np.max(np.abs(w)))
+
+
+def test_steady_state_backward_filter_gradients():
+    """The whitening map through the steady-state filter: reverse and forward mode equal the
+    full filter's gradient and central finite differences."""
+    info, A, B, u0, a, _ = _steady_state_case()
+    eps = jnp.asarray(np.random.default_rng(5).normal(size=(80, 2)))
+
+    def f(scale, steady_state=True):
+        w, logdet = kernels.whiten_shocks(eps, scale[0] * A, scale[1] * B,
+                                          info(scale, steady_state=steady_state), u0, a)
+        return jnp.sum(jnp.sin(w)) + logdet
+
+    ones, h = jnp.ones(2), 1e-6
+    points = jnp.stack([ones.at[i].add(s * h) for i in range(2) for s in (1, -1)])
+    program = jax.jit(lambda s, points: (  # one compilation
+        jax.grad(f)(s), jax.jacfwd(f)(s), jax.grad(f)(s, False), jax.vmap(f)(points)))
+    rev, fwd, full, values = program(ones, points)
+    np.testing.assert_allclose(rev, full, rtol=1e-10)
+    np.testing.assert_allclose(fwd, full, rtol=1e-10)
+    np.testing.assert_allclose(rev, (values[0::2] - values[1::2]) / (2 * h), rtol=1e-5)
 
 
 def _joint(A, B, C, R, u0, y, whiten):
@@ -128,8 +191,9 @@ def test_zero_variance_and_gradients():
         w, logdet = kernels.whiten_shocks(jnp.ones((10, 1)), theta * A, B, info, u0)
         return jnp.sum(w) + logdet
 
-    val, grad = jax.value_and_grad(f)(1.0)
+    val, grad = jax.jit(jax.value_and_grad(f))(1.0)
     assert np.isfinite(val) and np.isfinite(grad)
+    f = jax.jit(f)
     fd = (f(1.0 + 1e-6) - f(1.0 - 1e-6)) / 2e-6
     np.testing.assert_allclose(grad, fd, rtol=1e-5)
 

@@ -19,7 +19,11 @@ where :math:`(\Omega'_t, \xi'_t)` is the information that ``y_t..y_T`` carry abo
 :math:`U_t^\top U_t = M_t`, is triangular in time with log-Jacobian
 :math:`-\sum_t \sum_i \log (U_t)_{ii}`. For the linear model, ``eps`` is then a posteriori
 exactly ``N(0, I)`` whatever the parameters; for a quadratic model whitened by its first-order
-part, it is close to it. Cost: ``O(T N^3)`` for the filter, ``O(T N^2)`` for the map.
+part, it is close to it. Cost: ``O(T N^3)`` for the filter, ``O(T N^2)`` for the map. With
+complete data the filter's precision converges to a fixed point; from there back the filter is
+a time-invariant linear recursion for the shifts, evaluated by batched products
+(``steady_state`` of :func:`backward_information`; RBC-sized whitened potential, value and
+gradient: 573 -> 260 us).
 
 Missing observations (NaN in ``y`` or False in ``mask``) carry no information. ``R`` must be
 positive definite for the information form; zero variances are floored at ``jitter`` times the
@@ -38,10 +42,14 @@ from jax.scipy.linalg import solve_triangular
 from ._linalg import safe_cholesky, symmetrize
 from .direct import may_have_missing
 from .kalman import observed_mask
+from .steady_state import CONVERGENCE_RTOL, linear_recursion
 
 
 #: largest state dimension for which the map's state recursion writes ``F_t @ u`` elementwise
 FUSED_MATVEC_MAX_N = 16
+#: with complete data, the steps at the end of a series filtered in full before the check for
+#: a converged precision (see :func:`backward_information`)
+STEADY_STATE_TAIL = 32
 
 
 class BackwardInformation(NamedTuple):
@@ -104,7 +112,7 @@ def _solve_lower(U, b, trans=False):
 
 
 def backward_information(A, B, C, R, y, mask=None, state_offset=None, obs_offset=None,
-                         jitter=1e-10, *, missing=None):
+                         jitter=1e-10, *, missing=None, steady_state=True):
     """Run the backward information filter; see :class:`BackwardInformation`.
 
     :param A: ``(N, N)``; :param B: ``(N, K)``; :param C: ``(M, N)``; :param R: ``(M, M)``.
@@ -112,6 +120,12 @@ def backward_information(A, B, C, R, y, mask=None, state_offset=None, obs_offset
     :param state_offset: ``a (N,)``; :param obs_offset: ``d (M,)`` (default zeros).
     :param missing: static; ``False`` promises that every entry is observed (the cheaper
         complete-data path). ``None``: decided from ``y`` and ``mask`` when they are concrete.
+    :param steady_state: static. With complete data and ``T > STEADY_STATE_TAIL``, the last
+        ``STEADY_STATE_TAIL`` steps are filtered in full; if the precision recursion has then
+        converged (:func:`_precision_converged`), the precisions of the earlier steps are its
+        fixed point and the shifts follow a time-invariant linear recursion (batched products,
+        :func:`.steady_state.linear_recursion`); otherwise the full filter continues. Same
+        numbers to round-off.
 
     The recursion carries precision and shift as one ``(N + 1, N + 1)`` matrix
     ``[[Omega, -xi], [-xi', .]]``, the quadratic form in ``(u, 1)``, with the offset folded into
@@ -142,8 +156,60 @@ def backward_information(A, B, C, R, y, mask=None, state_offset=None, obs_offset
         Z = _solve_lower(U, OB.T)  # U^{-1} B' [Omega, -xi]
         return symmetrize(A_aug.T @ (Omega - Z.T @ Z) @ A_aug), (Omega, U)
 
-    _, (Omega, U) = lax.scan(step, jnp.zeros((N + 1, N + 1), dtype), info, reverse=True)
-    return BackwardInformation(Omega[:, :N, :N], -Omega[:, :N, N], U)
+    zero = jnp.zeros((N + 1, N + 1), dtype)
+    head = T - STEADY_STATE_TAIL
+    if missing or not steady_state or head <= 0:
+        _, (Omega, U) = lax.scan(step, zero, info, reverse=True)
+        return BackwardInformation(Omega[:, :N, :N], -Omega[:, :N, N], U)
+
+    Omega_next, (Omega_tail, U_tail) = lax.scan(step, zero, info[head:], reverse=True)
+
+    def full(Omega_next):
+        _, (Omega, U) = lax.scan(step, Omega_next, info[:head], reverse=True)
+        return Omega[:, :N, :N], -Omega[:, :N, N], U
+
+    def steady(Omega_next):
+        # From step `head` back the precision is the fixed point Omega; the shift obeys
+        # xi_t = C' R^-1 (y_t - d) + F xi_{t+1} - A' Omega_c a with F = A' G,
+        # G = I - Omega B M^-1 B' and Omega_c = G Omega (the precision with w marginalised).
+        Omega = info_C[0] + Omega_next[:N, :N]
+        U, G = _marginalise_shock(Omega, B)
+        F = A.T @ G
+        c = -A.T @ (G @ Omega) @ a
+        xi_head = info_y[head - 1] - Omega_next[:N, N]
+        inputs = jnp.concatenate([info_y[:head - 1][::-1] + c, jnp.zeros((1, N), dtype)])
+        xi = linear_recursion(F, inputs, xi_head)[::-1]          # xi_1 .. xi_head
+        return (jnp.broadcast_to(Omega, (head, N, N)), xi, jnp.broadcast_to(U, (head, K, K)))
+
+    converged = _precision_converged(Omega_next[:N, :N], info_C[0], A, B)
+    precisions, shifts, factors = lax.cond(converged, steady, full, Omega_next)
+    return BackwardInformation(
+        jnp.concatenate([precisions, Omega_tail[:, :N, :N]]),
+        jnp.concatenate([shifts, -Omega_tail[:, :N, N]]),
+        jnp.concatenate([factors, U_tail]))
+
+
+def _marginalise_shock(Omega, B):
+    """``(U, G)`` for the precision ``Omega`` about ``u_t``: the factor ``U U' = M = I + B'
+    Omega B`` and ``G = I - Omega B M^-1 B'`` (``G Omega``: the precision about ``x_t`` with
+    ``w_t`` marginalised)."""
+    N, K = B.shape
+    OB = Omega @ B
+    U = _small_cholesky(jnp.eye(K, dtype=B.dtype) + B.T @ OB)
+    M_inv_Bt = _solve_lower(U, _solve_lower(U, B.T), trans=True)
+    return U, jnp.eye(N, dtype=B.dtype) - OB @ M_inv_Bt
+
+
+def _precision_converged(P_next, info_C, A, B, rtol=CONVERGENCE_RTOL):
+    """True when one more step of the precision recursion from ``P_next`` (the precision
+    about ``u_t`` that ``y_{t+1..T}`` carry) changes no entry by more than ``rtol`` times its
+    scale (as :func:`.steady_state.riccati_converged` for the covariance)."""
+    Omega = info_C + P_next
+    _, G = _marginalise_shock(Omega, B)
+    change = jnp.abs(symmetrize(A.T @ G @ Omega @ A) - P_next)
+    d = jnp.abs(jnp.diagonal(Omega))
+    scale = jnp.sqrt(jnp.outer(d, d)) + jnp.max(d)
+    return jnp.all(change <= rtol * scale)
 
 
 def whiten_shocks(eps, A, B, info, u0, state_offset=None):
