@@ -88,13 +88,17 @@ def _steady_state_case():
     return info, A, B, u0, a, y
 
 
-@pytest.mark.parametrize("tail, converged", [(32, True), (2, False)])
-def test_steady_state_backward_filter_equals_the_full_one(tail, converged, monkeypatch):
+@pytest.mark.parametrize("tail, converged, dot", [(32, True, False), (32, True, True),
+                                                   (2, False, False)])
+def test_steady_state_backward_filter_equals_the_full_one(tail, converged, dot, monkeypatch):
     """Complete data: after the last ``STEADY_STATE_TAIL`` steps the precision has reached its
     fixed point (checked) and the earlier steps take it, with the shifts from a time-invariant
-    recursion; not yet converged (a tail of 2 steps), the full filter continues. Both give the
-    full filter's numbers. NaN data take the full filter without the check."""
+    recursion (its product elementwise, or as a dot as for large N); not yet converged (a tail
+    of 2 steps), the full filter continues. Both give the full filter's numbers. NaN data take
+    the full filter without the check."""
     monkeypatch.setattr(kernels.whitening, "STEADY_STATE_TAIL", tail)
+    if dot:
+        monkeypatch.setattr(kernels.whitening, "FUSED_MATVEC_MAX_N", 0)
     seen = []
     check = kernels.whitening._precision_converged
 
