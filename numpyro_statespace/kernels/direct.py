@@ -128,7 +128,9 @@ def joint_loglik(z, y, R, ok=True, *, missing=None):
         all steps). ``None``: :func:`may_have_missing` decides.
     """
     z, ok_z = finite_or(z[1:], 0.0)
-    if may_have_missing(y) if missing is None else missing:
+    if missing is None:
+        missing = may_have_missing(y)
+    if missing:
         ll = _masked_gaussian_loglik(y - z, ~jnp.isnan(y), R)
     else:
         ll, _ = mvn_logpdf_iid(y - z, R)

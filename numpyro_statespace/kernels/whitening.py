@@ -164,15 +164,18 @@ def backward_information(A, B, C, R, y, mask=None, state_offset=None, obs_offset
     Omega_next, (Omega_tail, U_tail) = lax.scan(step, zero, info[head:], reverse=True)
 
     def full(Omega_next):
-        _, (Omega, U) = lax.scan(step, Omega_next, info[:head], reverse=True)
-        return Omega[:, :N, :N], -Omega[:, :N, N], U
+        _, (Omegas, Us) = lax.scan(step, Omega_next, info[:head], reverse=True)
+        return Omegas[:, :N, :N], -Omegas[:, :N, N], Us
+
+    # The precision at step `head`, were the recursion converged: the steady branch's fixed
+    # point and the convergence check's starting point.
+    Omega = info_C[0] + Omega_next[:N, :N]
+    U, G = _marginalise_shock(Omega, B)
 
     def steady(Omega_next):
         # From step `head` back the precision is the fixed point Omega; the shift obeys
         # xi_t = C' R^-1 (y_t - d) + F xi_{t+1} - A' Omega_c a with F = A' G,
         # G = I - Omega B M^-1 B' and Omega_c = G Omega (the precision with w marginalised).
-        Omega = info_C[0] + Omega_next[:N, :N]
-        U, G = _marginalise_shock(Omega, B)
         F = A.T @ G
         c = -A.T @ (G @ Omega) @ a
         xi_head = info_y[head - 1] - Omega_next[:N, N]
@@ -188,7 +191,7 @@ def backward_information(A, B, C, R, y, mask=None, state_offset=None, obs_offset
         xi = xi[::-1]                                             # xi_1 .. xi_head
         return (jnp.broadcast_to(Omega, (head, N, N)), xi, jnp.broadcast_to(U, (head, K, K)))
 
-    converged = _precision_converged(Omega_next[:N, :N], info_C[0], A, B)
+    converged = _precision_converged(Omega_next[:N, :N], Omega, G, A)
     precisions, shifts, factors = lax.cond(converged, steady, full, Omega_next)
     return BackwardInformation(
         jnp.concatenate([precisions, Omega_tail[:, :N, :N]]),
@@ -207,12 +210,11 @@ def _marginalise_shock(Omega, B):
     return U, jnp.eye(N, dtype=B.dtype) - OB @ M_inv_Bt
 
 
-def _precision_converged(P_next, info_C, A, B, rtol=CONVERGENCE_RTOL):
+def _precision_converged(P_next, Omega, G, A, rtol=CONVERGENCE_RTOL):
     """True when one more step of the precision recursion from ``P_next`` (the precision
     about ``u_t`` that ``y_{t+1..T}`` carry) changes no entry by more than ``rtol`` times its
-    scale (as :func:`.steady_state.riccati_converged` for the covariance)."""
-    Omega = info_C + P_next
-    _, G = _marginalise_shock(Omega, B)
+    scale (as :func:`.steady_state.riccati_converged` for the covariance). ``Omega = C' R^-1 C
+    + P_next`` and ``G`` from :func:`_marginalise_shock` of it."""
     change = jnp.abs(symmetrize(A.T @ G @ Omega @ A) - P_next)
     d = jnp.abs(jnp.diagonal(Omega))
     scale = jnp.sqrt(jnp.outer(d, d)) + jnp.max(d)
