@@ -159,7 +159,7 @@ class KalmanLGSS(dist.Distribution):
     :param num_timesteps: ``T``; may be omitted when ``mask`` is given.
     :param mask: optional ``(..., T, M)`` bool; False marks a missing entry. NaN entries of
         the observed ``y`` are missing too; an all-missing step is a pure prediction.
-    :param method: ``"sequential"`` (``lax.scan``, with a steady-state switch for long series),
+    :param method: ``"sequential"`` (``lax.scan``, with a steady-state switch from 64 steps on),
         ``"parallel"`` (associative scan, ``O(log T)`` depth: :mod:`.kernels.parallel`) or
         ``"auto"``: parallel when JAX's default backend is an accelerator, else sequential.
     """

@@ -19,7 +19,8 @@ from numpyro_statespace.kernels.steady_state import (
 )
 from _reference import simulate, spd, stable_matrix, statsmodels_filter
 
-T = 1000  # the default switch is at step 500
+T = 1000
+START = kernels.likelihood.steady_state_start(T)  # the default switch point (333)
 
 
 def model(seed, N=4, K=2, M=3, radius=0.9, diag_R=False, R_zero=False):
@@ -45,19 +46,19 @@ def loglik(m, steady_state=True, diagonal=False, **over):
                    steady_state=steady_state)
 
 
-@pytest.mark.parametrize("n", [1, 5, 31, 32, 33, 100])
-@pytest.mark.parametrize("block", [1, 4, 32])
-def test_linear_recursion_matches_loop(n, block):
-    rng = np.random.default_rng(n + block)
-    F = stable_matrix(rng, 3, 0.8)
-    U = rng.standard_normal((n, 3))
-    a1 = rng.standard_normal(3)
-    expected = np.empty((n, 3))
+@pytest.mark.parametrize("n", [1, 5, 100])
+@pytest.mark.parametrize("N", [3, 20])  # a fused product and a dot (_linalg.matvec)
+def test_linear_recursion_matches_loop(n, N):
+    rng = np.random.default_rng(n + N)
+    F = stable_matrix(rng, N, 0.8)
+    U = rng.standard_normal((n, N))
+    a1 = rng.standard_normal(N)
+    expected = np.empty((n, N))
     a = a1
     for t in range(n):
         expected[t] = a
         a = F @ a + U[t]
-    got = linear_recursion(jnp.asarray(F), jnp.asarray(U), jnp.asarray(a1), block=block)
+    got = linear_recursion(jnp.asarray(F), jnp.asarray(U), jnp.asarray(a1))
     np.testing.assert_allclose(got, expected, rtol=1e-13, atol=1e-13)
 
 
@@ -77,13 +78,13 @@ def test_matches_statsmodels_and_full_filter(case):
     full = loglik(m, steady_state=False, diagonal=diagonal)
     np.testing.assert_allclose(fast, expected, rtol=1e-12)
     np.testing.assert_allclose(fast, full, rtol=1e-13)
-    # and the switch was taken: the covariance has converged by step 500 ...
-    head = _filter_head(m["A"], m["B"], m["C"], m["R"], m["m0"], m["P0"], m["y"][:500])
+    # and the switch was taken: the covariance has converged by the switch point ...
+    head = _filter_head(m["A"], m["B"], m["C"], m["R"], m["m0"], m["P0"], m["y"][:START])
     A, B, C, R = (jnp.asarray(m[k]) for k in "ABCR")
     assert jax.jit(riccati_converged)(head.filtered_covs[-1], A, B @ B.T, C, R)
     # ... and the steady-state tail alone, from there, completes statsmodels' value
     tail, ok = jax.jit(steady_state_loglik)(head.filtered_means[-1], head.filtered_covs[-1], A,
-                                            B @ B.T, C, R, jnp.asarray(m["y"][500:]))
+                                            B @ B.T, C, R, jnp.asarray(m["y"][START:]))
     assert ok
     np.testing.assert_allclose(head.log_likelihood + tail, expected, rtol=1e-12)
 
@@ -93,8 +94,8 @@ def test_switch_is_taken_and_check_is_sound():
     A, B, C, R = (jnp.asarray(m[k]) for k in "ABCR")
     P = jnp.asarray(m["P0"])
     step = jax.jit(riccati_step)
-    # a few steps in, the covariance is still moving; after 500 it has converged
-    for t in range(500):
+    # a few steps in, the covariance is still moving; by the switch point it has converged
+    for t in range(START):
         if t == 5:
             assert not riccati_converged(P, A, B @ B.T, C, R)
         P = step(P, A, B @ B.T, C, R)
@@ -106,7 +107,7 @@ def test_int_switch_point_and_short_series():
     full = float(loglik(m, steady_state=False))
     for start in (200, 999):
         np.testing.assert_allclose(loglik(m, steady_state=start), full, rtol=1e-13)
-    short = dict(m, y=m["y"][:999])               # below 1000 steps: no switch at all
+    short = dict(m, y=m["y"][:kernels.likelihood.STEADY_STATE_MIN_STEPS - 1])  # no switch
     assert float(loglik(short)) == float(loglik(short, steady_state=False))
 
 
@@ -126,7 +127,7 @@ def test_missing_data_in_tail_falls_back_to_full_filter():
 
 
 def test_slowly_converging_model_falls_back():
-    # a near unit root, weakly observed: the covariance is still moving at step 500
+    # a near unit root, weakly observed: the covariance is still moving at the switch point
     m = model(9, N=2, K=1, M=1, radius=0.999)
     m["C"] = 0.01 * m["C"]
     m["y"] = simulate(np.random.default_rng(1), m["A"], m["B"], m["C"], m["R"], m["m0"],
@@ -170,6 +171,33 @@ def test_gradients_match_finite_differences():
         np.testing.assert_allclose(rev[k], full[k], rtol=1e-10, atol=1e-11 * scale)
         np.testing.assert_allclose(fwd[k], full[k], rtol=1e-10, atol=1e-11 * scale)
         np.testing.assert_allclose(rev[k], fd, rtol=1e-5, atol=1e-6 * scale)
+
+
+@pytest.mark.parametrize("n_steps, seed, case", [
+    (64, 23, dict(N=8, K=8, M=4, diag_R=True)),   # converged at step 15, switch at 21
+    (120, 21, dict()),                            # converged at step 30, switch at 40
+])
+def test_mid_length_series_switch_at_a_third(n_steps, seed, case):
+    m = model(seed, **case)
+    m["y"] = m["y"][:n_steps]
+    start = kernels.likelihood.steady_state_start(n_steps)
+    assert start == n_steps // 3
+    A, B, C, R = (jnp.asarray(m[k]) for k in "ABCR")
+    head = _filter_head(A, B, C, R, m["m0"], m["P0"], m["y"][:start])
+    assert jax.jit(riccati_converged)(head.filtered_covs[-1], A, B @ B.T, C, R)  # taken
+    diagonal = case.get("diag_R", False)
+    ref = statsmodels_filter(m["A"], m["B"], m["C"], m["R"], m["m0"], m["P0"], m["y"],
+                             tolerance=0)
+    np.testing.assert_allclose(loglik(m, diagonal=diagonal), np.sum(ref.llf_obs), rtol=1e-12)
+    x = {k: m[k] for k in "ABCR"}
+    # forward mode runs the same rule: test_gradients_match_finite_differences
+    rev = jax.jit(jax.grad(lambda x: loglik(m, diagonal=diagonal, **x)))(x)
+    full = jax.jit(jax.grad(lambda x: loglik(m, steady_state=False, diagonal=diagonal, **x)))(x)
+    for k in x:
+        scale = np.max(np.abs(full[k]))
+        np.testing.assert_allclose(rev[k], full[k], rtol=1e-10, atol=1e-11 * scale)
+    fd = central_difference(lambda v: float(loglik(m, diagonal=diagonal, A=v)), x["A"])
+    np.testing.assert_allclose(rev["A"], fd, rtol=1e-5, atol=1e-6 * np.max(np.abs(fd)))
 
 
 _value_and_grad_A = jax.jit(jax.value_and_grad(

@@ -22,8 +22,8 @@ transposition bug in ``lax.scan`` under ``custom_jvp`` in jaxlib 0.9. The value 
 (:mod:`.kalman`), bit for bit; short series (fully unrolled) keep JAX's own derivative, which is
 faster there.
 
-:func:`kalman_loglik` switches a long series to the steady state once the covariance has
-converged (:mod:`.steady_state`).
+:func:`kalman_loglik` switches a series of 64 steps or more to the steady state once the
+covariance has converged (:mod:`.steady_state`).
 """
 
 from __future__ import annotations
@@ -121,24 +121,62 @@ def _gradient(r, A, univariate, observed, P_hat, m_hat):
     return g_A, jnp.sum(Lam, axis=0), g_C, g_R, A.T @ lam[0], A.T @ Lam[0] @ A, g_y
 
 
+def _steady_tail(A, Q, C, R, m, P, y, univariate):
+    """``(log-likelihood, ok)`` of ``y`` (all observed) from the filtered ``N(m, P)`` at the
+    steady-state gain (:func:`.steady_state.steady_state_loglik`)."""
+    # bounded data only: an overflowing product would leave NaN in the gradient
+    y_ok = jnp.abs(y) < max_power(y.dtype, 0.5)
+    ll, ok = steady_state_loglik(m, P, A, Q, C, jnp.diag(R) if univariate else R,
+                                 jnp.where(y_ok, y, 0.0))
+    return ll, ok & jnp.all(y_ok)
+
+
+def _use_steady_tail(A, Q, C, R, P, observed, univariate):
+    """The switch: the covariance has converged (see :mod:`.steady_state`) and nothing is
+    missing in the rest of the series."""
+    return riccati_converged(P, A, Q, C, jnp.diag(R) if univariate else R) & jnp.all(observed)
+
+
 def _tail(A, Q, C, R, m, P, y, observed, univariate):
     """Log-likelihood of the rest of the series from the filtered ``N(m, P)``: at the
-    steady-state gain if the covariance has converged and nothing is missing, else the full
-    filter. Returns ``(log-likelihood, ok)``."""
-    R_full = jnp.diag(R) if univariate else R
-
-    def steady(m, P):
-        # bounded data only: an overflowing product would leave NaN in the gradient
-        y_ok = jnp.abs(y) < max_power(y.dtype, 0.5)
-        ll, ok = steady_state_loglik(m, P, A, Q, C, R_full, jnp.where(y_ok, y, 0.0))
-        return ll, ok & jnp.all(y_ok)
+    steady-state gain if :func:`_use_steady_tail`, else the full filter. Returns
+    ``(log-likelihood, ok)``."""
 
     def full(m, P):
         ll = _loglik(A, Q, C, R, m, P, y, observed, jnp.array(True), univariate, None)
         return ll, ll > -jnp.inf
 
-    use_steady = riccati_converged(P, A, Q, C, R_full) & jnp.all(observed)
-    return lax.cond(use_steady, steady, full, m, P)
+    return lax.cond(_use_steady_tail(A, Q, C, R, P, observed, univariate),
+                    partial(_steady_tail, A, Q, C, R, y=y, univariate=univariate), full, m, P)
+
+
+def _tail_value_and_grad(A, Q, C, R, m, P, y, observed, univariate):
+    """:func:`_tail` and its gradient with respect to ``(A, Q, C, R, m, P, y)``: the branch is
+    chosen first and each branch computes its own gradient (JAX's for the steady tail, the
+    adjoint recursion for the full filter), which compiles to a smaller program than JAX's
+    derivative of the branch. Returns ``(log-likelihood, ok, gradient)``."""
+
+    def steady(A, Q, C, R, m, P, y):
+        ll, vjp, ok = jax.vjp(partial(_steady_tail, univariate=univariate), A, Q, C, R, m, P, y,
+                              has_aux=True)
+        return ll, ok, vjp(jnp.ones_like(ll))
+
+    def full(A, Q, C, R, m, P, y):
+        (_, _, ll, ok, _), saved = _filter_scan(A, Q, C, R, univariate, m, P, y, observed,
+                                                jnp.array(True), True, save_predicted=True)
+        g = _adjoint(A, C, R, univariate, m, saved, y, observed, jnp.zeros_like(P),
+                     jnp.zeros_like(m))
+        return ll, ok, g
+
+    return lax.cond(_use_steady_tail(A, Q, C, R, P, observed, univariate), steady, full,
+                    A, Q, C, R, m, P, y)
+
+
+def _adjoint(A, C, R, univariate, m0, saved, y, observed, P_hat, m_hat):
+    """:func:`_gradient` from what :func:`.kalman._filter_scan` saved (``save_predicted``)."""
+    ms, Ps, _, _, m_pred, P_pred, AP = saved
+    r = _residuals(A, C, R, univariate, m0, ms, Ps, m_pred, P_pred, AP, y, observed)
+    return _gradient(r, A, univariate, observed, P_hat, m_hat)
 
 
 @partial(jax.custom_jvp, nondiff_argnums=(9, 10))
@@ -160,18 +198,16 @@ def _loglik(A, Q, C, R, m0, P0, y, observed, ok, univariate, start):
 def _loglik_jvp(univariate, start, primals, tangents):
     A, Q, C, R, m0, P0, y, observed, ok = primals
     head = slice(None) if start is None else slice(None, start)
-    (m, P, ll, ok, _), (ms, Ps, _, _, m_pred, P_pred, AP) = _filter_scan(
-        A, Q, C, R, univariate, m0, P0, y[head], observed[head], ok, True, save_predicted=True)
+    (m, P, ll, ok, _), saved = _filter_scan(A, Q, C, R, univariate, m0, P0, y[head],
+                                            observed[head], ok, True, save_predicted=True)
     m_hat, P_hat = jnp.zeros_like(m), jnp.zeros_like(P)
     if start is not None:
-        tail = partial(_tail, observed=observed[start:], univariate=univariate)
-        ll_tail, vjp, ok_tail = jax.vjp(tail, A, Q, C, R, m, P, y[start:], has_aux=True)
-        g_tail = vjp(jnp.ones_like(ll_tail))
+        ll_tail, ok_tail, g_tail = _tail_value_and_grad(A, Q, C, R, m, P, y[start:],
+                                                        observed[start:], univariate)
         m_hat, P_hat = g_tail[4], 0.5 * _sym2(g_tail[5])
         ok = ok & ok_tail
         ll = ll + jnp.where(ok_tail, ll_tail, 0.0)
-    r = _residuals(A, C, R, univariate, m0, ms, Ps, m_pred, P_pred, AP, y[head], observed[head])
-    g = list(_gradient(r, A, univariate, observed[head], P_hat, m_hat))
+    g = list(_adjoint(A, C, R, univariate, m0, saved, y[head], observed[head], P_hat, m_hat))
     if start is not None:
         g[:4] = [a + b for a, b in zip(g[:4], g_tail[:4])]
         g[6] = jnp.concatenate([g[6], g_tail[6]])
@@ -181,11 +217,20 @@ def _loglik_jvp(univariate, start, primals, tangents):
     return jnp.where(ok, ll, -jnp.inf), dll
 
 
+#: Series shorter than this are always filtered in full: the switch doubles the compiled program
+#: (the steady tail and the full filter's fallback), which a short series does not repay.
+STEADY_STATE_MIN_STEPS = 64
+
+
 def steady_state_start(T):
-    """The default step after which :func:`kalman_loglik` may switch to the steady state
-    (``None``: never, for ``T < 1000``): ``max(500, T // 20)``, so that at most 5 % of a long
-    series is filtered in full before the check."""
-    return None if T < 1000 else max(500, T // 20)
+    """The default step after which :func:`kalman_loglik` may switch to the steady state:
+    ``None`` (never) for ``T < STEADY_STATE_MIN_STEPS``, else ``min(T // 3, max(500, T // 20))``:
+    a covariance that has converged within the first third of the series leaves two thirds to
+    the steady state, and at most 5 % of a long series (beyond 10,000 steps) is filtered in
+    full before the check. A model that converges later gets the full filter."""
+    if T < STEADY_STATE_MIN_STEPS:
+        return None
+    return min(T // 3, max(500, T // 20))
 
 
 def kalman_loglik(A, B, C, R, m0, P0, y, mask=None, *, steady_state=True):
@@ -195,8 +240,8 @@ def kalman_loglik(A, B, C, R, m0, P0, y, mask=None, *, steady_state=True):
 
     :param steady_state: static. ``True`` (default): after :func:`steady_state_start` steps,
         if the covariance recursion has converged (see :mod:`.steady_state`) and no later entry
-        of ``y`` is missing, the rest of the series is filtered with the steady-state gain, by
-        matrix products instead of a step per time point; otherwise the full filter continues.
+        of ``y`` is missing, the rest of the series is filtered with the steady-state gain (one
+        matrix-vector product per step, no factorisation); otherwise the full filter continues.
         The result agrees with the full filter to round-off. An ``int`` sets the switch step;
         ``False`` always runs the full filter.
     """

@@ -38,14 +38,11 @@ import jax.numpy as jnp
 from jax import Array, lax
 from jax.scipy.linalg import solve_triangular
 
-from ._linalg import safe_cholesky, symmetrize
+from ._linalg import matvec, safe_cholesky, symmetrize
 from .direct import may_have_missing
 from .kalman import observed_mask
-from .steady_state import CONVERGENCE_RTOL
+from .steady_state import CONVERGENCE_RTOL, linear_recursion
 
-
-#: largest state dimension for which the map's state recursion writes ``F_t @ u`` elementwise
-FUSED_MATVEC_MAX_N = 16
 #: with complete data, the steps at the end of a series filtered in full before the check for
 #: a converged precision (see :func:`backward_information`)
 STEADY_STATE_TAIL = 32
@@ -179,16 +176,9 @@ def backward_information(A, B, C, R, y, mask=None, state_offset=None, obs_offset
         F = A.T @ G
         c = -A.T @ (G @ Omega) @ a
         xi_head = info_y[head - 1] - Omega_next[:N, N]
-        # t = head - 1 .. 1, and a zero row: the scan emits each step's incoming shift
+        # t = head - 1 .. 1, and a zero row: the recursion emits each step's incoming shift
         inputs = jnp.concatenate([info_y[:head - 1][::-1] + c, jnp.zeros((1, N), dtype)])
-
-        def shift_step(xi, u):
-            # one fused product per step; in-graph faster than steady_state.linear_recursion's
-            # blocked products (RBC whitened potential, value+grad: 209 against 287 us)
-            return (jnp.sum(F * xi, axis=-1) if N <= FUSED_MATVEC_MAX_N else F @ xi) + u, xi
-
-        _, xi = lax.scan(shift_step, xi_head, inputs)
-        xi = xi[::-1]                                             # xi_1 .. xi_head
+        xi = linear_recursion(F, inputs, xi_head)[::-1]           # xi_1 .. xi_head
         return (jnp.broadcast_to(Omega, (head, N, N)), xi, jnp.broadcast_to(U, (head, K, K)))
 
     converged = _precision_converged(Omega_next[:N, :N], Omega, G, A)
@@ -247,10 +237,7 @@ def whiten_shocks(eps, A, B, info, u0, state_offset=None):
 
     def step(u, inputs):
         F_t, c_t = inputs
-        # Small N: a product and a sum, which XLA fuses with the addition into one kernel (a
-        # dot is a call of its own; the loop's cost is per call). Measured on the RBC-sized
-        # whitened potential: value+grad 545 -> 460 us; a dot is faster again from N ~ 30.
-        u = (jnp.sum(F_t * u, axis=-1) if N <= FUSED_MATVEC_MAX_N else F_t @ u) + c_t
+        u = matvec(F_t, u) + c_t
         return u, u
 
     _, u = lax.scan(step, u0, (F, c))
