@@ -159,7 +159,8 @@ class KalmanLGSS(dist.Distribution):
     :param num_timesteps: ``T``; may be omitted when ``mask`` is given.
     :param mask: optional ``(..., T, M)`` bool; False marks a missing entry. NaN entries of
         the observed ``y`` are missing too; an all-missing step is a pure prediction.
-    :param method: ``"sequential"`` (``lax.scan``, with a steady-state switch from 64 steps on),
+    :param method: ``"sequential"`` (``lax.scan``, with a steady-state switch: see
+        :func:`.kernels.likelihood.steady_state_start`),
         ``"parallel"`` (associative scan, ``O(log T)`` depth: :mod:`.kernels.parallel`) or
         ``"auto"``: parallel when JAX's default backend is an accelerator, else sequential.
     """

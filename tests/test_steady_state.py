@@ -20,7 +20,7 @@ from numpyro_statespace.kernels.steady_state import (
 from _reference import simulate, spd, stable_matrix, statsmodels_filter
 
 T = 1000
-START = kernels.likelihood.steady_state_start(T)  # the default switch point (333)
+START = kernels.likelihood.steady_state_start(T, 4)  # the default switch point (333)
 
 
 def model(seed, N=4, K=2, M=3, radius=0.9, diag_R=False, R_zero=False):
@@ -107,8 +107,10 @@ def test_int_switch_point_and_short_series():
     full = float(loglik(m, steady_state=False))
     for start in (200, 999):
         np.testing.assert_allclose(loglik(m, steady_state=start), full, rtol=1e-13)
-    short = dict(m, y=m["y"][:kernels.likelihood.STEADY_STATE_MIN_STEPS - 1])  # no switch
-    assert float(loglik(short)) == float(loglik(short, steady_state=False))
+    # no switch below 64 steps, nor below 1000 with fewer than 8 states (here 4)
+    for n_steps in (kernels.likelihood.STEADY_STATE_MIN_STEPS - 1, 999):
+        short = dict(m, y=m["y"][:n_steps])
+        assert float(loglik(short)) == float(loglik(short, steady_state=False))
 
 
 def test_missing_data_in_tail_falls_back_to_full_filter():
@@ -175,12 +177,12 @@ def test_gradients_match_finite_differences():
 
 @pytest.mark.parametrize("n_steps, seed, case", [
     (64, 23, dict(N=8, K=8, M=4, diag_R=True)),   # converged at step 15, switch at 21
-    (120, 21, dict()),                            # converged at step 30, switch at 40
+    (120, 21, dict(N=8, K=3, M=3)),               # converged at step 28, switch at 40
 ])
 def test_mid_length_series_switch_at_a_third(n_steps, seed, case):
     m = model(seed, **case)
     m["y"] = m["y"][:n_steps]
-    start = kernels.likelihood.steady_state_start(n_steps)
+    start = kernels.likelihood.steady_state_start(n_steps, case["N"])
     assert start == n_steps // 3
     A, B, C, R = (jnp.asarray(m[k]) for k in "ABCR")
     head = _filter_head(A, B, C, R, m["m0"], m["P0"], m["y"][:start])
