@@ -230,11 +230,12 @@ def steady_state_start(T, N):
     long one is filtered in full for at most 5 %, beyond 10,000 steps), or ``None`` (never) for
     ``T < STEADY_STATE_MIN_STEPS``, and for ``T < 1000`` with ``N < STEADY_STATE_MIN_STATES``.
 
-    Why not always: the switch's program holds the steady tail and the full filter's fallback,
-    and takes about twice as long to compile (value+grad at T = 200: 1.6 -> 4 s). A step of a
-    small model costs a few microseconds, so a few thousand evaluations do not repay it: NUTS
-    on the RBC model (N = 2, T = 200, 2 x 1000 iterations) took 22 s without and 28 s with the
-    switch. At N = 30, T = 100 an evaluation saves 4 ms of 6.5 (in-graph value+grad)."""
+    Why not always: the switch's program holds the steady tail and the full filter's fallback
+    and takes about twice as long to compile (value+grad at N = 2, T = 200: 1.7 -> 3.3 s). A
+    step of a small model costs a few microseconds, and the few thousand evaluations of a short
+    NUTS run do not repay that: on the RBC model (N = 2, T = 200, 2 chains x 1000 iterations)
+    21-22 s without the switch, 28-30 s with it. At N = 30, T = 100 an in-graph value+grad
+    costs 2.5-3.2 ms with it against 6.1-7.6 ms without."""
     if T < STEADY_STATE_MIN_STEPS or (T < 1000 and N < STEADY_STATE_MIN_STATES):
         return None
     return min(T // 3, max(500, T // 20))
