@@ -175,30 +175,34 @@ def test_gradients_match_finite_differences():
         np.testing.assert_allclose(rev[k], fd, rtol=1e-5, atol=1e-6 * scale)
 
 
-@pytest.mark.parametrize("n_steps, seed, case", [
-    (64, 23, dict(N=8, K=8, M=4, diag_R=True)),   # converged at step 15, switch at 21
-    (120, 21, dict(N=8, K=3, M=3)),               # converged at step 28, switch at 40
-])
-def test_mid_length_series_switch_at_a_third(n_steps, seed, case):
-    m = model(seed, **case)
+def test_default_switch_point():
+    start = kernels.likelihood.steady_state_start
+    assert start(63, 30) is None and start(999, 7) is None      # short, or small and < 1000
+    assert start(64, 8) == 21 and start(120, 8) == 40           # a third
+    assert start(1000, 2) == 333 and start(1500, 2) == 500      # a third, at most 500 ...
+    assert start(30_000, 2) == 1500                             # ... or 5 % of a long series
+
+
+def test_mid_length_series_switch_at_a_third():
+    # 8 states, 120 steps: the covariance has converged at step 28, the switch is at 40
+    n_steps = 120
+    m = model(21, N=8, K=3, M=3)
     m["y"] = m["y"][:n_steps]
-    start = kernels.likelihood.steady_state_start(n_steps, case["N"])
-    assert start == n_steps // 3
+    start = kernels.likelihood.steady_state_start(n_steps, 8)
     A, B, C, R = (jnp.asarray(m[k]) for k in "ABCR")
     head = _filter_head(A, B, C, R, m["m0"], m["P0"], m["y"][:start])
     assert jax.jit(riccati_converged)(head.filtered_covs[-1], A, B @ B.T, C, R)  # taken
-    diagonal = case.get("diag_R", False)
     ref = statsmodels_filter(m["A"], m["B"], m["C"], m["R"], m["m0"], m["P0"], m["y"],
                              tolerance=0)
-    np.testing.assert_allclose(loglik(m, diagonal=diagonal), np.sum(ref.llf_obs), rtol=1e-12)
+    np.testing.assert_allclose(loglik(m), np.sum(ref.llf_obs), rtol=1e-12)
     x = {k: m[k] for k in "ABCR"}
     # forward mode runs the same rule: test_gradients_match_finite_differences
-    rev = jax.jit(jax.grad(lambda x: loglik(m, diagonal=diagonal, **x)))(x)
-    full = jax.jit(jax.grad(lambda x: loglik(m, steady_state=False, diagonal=diagonal, **x)))(x)
+    rev = jax.jit(jax.grad(lambda x: loglik(m, **x)))(x)
+    full = jax.jit(jax.grad(lambda x: loglik(m, steady_state=False, **x)))(x)
     for k in x:
         scale = np.max(np.abs(full[k]))
         np.testing.assert_allclose(rev[k], full[k], rtol=1e-10, atol=1e-11 * scale)
-    fd = central_difference(lambda v: float(loglik(m, diagonal=diagonal, A=v)), x["A"])
+    fd = central_difference(lambda v: float(loglik(m, A=v)), x["A"])
     np.testing.assert_allclose(rev["A"], fd, rtol=1e-5, atol=1e-6 * np.max(np.abs(fd)))
 
 
