@@ -58,10 +58,16 @@ def riccati_converged(P, A, Q, C, R, rtol=CONVERGENCE_RTOL):
     in a DSGE model with exact observables the filtered covariance is zero up to round-off,
     and round-off is all that keeps changing."""
     P_pred = symmetrize(A @ P @ A.T + Q)
-    change = jnp.abs(A @ (riccati_step(P, A, Q, C, R) - P) @ A.T)
-    d = jnp.abs(jnp.diagonal(P_pred))
+    return settled(A @ (riccati_step(P, A, Q, C, R) - P) @ A.T, P_pred, rtol)
+
+
+def settled(change, P, rtol=CONVERGENCE_RTOL):
+    """True when no entry of ``change`` exceeds ``rtol`` times its scale ``sqrt(|P_ii P_jj|)``
+    plus ``rtol`` times the largest ``|P_ii|`` (round-off in the recursion that moves ``P``):
+    the convergence criterion of the Kalman and the backward information filters."""
+    d = jnp.abs(jnp.diagonal(P))
     scale = jnp.sqrt(jnp.outer(d, d)) + jnp.max(d)
-    return jnp.all(change <= rtol * scale)
+    return jnp.all(jnp.abs(change) <= rtol * scale)
 
 
 def linear_recursion(F, U, a1):

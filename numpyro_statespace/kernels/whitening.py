@@ -41,7 +41,7 @@ from jax.scipy.linalg import solve_triangular
 from ._linalg import matvec, safe_cholesky, symmetrize
 from .direct import may_have_missing
 from .kalman import observed_mask
-from .steady_state import CONVERGENCE_RTOL, linear_recursion
+from .steady_state import CONVERGENCE_RTOL, linear_recursion, settled
 
 #: with complete data, the steps at the end of a series filtered in full before the check for
 #: a converged precision (see :func:`backward_information`)
@@ -203,12 +203,9 @@ def _marginalise_shock(Omega, B):
 def _precision_converged(P_next, Omega, G, A, rtol=CONVERGENCE_RTOL):
     """True when one more step of the precision recursion from ``P_next`` (the precision
     about ``u_t`` that ``y_{t+1..T}`` carry) changes no entry by more than ``rtol`` times its
-    scale (as :func:`.steady_state.riccati_converged` for the covariance). ``Omega = C' R^-1 C
+    scale (:func:`.steady_state.settled`, as for the Kalman covariance). ``Omega = C' R^-1 C
     + P_next`` and ``G`` from :func:`_marginalise_shock` of it."""
-    change = jnp.abs(symmetrize(A.T @ G @ Omega @ A) - P_next)
-    d = jnp.abs(jnp.diagonal(Omega))
-    scale = jnp.sqrt(jnp.outer(d, d)) + jnp.max(d)
-    return jnp.all(change <= rtol * scale)
+    return settled(symmetrize(A.T @ G @ Omega @ A) - P_next, Omega, rtol)
 
 
 def whiten_shocks(eps, A, B, info, u0, state_offset=None):
