@@ -601,9 +601,12 @@ class ConditionalSS(dist.Distribution):
             (A, B, C, R, u0), ok = finite_tree((A, B, C, R, u0))
             # Entries that enter products are bounded (see kernels._linalg's overflow guards).
             (A, ok_A), (B, ok_B), (C, ok_C) = (bounded_or(x, 0.0, 0.25) for x in (A, B, C))
-            ok = ok & ok_A & ok_B & ok_C
+            # The states they multiply (u_0, then the data) are bounded as state moments are:
+            # a huge u_0 times A = 0 predicts 0, but its cotangent would overflow.
+            states, ok_u = bounded_or(kernels.clamped_states(u0, y)[:-1], 0.0, 0.5)
+            ok = ok & ok_A & ok_B & ok_C & ok_u
             CB = C @ B
-            preds, ok_p = finite_or(kernels.clamped_states(u0, y)[:-1] @ (C @ A).T, 0.0)
+            preds, ok_p = finite_or(states @ (C @ A).T, 0.0)
             ll, _ = mvn_logpdf_iid(y - preds, CB @ CB.T + R)
             return jnp.where(ok & ok_p & jnp.isfinite(ll), ll, -jnp.inf)
 

@@ -2,15 +2,29 @@
 
 import os
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
+# The suite's time is XLA compiling small programs (each test compiles its own value,
+# gradient and forward-mode programs), hardly running them: of ~1,300 CPU seconds, ~1,200 are
+# tracing, lowering and compiling (JAX_LOG_COMPILES, 2,700 compilations). XLA's CPU backend
+# compiles them about twice as fast with LLVM at -O0 and its older (non-MLIR) fusion emitters
+# (measured: test_parallel's largest case 57 -> 28 CPU seconds, same results); the HLO-level
+# optimisations (fusion, simplification) still run. Results may differ from the default
+# build's in the last bits, which every tolerance here allows. Set before JAX starts; the
+# example scripts that test_workflow runs as subprocesses inherit it.
+_flags = os.environ.get("XLA_FLAGS", "")
+if "xla_backend_optimization_level" not in _flags:
+    _flags += " --xla_backend_optimization_level=0"
+    # an unknown flag aborts XLA: this one is known from jaxlib 0.9 on (checked: 0.9.2, 0.10.2)
+    if tuple(int(p) for p in version("jaxlib").split(".")[:2]) >= (0, 9):
+        _flags += " --xla_cpu_use_fusion_emitters=false"
 # Under pytest-xdist (the default run: one worker per core) each worker keeps XLA to one thread,
 # so the workers do not oversubscribe the cores (a 2-3x slowdown of compile-heavy tests seen
 # on 2 cores otherwise).
 if os.environ.get("PYTEST_XDIST_WORKER"):
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
-                               + " --xla_cpu_multi_thread_eigen=false"
-                               " intra_op_parallelism_threads=1").strip()
+    _flags += " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+os.environ["XLA_FLAGS"] = _flags.strip()
 
 import jax  # noqa: E402
 

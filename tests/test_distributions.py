@@ -700,7 +700,7 @@ _FAIL_PARAMS = {
 }
 
 
-@pytest.mark.parametrize("failure", ["R_minus_I", "nan_in_A"])
+@pytest.mark.parametrize("failure", ["R_minus_I", "nan_in_A", "huge_u0"])
 @pytest.mark.parametrize("cls", ["kalman", "joint", "conditional"])
 def test_numerical_failure_gives_minus_inf_with_finite_gradient(cls, failure):
     th = {k: jnp.asarray(_FS[k]) for k in _FAIL_PARAMS[cls]}
@@ -709,6 +709,10 @@ def test_numerical_failure_gives_minus_inf_with_finite_gradient(cls, failure):
     a01 = th["A"][0, 1]
     if failure == "R_minus_I":  # not positive definite (validate_args=False lets it through)
         th["R"] = -jnp.eye(th["R"].shape[0])
+    elif failure == "huge_u0":  # u0 beyond the state bound 1e154 (A = 0: finite predictions
+        # in the conditional likelihood, whose cotangent overflowed; found by test_fuzz)
+        th["A"], a01 = jnp.zeros_like(th["A"]), jnp.zeros_like(a01)
+        th["u0" if "u0" in th else "m0"] = jnp.full(_N, 1e300)
     else:
         a01 = np.float64(np.nan)  # the same (strong) type as A[0, 1]: one compilation per class
     val, grad = _FAIL_FNS[cls](th, a01)

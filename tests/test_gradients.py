@@ -572,3 +572,7 @@ def test_conditional_failure_gives_minus_inf():
 
     good = dict(A=m["A"], B=m["B"], u0=m["u0"], noise=m["noise"], R=m["R"])
     failure_check(logpdf_fn, dict(good, R=-np.eye(2)), batch_with=good)
+    # A = 0 predicts 0 from any u_0, but the cotangent of u_0 = 1e300 overflowed (NaN in the
+    # gradient of A; found by test_fuzz): states beyond 1e154 count as numerical failure.
+    failure_check(logpdf_fn, dict(good, A=np.zeros((2, 2)), u0=np.array([1e300, -1e300]),
+                                  R=1e-4 * np.eye(2)), batch_with=good)
