@@ -107,6 +107,29 @@ def test_dsge_singular():
     _check(theta, y, seed=3)
 
 
+def test_short_series_rolled_value_unrolled_derivative():
+    """``T <= FULL_UNROLL_MAX_STEPS``: the value alone comes from the rolled scan, derivatives
+    from JAX's of the unrolled filter (a custom_jvp rule): FD / jacfwd / vmap, JAX's derivative
+    of the filter, and the value of a plain NumPy filter written here."""
+    theta, y = _model(5, M=3, T=10, diagonal=True)
+    y[4, 1] = np.nan
+    _check(theta, y, diagonal=True, seed=5)
+    value = jax.jit(_loglik_fn(jnp.asarray(y), diagonal=True))(
+        jax.tree_util.tree_map(jnp.asarray, theta))  # not differentiated: the rolled scan
+    m, P, ll = theta["m0"], theta["P0"], 0.0
+    for t in range(y.shape[0]):
+        m, P = theta["A"] @ m, theta["A"] @ P @ theta["A"].T + theta["B"] @ theta["B"].T
+        o = ~np.isnan(y[t])
+        C, R = theta["C"][o], np.diag(theta["R"][o])
+        S = C @ P @ C.T + R
+        v = y[t, o] - C @ m
+        ll -= 0.5 * (o.sum() * np.log(2 * np.pi) + np.linalg.slogdet(S)[1]
+                     + v @ np.linalg.solve(S, v))
+        K = P @ C.T @ np.linalg.inv(S)
+        m, P = m + K @ v, P - K @ C @ P
+    np.testing.assert_allclose(value, ll, rtol=1e-13)
+
+
 @pytest.mark.parametrize("start, converged", [(40, True), (3, False)],
                          ids=["steady tail", "full tail"])
 def test_tail_after_the_switch_step(start, converged):

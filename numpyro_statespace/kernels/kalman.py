@@ -175,11 +175,12 @@ def _prepare(A, B, C, R, m0, P0, y, mask):
 
 
 def _filter_scan(A, Q, C, R, univariate, m0, P0, y, observed, ok, save_everystep,
-                 save_predicted=False):
+                 save_predicted=False, unroll=None):
     """The filter's ``lax.scan`` from the prior ``N(m0, P0)`` over ``y`` (missing entries
     zeroed); returns the final ``(m, P, loglik, ok, z)`` and the per-step outputs: filtered
     means and covariances, predicted observations and log-likelihood terms, and with
-    ``save_predicted`` the predicted means and covariances and ``A P_{t-1}`` too."""
+    ``save_predicted`` the predicted means and covariances and ``A P_{t-1}`` too. ``unroll``:
+    the scan's, by default all steps of a short series (``FULL_UNROLL_MAX_STEPS``)."""
     eye = jnp.eye(A.shape[0], dtype=P0.dtype)
 
     def step(carry, inputs):
@@ -207,7 +208,8 @@ def _filter_scan(A, Q, C, R, univariate, m0, P0, y, observed, ok, save_everystep
     init = (m0, P0, jnp.zeros((), P0.dtype), ok, C @ m0)
     # Short series: unrolling removes the loop's per-step overhead and lets XLA fuse across steps.
     T = y.shape[0]
-    unroll = T if 1 <= T <= FULL_UNROLL_MAX_STEPS else 1
+    if unroll is None:
+        unroll = T if 1 <= T <= FULL_UNROLL_MAX_STEPS else 1
     return lax.scan(step, init, (y, observed), unroll=unroll)
 
 
