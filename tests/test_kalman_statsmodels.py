@@ -201,3 +201,17 @@ def test_all_missing_gives_zero_loglik():
     y = np.full_like(y, np.nan)
     sol, ref = compare(A, B, C, R, m0, P0, y)
     assert float(sol.logpdf) == 0.0
+
+
+@pytest.mark.parametrize("shapes", [
+    ((5, 5), (5, 5)), ((3, 8), (8, 2)), ((9, 4), (4, 4)), ((5, 5), (5,)), ((5,), (5, 3)),
+    ((5,), (5,)), ((20, 17), (17,)),
+], ids=str)
+def test_filter_matmul_matches_numpy(shapes):
+    """The filter's products (``_linalg.matmul``): a fused product and sum up to 8 (matrices)
+    or 16 (vectors) in every dimension, a dot beyond; both as NumPy's ``@``."""
+    from numpyro_statespace.kernels._linalg import matmul
+
+    rng = np.random.default_rng(len(str(shapes)))
+    a, b = (rng.standard_normal(s) for s in shapes)
+    np.testing.assert_allclose(jax.jit(matmul)(a, b), a @ b, rtol=1e-13, atol=1e-13)

@@ -32,6 +32,7 @@ from ._linalg import (
     factor_ok,
     finite_or,
     logdet_from_cholesky,
+    matmul,
     max_power,
     min_diagonal,
     safe_cholesky,
@@ -77,9 +78,9 @@ def update(m_pred, P_pred, y, observed, C, R):
     C_t = jnp.where(observed[:, None], C, 0.0)
     R_t = jnp.where(observed[:, None] & observed[None, :], R, 0.0)
     R_t = R_t + jnp.diag(jnp.where(observed, 0.0, 1.0).astype(R.dtype))
-    v = jnp.where(observed, y - C @ m_pred, 0.0)
-    CP = C_t @ P_pred
-    L, ok = safe_cholesky(CP @ C_t.T + R_t)
+    v = jnp.where(observed, y - matmul(C, m_pred), 0.0)
+    CP = matmul(C_t, P_pred)
+    L, ok = safe_cholesky(matmul(CP, C_t.T) + R_t)
     # Overflow guards (see _linalg): checked before the solve, which then runs on stand-ins
     # (identity, zero innovation) for a failed step, and on the whitened innovation after it.
     ok = ok & factor_ok(L) & jnp.all(jnp.abs(v) < max_power(v.dtype, 0.5))
@@ -89,8 +90,8 @@ def update(m_pred, P_pred, y, observed, C, R):
     sol = solve_triangular(L, jnp.concatenate([CP, v[:, None]], axis=1), lower=True)
     W, e = sol[:, :N], sol[:, N]
     ok = ok & whitened_ok(e, min_diagonal(L))
-    m = m_pred + W.T @ e
-    P = symmetrize(P_pred - W.T @ W)
+    m = m_pred + matmul(W.T, e)
+    P = symmetrize(P_pred - matmul(W.T, W))
     n_observed = jnp.sum(observed)
     loglik = -0.5 * (n_observed * LOG_2PI + logdet_from_cholesky(L) + e @ e)
     return m, P, loglik, ok
@@ -109,9 +110,9 @@ def update_univariate(m_pred, P_pred, y, observed, C, r):
     lo, hi, big = (max_power(P.dtype, p) for p in (-0.8, 0.4, 0.5))
     for i in range(C.shape[0]):  # a static loop over observables, not over time
         c = C[i]
-        Pc = P @ c
-        f = c @ Pc + r[i]
-        v = y[i] - c @ m
+        Pc = matmul(P, c)
+        f = matmul(c, Pc) + r[i]
+        v = y[i] - matmul(c, m)
         # f > 0, with the overflow guards of the full update (see _linalg): the variance f
         # above max ** -0.8 and |v| / sqrt(f) < max ** 0.4 sqrt(f)
         good = (f > lo) & jnp.isfinite(f) & (jnp.abs(v) < big) & (jnp.abs(v) < hi * f)
@@ -186,11 +187,11 @@ def _filter_scan(A, Q, C, R, univariate, m0, P0, y, observed, ok, save_everystep
     def step(carry, inputs):
         m, P, ll, ok, _ = carry
         y_t, obs_t = inputs
-        AP = A @ P  # kept by save_predicted: the hand-written gradient's dA term needs it
-        m_pred, P_pred = A @ m, AP @ A.T + Q
+        AP = matmul(A, P)  # kept by save_predicted: the hand-written gradient needs it (dA)
+        m_pred, P_pred = matmul(A, m), matmul(AP, A.T) + Q
         m_pred, ok_mp = bounded_or(m_pred, jnp.zeros_like(m_pred), 0.5)
         P_pred, ok_Pp = bounded_or(P_pred, eye, 0.5)
-        z = C @ m_pred
+        z = matmul(C, m_pred)
         m_f, P_f, ll_t, ok_t = (update_univariate if univariate else update)(
             m_pred, P_pred, y_t, obs_t, C, R)
         # an update may overflow where its inputs did not (a gain against a tiny variance)

@@ -35,7 +35,7 @@ import jax.numpy as jnp
 from jax import lax
 from jax.scipy.linalg import solve_triangular
 
-from ._linalg import max_power, safe_cholesky
+from ._linalg import matmul, max_power, safe_cholesky
 from ._linalg import transpose as _mT
 from .kalman import FULL_UNROLL_MAX_STEPS, _filter_scan, _prepare, observed_system
 from .steady_state import riccati_converged, steady_state_loglik
@@ -90,8 +90,8 @@ def _gradient(r, A, univariate, observed, P_hat, m_hat):
     def step(carry, x):
         Lam, lam = carry
         F_t, c_t, H_t = x
-        Fl = F_t.T @ lam
-        Lam = H_t + F_t.T @ Lam @ F_t + 0.5 * _sym2(jnp.outer(Fl, c_t))
+        Fl = matmul(F_t.T, lam)
+        Lam = H_t + matmul(matmul(F_t.T, Lam), F_t) + 0.5 * _sym2(jnp.outer(Fl, c_t))
         lam = c_t + Fl
         return (Lam, lam), (Lam, lam)
 
