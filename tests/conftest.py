@@ -19,11 +19,12 @@ if "xla_backend_optimization_level" not in _flags:
     # an unknown flag aborts XLA: this one is known from jaxlib 0.9 on (checked: 0.9.2, 0.10.2)
     if tuple(int(p) for p in version("jaxlib").split(".")[:2]) >= (0, 9):
         _flags += " --xla_cpu_use_fusion_emitters=false"
-# Under pytest-xdist (the default run: one worker per core) each worker keeps XLA to one thread,
-# so the workers do not oversubscribe the cores (a 2-3x slowdown of compile-heavy tests seen
-# on 2 cores otherwise).
+# Under pytest-xdist (the default run: one worker per core) each worker keeps XLA's matrix
+# products on its own thread, so the workers do not oversubscribe the cores (a 2-3x slowdown
+# of compile-heavy tests seen on 2 cores otherwise). (An earlier `intra_op_parallelism_threads=1`
+# here was not an XLA flag: a token without `--` is ignored.)
 if os.environ.get("PYTEST_XDIST_WORKER"):
-    _flags += " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+    _flags += " --xla_cpu_multi_thread_eigen=false"
 os.environ["XLA_FLAGS"] = _flags.strip()
 
 import jax  # noqa: E402
