@@ -1,6 +1,6 @@
 """Helpers shared by the test modules: random models and NumPy simulation (independent of the
-library), statsmodels' Kalman filter as the reference implementation, and a jaxpr inspection
-helper (which code path a traced function took)."""
+library), a plain NumPy Kalman filter and statsmodels' as the reference implementations, and a
+jaxpr inspection helper (which code path a traced function took)."""
 
 import numpy as np
 from statsmodels.tsa.statespace.kalman_filter import KalmanFilter as SMKalmanFilter
@@ -34,6 +34,34 @@ def simulate(rng, A, B, C, R, m0, P0, T):
         u = A @ u + B @ rng.standard_normal(B.shape[1])
         y[t] = C @ u + FR @ rng.standard_normal(C.shape[0])
     return y
+
+
+def numpy_kalman_loglik(A, B, C, R, m0, P0, y):
+    """Plain float64 NumPy Kalman filter; NaN entries of ``y`` are dropped (observed rows only).
+
+    ``log p(y) = sum_t log N(y_t[o]; C[o] m_t|t-1, C[o] P_t|t-1 C[o]' + R[o, o])``.
+    """
+    m, P = np.array(m0, float), np.array(P0, float)
+    Q = B @ B.T
+    total = 0.0
+    for yt in y:
+        m = A @ m
+        P = A @ P @ A.T + Q
+        o = ~np.isnan(yt)
+        if not o.any():
+            continue
+        Co = C[o]
+        S = Co @ P @ Co.T + R[np.ix_(o, o)]
+        v = yt[o] - Co @ m
+        sign, logdet = np.linalg.slogdet(S)
+        assert sign > 0
+        Sinv_v = np.linalg.solve(S, v)
+        total += -0.5 * (o.sum() * np.log(2 * np.pi) + logdet + v @ Sinv_v)
+        G = np.linalg.solve(S, Co @ P).T  # gain P C' S^-1
+        m = m + G @ v
+        P = P - G @ S @ G.T
+        P = 0.5 * (P + P.T)
+    return total
 
 
 def statsmodels_filter(A, B, C, R, m0, P0, y, tolerance=None, stationary=False):

@@ -18,7 +18,7 @@ import pytest
 from jax.flatten_util import ravel_pytree
 from scipy.linalg import solve_discrete_lyapunov
 
-from _reference import simulate, spd, stable_matrix
+from _reference import numpy_kalman_loglik, simulate, spd, stable_matrix
 from numpyro_statespace.kernels import kalman_filter, kalman_loglik
 from numpyro_statespace.kernels.kalman import FULL_UNROLL_MAX_STEPS
 from numpyro_statespace.kernels.steady_state import riccati_converged
@@ -110,23 +110,13 @@ def test_dsge_singular():
 def test_short_series_rolled_value_unrolled_derivative():
     """``T <= FULL_UNROLL_MAX_STEPS``: the value alone comes from the rolled scan, derivatives
     from JAX's of the unrolled filter (a custom_jvp rule): FD / jacfwd / vmap, JAX's derivative
-    of the filter, and the value of a plain NumPy filter written here."""
+    of the filter, and the value of the plain NumPy filter (_reference.numpy_kalman_loglik)."""
     theta, y = _model(5, M=3, T=10, diagonal=True)
     y[4, 1] = np.nan
     _check(theta, y, diagonal=True, seed=5)
     value = jax.jit(_loglik_fn(jnp.asarray(y), diagonal=True))(
         jax.tree_util.tree_map(jnp.asarray, theta))  # not differentiated: the rolled scan
-    m, P, ll = theta["m0"], theta["P0"], 0.0
-    for t in range(y.shape[0]):
-        m, P = theta["A"] @ m, theta["A"] @ P @ theta["A"].T + theta["B"] @ theta["B"].T
-        o = ~np.isnan(y[t])
-        C, R = theta["C"][o], np.diag(theta["R"][o])
-        S = C @ P @ C.T + R
-        v = y[t, o] - C @ m
-        ll -= 0.5 * (o.sum() * np.log(2 * np.pi) + np.linalg.slogdet(S)[1]
-                     + v @ np.linalg.solve(S, v))
-        K = P @ C.T @ np.linalg.inv(S)
-        m, P = m + K @ v, P - K @ C @ P
+    ll = numpy_kalman_loglik(**dict(theta, R=np.diag(theta["R"])), y=y)
     np.testing.assert_allclose(value, ll, rtol=1e-13)
 
 

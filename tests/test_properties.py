@@ -39,6 +39,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.linalg import solve_discrete_lyapunov
 
+from _reference import numpy_kalman_loglik
+
 import numpyro_statespace as nss
 
 PARAMS = ("A", "B", "C", "R", "m0", "P0", "y")
@@ -63,39 +65,6 @@ SHAPES = [
 
 HYP = dict(deadline=None, derandomize=True, database=None,
            suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-
-
-# ---------------------------------------------------------------------------------------------
-# the independent reference
-# ---------------------------------------------------------------------------------------------
-
-
-def numpy_kalman_loglik(A, B, C, R, m0, P0, y):
-    """Plain float64 NumPy Kalman filter; NaN entries of ``y`` are dropped (observed rows only).
-
-    ``log p(y) = sum_t log N(y_t[o]; C[o] m_t|t-1, C[o] P_t|t-1 C[o]' + R[o, o])``.
-    """
-    m, P = np.array(m0, float), np.array(P0, float)
-    Q = B @ B.T
-    total = 0.0
-    for yt in y:
-        m = A @ m
-        P = A @ P @ A.T + Q
-        o = ~np.isnan(yt)
-        if not o.any():
-            continue
-        Co = C[o]
-        S = Co @ P @ Co.T + R[np.ix_(o, o)]
-        v = yt[o] - Co @ m
-        sign, logdet = np.linalg.slogdet(S)
-        assert sign > 0
-        Sinv_v = np.linalg.solve(S, v)
-        total += -0.5 * (o.sum() * math.log(2 * math.pi) + logdet + v @ Sinv_v)
-        G = np.linalg.solve(S, Co @ P).T  # gain P C' S^-1
-        m = m + G @ v
-        P = P - G @ S @ G.T
-        P = 0.5 * (P + P.T)
-    return total
 
 
 # ---------------------------------------------------------------------------------------------
