@@ -167,7 +167,7 @@ def matmul(a, b):
         if max(a.shape + b.shape) > FUSED_MATVEC_MAX_N:
             return a @ b
         if b.ndim == 1:
-            return jnp.sum(a * b, axis=-1)
+            return matvec(a, b)
         return jnp.sum(a[:, None] * b, axis=0)
     if max(a.shape + b.shape) > FUSED_MATMUL_MAX_N:
         return a @ b
