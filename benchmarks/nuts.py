@@ -9,10 +9,11 @@ and whitened.
 NumPyro's NUTS, 2 chains x 500 warm-up + 500 draws (``--quick``: 100 + 100), sequential chains
 (``--chain-method parallel``: one per core),
 chains started at the prior median (``--init uniform``: NumPyro's default random start).
-Prints a table and writes ``benchmarks/results/nuts.json`` (``nuts_uniform.json``).
+Prints a table and writes ``benchmarks/results/nuts.json`` (``nuts_uniform.json``; a nonzero
+``--seed`` and a parallel chain method add ``_seed<n>`` and ``_parallel`` to the name).
 
     python benchmarks/nuts.py [--quick] [--init uniform] [--chain-method parallel]
-                              [--routes kalman,joint_whitened]
+                              [--routes kalman,joint_whitened] [--seed 1]
 """
 
 from __future__ import annotations
@@ -86,25 +87,30 @@ def main():
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--routes", default=",".join(ROUTES))
     parser.add_argument("--T", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=0,
+                        help="data are simulated with key(seed), chains started from key(seed + 1)")
     parser.add_argument("--init", choices=list(INIT), default="median")
     parser.add_argument("--chain-method", choices=["sequential", "parallel"], default="sequential",
                         help="parallel: one chain per core (one compilation, chains concurrent)")
     args = parser.parse_args()
     n = 100 if args.quick else 500
     print(f"JAX {jax.__version__} on {jax.devices()[0].platform}; 2 chains x {n} warm-up + {n} "
-          f"draws, T = {args.T}, init_to_{args.init}, {args.chain_method} chains; truth "
-          f"{rbc.TRUTH}")
+          f"draws, T = {args.T}, seed {args.seed}, init_to_{args.init}, {args.chain_method} "
+          f"chains; truth {rbc.TRUTH}")
     print(f"{'route':24s} {'wall':>8s} {'min ESS':>8s} {'ESS/s':>8s} {'r_hat max':>9s} "
           f"{'div':>4s}   posterior means (a, rho, sigma)")
     rows = []
     for name in args.routes.split(","):
-        r = run_route(name, args.T, n, n, init=args.init, chain_method=args.chain_method)
+        r = run_route(name, args.T, n, n, seed=args.seed, init=args.init,
+                      chain_method=args.chain_method)
         rows.append(r)
         means = ", ".join(f"{r['posterior_mean'][k]:.4f}" for k in rbc.TRUTH)
         print(f"{name:24s} {r['wall_s']:7.1f}s {r['min_ess']:8.0f} {r['ess_per_s']:8.2f} "
               f"{r['r_hat_max']:9.3f} {r['divergences']:4d}   {means}", flush=True)
     RESULTS.mkdir(exist_ok=True)
     name = "nuts.json" if args.init == "median" else f"nuts_{args.init}.json"
+    if args.seed:
+        name = name.replace(".json", f"_seed{args.seed}.json")
     if args.chain_method != "sequential":
         name = name.replace(".json", f"_{args.chain_method}.json")
     (RESULTS / name).write_text(json.dumps(rows, indent=2))
