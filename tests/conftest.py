@@ -12,7 +12,10 @@ from pathlib import Path
 # (measured: test_parallel's largest case 57 -> 28 CPU seconds, same results); the HLO-level
 # optimisations (fusion, simplification) still run. Results may differ from the default
 # build's in the last bits, which every tolerance here allows. Set before JAX starts; the
-# example scripts that test_workflow runs as subprocesses inherit it.
+# example scripts that test_workflow runs as subprocesses inherit it. An explicit level is
+# left alone: `.ci/run` reruns the numerical modules with
+# `XLA_FLAGS=--xla_backend_optimization_level=3` (XLA's default level and emitters: what users
+# compile).
 _flags = os.environ.get("XLA_FLAGS", "")
 if "xla_backend_optimization_level" not in _flags:
     _flags += " --xla_backend_optimization_level=0"
