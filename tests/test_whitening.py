@@ -56,7 +56,7 @@ def _whiten(A, B, C, R, u0, y):
 
 @pytest.mark.parametrize("N,K,M,T,missing,dot", [
     (2, 1, 2, 15, 0.0, False), (3, 1, 1, 12, 0.2, False), (4, 2, 3, 10, 0.3, False),
-    (2, 1, 2, 15, 0.0, True),
+    (2, 1, 2, 15, 0.0, True), (5, 3, 3, 12, 0.1, False), (4, 4, 2, 8, 0.0, False),
     (2, 1, 2, 45, 0.0, False)])  # complete data, T > STEADY_STATE_TAIL: the steady state
 def test_whitening_map_is_the_exact_shock_posterior(N, K, M, T, missing, dot, monkeypatch):
     if dot:  # the state recursion's product as a dot (what large N take), not elementwise
@@ -74,6 +74,48 @@ def test_whitening_map_is_the_exact_shock_posterior(N, K, M, T, missing, dot, mo
                                .sum(-1), 1), 0.0)
     _, logdet = f(jnp.asarray(np.random.default_rng(1).normal(size=(T, K))))
     np.testing.assert_allclose(float(logdet), np.linalg.slogdet(jac)[1], rtol=1e-10)
+
+
+@pytest.mark.parametrize("K", [2, 3])
+def test_written_out_factor_and_solves_equal_lapack(K):
+    """Up to UNROLLED_FACTOR_MAX_K shocks the factor of M = I + B' Omega B and its triangular
+    solves are written out entry by entry: the same numbers as LAPACK's (batched, both solve
+    directions), and derivatives equal to JAX's of the LAPACK calls and to finite differences.
+    The written-out factor reads M's lower triangle, as LAPACK does, so its gradient puts an
+    off-diagonal entry's share on M[i, j], i > j, where JAX's rule splits it over both
+    triangles: the same derivative along symmetric M (how M is built), compared as such."""
+    assert K <= kernels.whitening.UNROLLED_FACTOR_MAX_K
+    rng = np.random.default_rng(K)
+    G = rng.normal(size=(5, K, K))
+    M = jnp.asarray(np.eye(K) + G @ np.swapaxes(G, -1, -2))
+    b = jnp.asarray(rng.normal(size=(5, K, 3)))
+
+    def ours(M, b):
+        U = kernels.whitening._small_cholesky(M)
+        return U, kernels.whitening._solve_lower(U, b), kernels.whitening._solve_lower(U, b, True)
+
+    def lapack(M, b):
+        U = jnp.linalg.cholesky(M)
+        solve = jax.scipy.linalg.solve_triangular
+        return U, solve(U, b, lower=True), solve(U, b, lower=True, trans=1)
+
+    def scalar(f, M, b):
+        return sum(jnp.sum(jnp.sin(x)) for x in f(M, b))
+
+    program = jax.jit(lambda M, b: (ours(M, b), lapack(M, b),
+                                    jax.grad(scalar, (1, 2))(ours, M, b),
+                                    jax.grad(scalar, (1, 2))(lapack, M, b),
+                                    jax.jvp(lambda M: scalar(ours, M, b), (M,), (M,))[1]))
+    got, want, g_ours, g_lapack, jvp = program(M, b)
+    for x, y in zip(got, want):
+        np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-14)
+    assert np.allclose(np.triu(np.asarray(got[0]), 1), 0.0)
+    sym = lambda g: 0.5 * (g + np.swapaxes(g, -1, -2))  # noqa: E731
+    np.testing.assert_allclose(sym(np.asarray(g_ours[0])), g_lapack[0], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(g_ours[1], g_lapack[1], rtol=1e-10, atol=1e-12)
+    f = jax.jit(lambda t: scalar(ours, M * (1 + t), b))
+    h = 1e-6
+    np.testing.assert_allclose(jvp, (f(h) - f(-h)) / (2 * h), rtol=1e-6)
 
 
 def _steady_state_case():
