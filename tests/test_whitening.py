@@ -29,7 +29,7 @@ def _model(N, K, M, T, seed, missing=0.0):
 
 def _dense_posterior(A, B, C, R, u0, y):
     """Posterior N(mean, cov) of the stacked shocks (T*K,) by dense conditioning, observed rows only."""
-    T, K, N = y.shape[0], B.shape[1], A.shape[0]
+    T, K = y.shape[0], B.shape[1]
     # z_t = C A^t u0 + sum_{s<=t} C A^{t-s} B w_s
     J = np.zeros((T, y.shape[1], T, K))
     offset = np.zeros((T, y.shape[1]))
