@@ -13,7 +13,8 @@ chains started at the prior median (``--init uniform``: NumPyro's default random
 directory: every program is still compiled once, but NumPyro 0.22's second compilation of the
 same sampling loop (one per sequential chain, see ``numpyro_recompile.py``) becomes a cache hit.
 Prints a table and writes ``benchmarks/results/nuts.json`` (``nuts_uniform.json``; a nonzero
-``--seed`` and a parallel chain method add ``_seed<n>`` and ``_parallel`` to the name).
+``--seed``, a parallel chain method and the cache add ``_seed<n>``, ``_parallel`` and ``_cache``
+to the name).
 
     python benchmarks/nuts.py [--quick] [--init uniform] [--chain-method parallel]
                               [--routes kalman,joint_whitened] [--seed 1]
