@@ -7,7 +7,7 @@ likelihood with the 200 shocks as plain ``N(0, 1)`` latents; the same with the s
 by their posterior (``sample_noise(..., whiten=...)``); and the pruned second-order model, plain
 and whitened.
 NumPyro's NUTS, 2 chains x 500 warm-up + 500 draws (``--quick``: 100 + 100), sequential chains
-(``--chain-method parallel``: one per core),
+(``--chain-method parallel``: one per core; ``vectorized``: both in one vmapped loop),
 chains started at the prior median (``--init uniform``: NumPyro's default random start).
 ``--compilation-cache`` turns on JAX's persistent compilation cache in a fresh, empty temporary
 directory: every program is still compiled once, but NumPyro 0.22's second compilation of the
@@ -97,8 +97,10 @@ def main():
     parser.add_argument("--seed", type=int, default=0,
                         help="data are simulated with key(seed), chains started from key(seed + 1)")
     parser.add_argument("--init", choices=list(INIT), default="median")
-    parser.add_argument("--chain-method", choices=["sequential", "parallel"], default="sequential",
-                        help="parallel: one chain per core (one compilation, chains concurrent)")
+    parser.add_argument("--chain-method", choices=["sequential", "parallel", "vectorized"],
+                        default="sequential",
+                        help="parallel: one chain per core (one compilation, chains concurrent); "
+                             "vectorized: both chains in one vmapped loop (one compilation)")
     parser.add_argument("--compilation-cache", action="store_true",
                         help="JAX's persistent compilation cache in a fresh temporary directory")
     args = parser.parse_args()

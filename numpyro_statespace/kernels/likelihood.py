@@ -35,6 +35,7 @@ import jax.numpy as jnp
 from jax import lax
 from jax.scipy.linalg import solve_triangular
 
+from ._batching import unbatched_all
 from ._linalg import matmul, max_power, safe_cholesky
 from ._linalg import transpose as _mT
 from .kalman import FULL_UNROLL_MAX_STEPS, _filter_scan, _prepare, observed_system
@@ -133,8 +134,9 @@ def _steady_tail(A, Q, C, R, m, P, y, univariate):
 
 def _use_steady_tail(A, Q, C, R, P, observed, univariate):
     """The switch: the covariance has converged (see :mod:`.steady_state`) and nothing is
-    missing in the rest of the series."""
-    return riccati_converged(P, A, Q, C, jnp.diag(R) if univariate else R) & jnp.all(observed)
+    missing in the rest of the series; under ``vmap``, for every member (:mod:`._batching`)."""
+    return unbatched_all(riccati_converged(P, A, Q, C, jnp.diag(R) if univariate else R)
+                         & jnp.all(observed))
 
 
 def _tail(A, Q, C, R, m, P, y, observed, univariate):

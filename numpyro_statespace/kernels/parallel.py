@@ -38,6 +38,7 @@ import numpy as np
 from jax import lax
 from jax.scipy.linalg import solve_triangular
 
+from ._batching import unbatched_all
 from ._linalg import LOG_2PI, logdet_from_cholesky, max_power, safe_cholesky, symmetrize
 from ._linalg import transpose as _mT
 from .kalman import _prepare, observed_system, predict, update
@@ -168,14 +169,15 @@ def parallel_loglik(A, B, C, R, m0, P0, y, mask=None):
     numerical failure, finite gradients, forward and reverse mode).
 
     Where the parallel elements are not well defined (see the module docstring) or the pass
-    fails, the sequential filter's value is returned. The choice is a ``lax.cond``: unbatched,
-    only the chosen filter runs; under ``vmap`` (e.g. NumPyro's ``chain_method="vectorized"``)
-    JAX evaluates both for every member, so prefer one chain per device there.
+    fails, the sequential filter's value is returned. The choice is a ``lax.cond`` that only
+    runs the chosen filter; under ``vmap`` (e.g. NumPyro's ``chain_method="vectorized"``) it is
+    made once for the batch (:mod:`._batching`): the parallel values if every member's pass
+    succeeded, else the sequential filter for all members.
     """
     if y.shape[0] == 0:
         return kalman_loglik(A, B, C, R, m0, P0, y, mask)
     A_, Q, C_, R_, m0_, P0_, y_, observed, univariate, ok = _prepare(A, B, C, R, m0, P0, y, mask)
     R_full = jnp.diag(R_) if univariate else R_
     ll, ok_pass = _guarded_pass(A_, Q, C_, R_full, m0_, P0_, y_, observed)
-    return lax.cond(ok & ok_pass, lambda: ll,
+    return lax.cond(unbatched_all(ok & ok_pass), lambda: ll,
                     lambda: kalman_loglik(A, B, C, R, m0, P0, y, mask))

@@ -38,6 +38,7 @@ import jax.numpy as jnp
 from jax import Array, lax
 from jax.scipy.linalg import solve_triangular
 
+from ._batching import unbatched_all
 from ._linalg import matvec, safe_cholesky, symmetrize
 from .direct import may_have_missing
 from .kalman import observed_mask
@@ -210,7 +211,8 @@ def backward_information(A, B, C, R, y, mask=None, state_offset=None, obs_offset
         xi = linear_recursion(F, inputs, xi_head)[::-1]           # xi_1 .. xi_head
         return (jnp.broadcast_to(Omega, (head, N, N)), xi, jnp.broadcast_to(U, (head, K, K)))
 
-    converged = _precision_converged(Omega_next[:N, :N], Omega, G, A)
+    # one branch for a vmapped batch (see ._batching): a select would run both for every member
+    converged = unbatched_all(_precision_converged(Omega_next[:N, :N], Omega, G, A))
     precisions, shifts, factors = lax.cond(converged, steady, full, Omega_next)
     return BackwardInformation(
         jnp.concatenate([precisions, Omega_tail[:, :N, :N]]),
