@@ -13,7 +13,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.extend.core import ClosedJaxpr, Jaxpr
 
 from numpyro_statespace import kernels
 from numpyro_statespace.kernels._batching import unbatched_all
@@ -30,9 +29,8 @@ def _conds_outside_loops(jaxpr):
         count += eqn.primitive.name == "cond"
         for param in eqn.params.values():
             for sub in param if isinstance(param, (tuple, list)) else (param,):
-                if isinstance(sub, ClosedJaxpr):
-                    count += _conds_outside_loops(sub.jaxpr)
-                elif isinstance(sub, Jaxpr):
+                sub = getattr(sub, "jaxpr", sub)  # a closed jaxpr's jaxpr
+                if hasattr(sub, "eqns"):
                     count += _conds_outside_loops(sub)
     return count
 
