@@ -1,7 +1,8 @@
 """Helpers shared by the test modules: random models and NumPy simulation (independent of the
-library), a plain NumPy Kalman filter and statsmodels' as the reference implementations, and a
-jaxpr inspection helper (which code path a traced function took)."""
+library), a plain NumPy Kalman filter and statsmodels' as the reference implementations, and
+helpers that show which code path a traced function took (jaxpr inspection, a recording spy)."""
 
+import jax
 import numpy as np
 from statsmodels.tsa.statespace.kalman_filter import KalmanFilter as SMKalmanFilter
 
@@ -102,3 +103,18 @@ def input_shapes(jaxpr, primitive):
                 if hasattr(sub, "eqns"):
                     shapes += input_shapes(sub, primitive)
     return shapes
+
+
+def record_results(monkeypatch, module, name):
+    """Wrap ``module.name`` (a function returning a boolean) so that every result it computes,
+    also inside ``jit`` and, member by member, ``vmap``, is appended to the returned list."""
+    seen = []
+    original = getattr(module, name)
+
+    def spy(*args):
+        result = original(*args)
+        jax.debug.callback(lambda r: seen.append(bool(r)), result)
+        return result
+
+    monkeypatch.setattr(module, name, spy)
+    return seen

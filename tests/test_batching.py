@@ -16,7 +16,7 @@ import pytest
 
 from numpyro_statespace import kernels
 from numpyro_statespace.kernels._batching import unbatched_all
-from _reference import simulate, spd, stable_matrix
+from _reference import record_results, simulate, spd, stable_matrix
 
 
 def _conds_outside_loops(jaxpr):
@@ -114,15 +114,7 @@ def test_whitening_steady_state_switch_under_vmap(mixed, monkeypatch):
     """Complete data, T = 80: the backward filter's precision has converged within the last 32
     steps for a well observed model, not for a weakly observed near unit root (checked with a
     spy on the convergence test), which then runs the full filter for the batch."""
-    seen = []
-    check = kernels.whitening._precision_converged
-
-    def spy(*args):
-        result = check(*args)
-        jax.debug.callback(lambda r: seen.append(bool(r)), result)
-        return result
-
-    monkeypatch.setattr(kernels.whitening, "_precision_converged", spy)
+    seen = record_results(monkeypatch, kernels.whitening, "_precision_converged")
     slow = _whitening_member(7, 0.999, 0.01)
     members = [_whitening_member(5, 0.5, 1.0), slow if mixed else _whitening_member(6, 0.5, 1.0)]
 

@@ -317,7 +317,7 @@ def test_quadratic_only_C_1(cls, pruned):
 
 def test_quadratic_with_zero_A2_equals_linear():
     m = random_linear(15, N=3, K=2, M=2, T=15)
-    N, M = 3, 2
+    N = 3
     lin = solve(nss.LinearStateSpaceProblem(m["A"], m["B"], m["u0"], 15, C=m["C"],
                                             observables_noise=m["R"], observables=m["y"],
                                             noise=m["noise"]))

@@ -10,6 +10,7 @@ from numpyro.infer.util import log_density
 
 import numpyro_statespace as nss
 from numpyro_statespace import kernels
+from _reference import record_results
 
 
 def _model(N, K, M, T, seed, missing=0.0):
@@ -141,15 +142,7 @@ def test_steady_state_backward_filter_equals_the_full_one(tail, converged, dot, 
     monkeypatch.setattr(kernels.whitening, "STEADY_STATE_TAIL", tail)
     if dot:
         monkeypatch.setattr(kernels._linalg, "FUSED_MATVEC_MAX_N", 0)
-    seen = []
-    check = kernels.whitening._precision_converged
-
-    def spy(*args):
-        result = check(*args)
-        jax.debug.callback(lambda r: seen.append(bool(r)), result)
-        return result
-
-    monkeypatch.setattr(kernels.whitening, "_precision_converged", spy)
+    seen = record_results(monkeypatch, kernels.whitening, "_precision_converged")
     info, *_, y = _steady_state_case()
     y_nan = y.copy()
     y_nan[40, 1] = np.nan
