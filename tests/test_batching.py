@@ -17,6 +17,8 @@ import pytest
 from numpyro_statespace import kernels
 from numpyro_statespace.kernels._batching import unbatched_all
 from _reference import record_results, simulate, spd, stable_matrix
+from test_parallel import _predetermined
+from test_steady_state import model as kalman_model
 
 
 def _conds_outside_loops(jaxpr):
@@ -55,13 +57,13 @@ def _check_batch(f, members):
     made the switch a ``select``), and each member's value and gradient equal its unbatched
     ones."""
     stacked = jax.tree_util.tree_map(lambda *x: jnp.stack(x), *members)
-    batched = jax.vmap(jax.value_and_grad(f, argnums=(0, 1)))
-    unbatched = _conds_outside_loops(
-        jax.make_jaxpr(jax.value_and_grad(f, argnums=(0, 1)))(*members[0]).jaxpr)
+    value_and_grad = jax.value_and_grad(f, argnums=(0, 1))
+    batched = jax.vmap(value_and_grad)
+    unbatched = _conds_outside_loops(jax.make_jaxpr(value_and_grad)(*members[0]).jaxpr)
     assert unbatched > 0
     assert _conds_outside_loops(jax.make_jaxpr(batched)(*stacked).jaxpr) == unbatched
     values, grads = jax.jit(batched)(*stacked)
-    single = jax.jit(jax.value_and_grad(f, argnums=(0, 1)))
+    single = jax.jit(value_and_grad)
     for i, args in enumerate(members):
         value, grad = single(*args)
         np.testing.assert_allclose(values[i], value, rtol=1e-12)
@@ -69,29 +71,20 @@ def _check_batch(f, members):
             np.testing.assert_allclose(g_batch[i], g, rtol=1e-9, atol=1e-12 * np.max(np.abs(g)))
 
 
-def _kalman_model(seed, radius=0.9, T=1000):
-    rng = np.random.default_rng(seed)
-    A, B = stable_matrix(rng, 4, radius), rng.standard_normal((4, 2))
-    C, R = rng.standard_normal((3, 4)), spd(rng, 3, 0.3)
-    m0, P0 = rng.standard_normal(4), spd(rng, 4)
-    return A, B, C, R, m0, P0, simulate(rng, A, B, C, R, m0, P0, T)
-
-
 @pytest.mark.parametrize("mixed", [False, True])
 def test_kalman_steady_state_switch_under_vmap(mixed):
-    """T = 1000, N = 4: the switch point is step 333. Mixed: the second member has a missing
-    entry after it, so the batch runs the full filter (the first member's steady-state value
-    equals it to round-off)."""
-    members = [_kalman_model(2), _kalman_model(3)]
+    """T = 1000, N = 4 (test_steady_state's models): the switch point is step 333. Mixed: the
+    second member has a missing entry after it, so the batch runs the full filter (the first
+    member's steady-state value equals it to round-off)."""
+    members = [kalman_model(2), kalman_model(3)]
     if mixed:
-        y = members[1][-1].copy()
-        y[900, 0] = np.nan
-        members[1] = members[1][:-1] + (y,)
+        members[1]["y"][900, 0] = np.nan
 
     def f(A, B, C, R, m0, P0, y):
         return kernels.kalman_loglik(A, B, C, R, m0, P0, y)
 
-    _check_batch(f, [tuple(jnp.asarray(x) for x in m) for m in members])
+    _check_batch(f, [tuple(jnp.asarray(m[k]) for k in ("A", "B", "C", "R", "m0", "P0", "y"))
+                     for m in members])
 
 
 def _whitening_member(seed, radius, obs_scale, T=80):
@@ -127,24 +120,20 @@ def test_whitening_steady_state_switch_under_vmap(mixed, monkeypatch):
 
 
 def test_parallel_filter_fallback_under_vmap():
-    """The parallel filter with a member whose elements are singular (an exactly observed
-    predetermined state): the batch takes the sequential filter, the values and gradients stay
-    each member's own; an all-regular batch keeps the associative scan."""
-    rng = np.random.default_rng(4)
-    T = 32
-    A = np.array([[0.9, 1.0, 0.0], [0.0, 0.7, 0.0], [0.0, 0.0, 0.5]])
-    B = np.array([[0.0, 0.0], [0.5, 0.0], [0.0, 0.4]])
-    C = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]])
-    P0 = 0.1 * np.eye(3)
-    R_exact, R_noisy = np.zeros((2, 2)), 0.05 * np.eye(2)
-    y = simulate(rng, A, B, C, R_noisy, np.zeros(3), P0, T)
+    """The parallel filter with a member whose elements are singular (test_parallel's exactly
+    observed predetermined state, R = 0): the batch takes the sequential filter, the values and
+    gradients stay each member's own; with measurement error in every member (regular elements)
+    the batch keeps the associative scan."""
+    theta, y = _predetermined()
 
     def f(theta, y):
         A, B, C, R, m0, P0 = theta
         return kernels.parallel_loglik(A, B, C, R, m0, P0, y)
 
     def member(R):
-        return tuple(jnp.asarray(x) for x in (A, B, C, R, np.zeros(3), P0)), jnp.asarray(y)
+        return (tuple(jnp.asarray(theta[k]) for k in ("A", "B", "C")) + (jnp.asarray(R),)
+                + tuple(jnp.asarray(theta[k]) for k in ("m0", "P0")), jnp.asarray(y))
 
-    _check_batch(f, [member(R_noisy), member(R_exact)])
+    R_noisy = 0.05 * np.eye(2)
+    _check_batch(f, [member(R_noisy), member(theta["R"])])
     _check_batch(f, [member(R_noisy), member(2 * R_noisy)])

@@ -23,7 +23,7 @@ ROUTES = {
     # With 50 latent shocks the plain joint routes mix slowly (see issue 8): 2 x 200 draws hold
     # a few dozen effective ones, and their r_hat scatters around 1.1 with the round-off of
     # the build (1.11 for rho with LLVM at -O0, below 1.1 with the default build, same seed);
-    # hence the short run's loose bound. The long run holds them to 1.01.
+    # hence the short run's loose bound. The long run's bounds: LONG_BOUNDS.
     "joint": (rbc.joint_model, 50, 0.95, 1.2),
     "pruned_joint": (rbc.pruned_joint_model, 50, 0.95, 1.1),
     # whitened shocks: ~11 leapfrog steps per draw instead of the plain route's hundreds
