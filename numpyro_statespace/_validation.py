@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numbers
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -37,6 +38,24 @@ def as_float_array(name, x, ndim=None):
     if ndim is not None and x.ndim != ndim:
         raise ValueError(f"{name} must be {ndim}-dimensional; got shape {tuple(x.shape)}")
     return x
+
+
+def float_leaves(tree):
+    """The floating-point arrays among the leaves of ``tree``."""
+    return [x for x in jax.tree_util.tree_leaves(tree)
+            if hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jnp.floating)]
+
+
+def promote_floats(tree, dtype=None):
+    """``tree`` with every floating array cast to ``dtype`` (default: their common dtype).
+
+    A ``lax.scan`` needs its carry (made from parameters such as ``u0``) and its inputs (data,
+    other parameters) in one dtype: one float32 array among float64 ones would otherwise fail
+    there with a carry-type error."""
+    dtype = dtype or jnp.result_type(*float_leaves(tree))
+    return jax.tree_util.tree_map(
+        lambda x: x.astype(dtype)
+        if hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jnp.floating) else x, tree)
 
 
 def as_shaped_array(name, x, expected, what=""):

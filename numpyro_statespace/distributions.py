@@ -23,14 +23,20 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import numpyro
 import numpyro.distributions as dist
 from numpyro.distributions import constraints
 from numpyro.distributions.util import validate_sample
 
 from . import kernels
-from ._validation import as_float_array, is_diagonal
-from .kernels._linalg import bounded_or, finite_or, finite_tree, mvn_logpdf_iid, psd_factor
+from ._validation import (
+    as_float_array,
+    float_leaves,
+    is_diagonal,
+    promote_floats,
+)
+from .kernels._linalg import bounded_or, finite_tree, psd_factor
 from .problems import LinearStateSpaceProblem, QuadraticStateSpaceProblem, StateSpaceProblem
 from .solve import ConditionalLikelihood, DirectIteration, KalmanFilter, default_algorithm
 
@@ -61,6 +67,31 @@ class _RealOrMissing(constraints.Constraint):
 real_or_missing = _RealOrMissing()
 
 
+class _PositiveSemidefinite(constraints.Constraint):
+    """Symmetric, with no eigenvalue below ``-sqrt(eps)`` times the largest in magnitude.
+
+    NumPyro's ``positive_semidefinite`` asks for eigenvalues ``>= 0`` exactly, which refuses
+    valid singular covariances (``B B'`` with fewer shocks than states has eigenvalues of
+    ``-1e-17`` from round-off), the DSGE case this package exists for.
+    """
+
+    event_dim = 2
+
+    def __call__(self, x):
+        xp = np if isinstance(x, (np.ndarray, np.generic)) else jnp
+        symmetric = xp.all(xp.isclose(x, xp.swapaxes(x, -2, -1)), axis=(-2, -1))
+        eigenvalues = xp.linalg.eigvalsh(x)
+        tolerance = np.sqrt(np.finfo(x.dtype).eps) * xp.max(xp.abs(eigenvalues), axis=-1)
+        return symmetric & (eigenvalues[..., 0] >= -tolerance)
+
+    def feasible_like(self, prototype):
+        return jnp.broadcast_to(jnp.eye(prototype.shape[-1], dtype=prototype.dtype),
+                                prototype.shape)
+
+
+positive_semidefinite = _PositiveSemidefinite()
+
+
 # -- argument checks ------------------------------------------------------------------------
 def _param(name, x, trailing, what):
     """``x`` as a float array whose trailing dimensions are ``trailing`` (spelled ``what``)."""
@@ -83,13 +114,13 @@ def _square(name, x, what="(N, N)"):
     return x
 
 
-def _obs_cov(R, M):
+def _obs_cov(R, M, name="R"):
     """``R`` as ``(..., M, M)``; a 1-D ``(M,)`` input holds the variances of a diagonal."""
-    R = as_float_array("R", R)
+    R = as_float_array(name, R)
     if R.ndim == 1:
-        _param("R", R, (M,), "(M,)")
+        _param(name, R, (M,), "(M,)")
         return jnp.diag(R)
-    return _param("R", R, (M, M), "(M, M)")
+    return _param(name, R, (M, M), "(M, M)")
 
 
 def _batch_shape(*pairs):
@@ -99,6 +130,13 @@ def _batch_shape(*pairs):
         return jax.lax.broadcast_shapes(*shapes)
     except ValueError:
         raise ValueError(f"parameter batch shapes {shapes} do not broadcast") from None
+
+
+def _promote_fields(d, names):
+    """Cast the array attributes ``names`` of ``d`` (``None`` skipped) to their common dtype."""
+    fields = {k: getattr(d, k) for k in names if getattr(d, k) is not None}
+    for k, v in promote_floats(fields).items():
+        setattr(d, k, v)
 
 
 def _check_value(d, value):
@@ -128,10 +166,11 @@ def _stationary_prior(A, B):
 
 
 def _log_prob(d, value, options):
-    """``d._log_prob(value, *options)``; ``options`` holds what must be decided outside a trace:
-    whether ``value`` may hold NaN (before tracing hides its values), which filter
-    ``method="auto"`` means on this backend."""
-    return d._log_prob(value, *options)
+    """``d._log_prob(value, *options)``, parameters and ``value`` in their common dtype;
+    ``options`` holds what must be decided outside a trace: whether ``value`` may hold NaN
+    (before tracing hides its values), which filter ``method="auto"`` means on this backend."""
+    dtype = jnp.result_type(value, *float_leaves(d))
+    return promote_floats(d, dtype)._log_prob(value.astype(dtype), *options)
 
 
 # The same as one compiled program (the distribution is a pytree: its arrays are the arguments,
@@ -169,9 +208,9 @@ class KalmanLGSS(dist.Distribution):
         "A": constraints.real_matrix,
         "B": constraints.real_matrix,
         "C": constraints.real_matrix,
-        "R": constraints.positive_semidefinite,
+        "R": positive_semidefinite,
         "u0_mean": constraints.real_vector,
-        "u0_cov": constraints.positive_semidefinite,
+        "u0_cov": positive_semidefinite,
     }
     support = constraints.independent(real_or_missing, 2)
     # The mask is stored as ``_mask``: ``mask`` is Distribution's own method (numpyro.handlers.mask).
@@ -214,15 +253,21 @@ class KalmanLGSS(dist.Distribution):
             raise ValueError(f"mask must have shape (..., T, M) = (..., {num_timesteps}, {M}); "
                              f"got {tuple(mask.shape)}")
         self.num_timesteps = num_timesteps
+        _promote_fields(self, ("A", "B", "C", "R", "u0_mean"))
         self.stationary = isinstance(u0_cov, str)
         if self.stationary:
             if u0_cov != "stationary":
                 raise ValueError(f"u0_cov must be an (N, N) array or 'stationary'; got {u0_cov!r}")
             self.u0_cov, self._prior_ok = jnp.vectorize(
                 _stationary_prior, signature="(n,n),(n,k)->(n,n),()")(self.A, self.B)
+            # computed from A and B, not an argument to check: an unstable A gives -inf
+            self.arg_constraints = {**KalmanLGSS.arg_constraints,
+                                    "u0_cov": constraints.dependent(is_discrete=False,
+                                                                    event_dim=2)}
         else:
             self.u0_cov = _param("u0_cov", u0_cov, (N, N), "(N, N)")
             self._prior_ok = jnp.array(True)
+            _promote_fields(self, ("A", "B", "C", "R", "u0_mean", "u0_cov"))
         batch_shape = _batch_shape((self.A, 2), (self.B, 2), (self.C, 2), (self.R, 2),
                                    (self.u0_mean, 1), (self.u0_cov, 2), (mask, 2))
         super().__init__(batch_shape, (num_timesteps, M), validate_args=validate_args)
@@ -271,7 +316,7 @@ class KalmanLGSS(dist.Distribution):
     def _args(self, y):
         self._unbatched("this method")
         y = _check_value(self, y)
-        return self.A, self.B, self.C, self.R, self.u0_mean, self.u0_cov, y
+        return promote_floats((self.A, self.B, self.C, self.R, self.u0_mean, self.u0_cov, y))
 
     def filter(self, y):
         """Kalman filter of ``y (T, M)``: filtered and predicted means and covariances,
@@ -291,8 +336,9 @@ class KalmanLGSS(dist.Distribution):
     def forecast(self, y, steps):
         """Means and covariances of ``u_{T+1..T+steps}`` and ``y_{T+1..T+steps}`` given ``y``
         (a :class:`kernels.ForecastResult`)."""
-        details = self.filter(y)
-        return kernels.forecast(self.A, self.B, self.C, self.R, details.filtered_means[-1],
+        A, B, C, R, m0, P0, y = self._args(y)
+        details = kernels.filter_details(A, B, C, R, m0, P0, y, self._mask)
+        return kernels.forecast(A, B, C, R, details.filtered_means[-1],
                                 details.filtered_covs[-1], steps)
 
     def impulse_response(self, steps, shock=None):
@@ -328,6 +374,7 @@ class _JointBase(dist.Distribution):
 
     def _init_base(self, R, M, batch_pairs, validate_args):
         self.R = _obs_cov(R, M)
+        _promote_fields(self, self.pytree_data_fields)
         T = self.noise.shape[-2]
         batch_shape = _batch_shape((self.R, 2), *batch_pairs)
         dist.Distribution.__init__(self, batch_shape, (T, M), validate_args=validate_args)
@@ -380,7 +427,7 @@ class JointLGSS(_JointBase):
         "A": constraints.real_matrix,
         "B": constraints.real_matrix,
         "C": constraints.real_matrix,
-        "R": constraints.positive_semidefinite,
+        "R": positive_semidefinite,
         "u0": constraints.real_vector,
         "noise": constraints.real_matrix,
     }
@@ -440,7 +487,7 @@ class JointQuadraticSS(_JointBase):
         "C_0": constraints.real_vector,
         "C_1": constraints.real_matrix,
         "C_2": constraints.independent(constraints.real, 3),
-        "R": constraints.positive_semidefinite,
+        "R": positive_semidefinite,
         "u0": constraints.real_vector,
         "noise": constraints.real_matrix,
     }
@@ -504,7 +551,7 @@ class JointStateSpace(_JointBase):
     """
 
     arg_constraints = {
-        "R": constraints.positive_semidefinite,
+        "R": positive_semidefinite,
         "u0": constraints.real_vector,
         "noise": constraints.real_matrix,
     }
@@ -564,7 +611,7 @@ class ConditionalSS(dist.Distribution):
     arg_constraints = {
         "A": constraints.real_matrix,
         "B": constraints.real_matrix,
-        "R": constraints.positive_semidefinite,
+        "R": positive_semidefinite,
         "u0": constraints.real_vector,
         "C": constraints.real_matrix,
     }
@@ -584,6 +631,7 @@ class ConditionalSS(dist.Distribution):
         if not isinstance(num_timesteps, int) or num_timesteps < 0:
             raise ValueError(f"num_timesteps must be a non-negative int; got {num_timesteps!r}")
         self.num_timesteps = num_timesteps
+        _promote_fields(self, ("A", "B", "R", "u0", "C"))
         batch_shape = _batch_shape((self.A, 2), (self.B, 2), (self.R, 2), (self.u0, 1), (self.C, 2))
         super().__init__(batch_shape, (num_timesteps, N), validate_args=validate_args)
 
@@ -606,9 +654,8 @@ class ConditionalSS(dist.Distribution):
             states, ok_u = bounded_or(kernels.clamped_states(u0, y)[:-1], 0.0, 0.5)
             ok = ok & ok_A & ok_B & ok_C & ok_u
             CB = C @ B
-            preds, ok_p = finite_or(states @ (C @ A).T, 0.0)
-            ll, _ = mvn_logpdf_iid(y - preds, CB @ CB.T + R)
-            return jnp.where(ok & ok_p & jnp.isfinite(ll), ll, -jnp.inf)
+            ll = kernels.conditional_loglik(states @ (C @ A).T, y, CB @ CB.T + R)
+            return jnp.where(ok, ll, -jnp.inf)
 
         return jnp.vectorize(single, signature="(n,n),(n,k),(n,n),(n,n),(n),(t,n)->()")(
             self.A, self.B, self.C, self.R, self.u0, value)
@@ -633,7 +680,9 @@ class Whitening(NamedTuple):
     ``v_t ~ N(0, R)``, from the known ``u0``. For a quadratic or pruned-quadratic model pass
     its first-order part: ``A = A_1``, ``C = C_1``, ``state_offset = A_0``,
     ``obs_offset = C_0``. ``y (T, M)`` may hold NaN (missing); ``y=None`` (e.g. prior
-    predictive) disables the whitening.
+    predictive) disables the whitening. Every field may carry leading batch dimensions (series
+    in a ``numpyro.plate``), as the distributions' parameters do; each series is whitened by
+    its own posterior.
     """
 
     A: Any
@@ -645,6 +694,33 @@ class Whitening(NamedTuple):
     mask: Any = None
     state_offset: Any = None
     obs_offset: Any = None
+
+
+def _whitening_args(whiten, T, K):
+    """``(A, B, C, R, y, mask, u0, state_offset, obs_offset)`` of ``whiten`` checked against
+    ``T`` steps and ``K`` shocks (leading batch dimensions allowed, as for the distributions);
+    ``R`` as ``(..., M, M)``, defaults filled in (all observed, zero offsets)."""
+    A = _square("whiten.A", whiten.A)
+    N = A.shape[-1]
+    B = _param("whiten.B", whiten.B, (N, K), "(N, K)")
+    C = as_float_array("whiten.C", whiten.C)
+    if C.ndim < 2 or C.shape[-1] != N:
+        raise ValueError(f"whiten.C must have shape (..., M, N) with N = {N}; "
+                         f"got {tuple(C.shape)}")
+    M = C.shape[-2]
+    R = _obs_cov(whiten.R, M, "whiten.R")
+    y = _param("whiten.y", whiten.y, (T, M), "(T, M)")
+    mask = jnp.ones((T, M), bool) if whiten.mask is None else jnp.asarray(whiten.mask)
+    if mask.dtype != jnp.bool_ or mask.shape[-2:] != (T, M):
+        raise ValueError(f"whiten.mask must be a bool array of shape (..., T, M) = "
+                         f"(..., {T}, {M}); got {mask.dtype} {tuple(mask.shape)}")
+    u0 = _param("whiten.u0", whiten.u0, (N,), "(N,)")
+    a = (jnp.zeros(N, A.dtype) if whiten.state_offset is None
+         else _param("whiten.state_offset", whiten.state_offset, (N,), "(N,)"))
+    d = (jnp.zeros(M, A.dtype) if whiten.obs_offset is None
+         else _param("whiten.obs_offset", whiten.obs_offset, (M,), "(M,)"))
+    _batch_shape((A, 2), (B, 2), (C, 2), (R, 2), (y, 2), (mask, 2), (u0, 1), (a, 1), (d, 1))
+    return A, B, C, R, y, mask, u0, a, d
 
 
 def sample_noise(name, num_timesteps, n_shocks, *, whiten=None):
@@ -669,32 +745,32 @@ def sample_noise(name, num_timesteps, n_shocks, *, whiten=None):
     if whiten is None or whiten.y is None:
         return numpyro.sample(
             name, dist.Normal(0.0, 1.0).expand((num_timesteps, n_shocks)).to_event(2))
-    B = as_float_array("whiten.B", whiten.B)
-    if B.shape[-1] != n_shocks or jnp.shape(whiten.y)[-2] != num_timesteps:
-        raise ValueError(f"whiten.B must have K = {n_shocks} columns and whiten.y T = "
-                         f"{num_timesteps} rows; got B {tuple(B.shape)}, y "
-                         f"{tuple(jnp.shape(whiten.y))}")
     eps = numpyro.sample(f"{name}_white",
                          dist.Normal(0.0, 1.0).expand((num_timesteps, n_shocks)).to_event(2))
-    (A, B, C, R, u0, a, d), ok = finite_tree(
-        (whiten.A, B, whiten.C, _obs_cov(whiten.R, jnp.shape(whiten.C)[-2]), whiten.u0,
-         whiten.state_offset, whiten.obs_offset))
-    missing = kernels.may_have_missing(whiten.y, whiten.mask)
-    w, correction = _whitened_noise(eps, A, B, C, R, whiten.y, whiten.mask, u0, a, d, ok,
-                                    missing)
+    missing = kernels.may_have_missing(whiten.y, whiten.mask)  # before y becomes a tracer
+    eps, (A, B, C, R, y, mask, u0, a, d) = promote_floats(
+        (eps, _whitening_args(whiten, num_timesteps, n_shocks)))
+    (A, B, C, R, u0, a, d), ok = finite_tree((A, B, C, R, u0, a, d))  # y: NaN is missing
+    w, correction = _whitened_noise(eps, A, B, C, R, y, mask, u0, a, d, ok, missing)
     numpyro.factor(f"{name}_jacobian", correction)
     return numpyro.deterministic(name, w)
 
 
 @partial(jax.jit, static_argnums=11)
 def _whitened_noise(eps, A, B, C, R, y, mask, u0, a, d, ok, missing):
-    """``w (T, K)`` from ``eps`` and the log-density correction of the change of variables.
+    """``w (..., T, K)`` from ``eps`` and the log-density correction of the change of
+    variables (``(...)``, one per series of a batch).
 
     One compiled program, as :func:`_compiled_log_prob` (``missing`` decided before tracing).
     """
-    info = kernels.backward_information(A, B, C, R, y, mask, a, d, missing=missing)
-    w, logdet = kernels.whiten_shocks(eps, A, B, info, u0, a)
-    correction = 0.5 * (jnp.sum(eps**2) - jnp.sum(w**2)) + logdet
+    def single(eps, A, B, C, R, y, mask, u0, a, d):
+        info = kernels.backward_information(A, B, C, R, y, mask, a, d, missing=missing)
+        w, logdet = kernels.whiten_shocks(eps, A, B, info, u0, a)
+        return w, 0.5 * (jnp.sum(eps**2) - jnp.sum(w**2)) + logdet
+
+    w, correction = jnp.vectorize(
+        single, signature="(t,k),(n,n),(n,k),(m,n),(m,m),(t,m),(t,m),(n),(n),(m)->(t,k),()")(
+        eps, A, B, C, R, y, mask, u0, a, d)
     return w, jnp.where(ok & jnp.isfinite(correction), correction, -jnp.inf)
 
 

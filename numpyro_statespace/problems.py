@@ -24,6 +24,7 @@ from ._validation import (
     covariance_matrix,
     is_diagonal,
     parse_tspan,
+    promote_floats,
 )
 from .kernels.direct import may_have_missing
 
@@ -132,6 +133,7 @@ class _Problem:
             syms=check_names("syms", syms, N),
             obs_syms=check_names("obs_syms", obs_syms, n_obs),
         )
+        self._set(**promote_floats({f: getattr(self, f) for f in self._data_fields}))
 
 
 @jax.tree_util.register_pytree_node_class

@@ -943,6 +943,12 @@ def _quad(**kw):
     return nss.JointQuadraticSS(**args)
 
 
+def _whitened(**kw):
+    args = dict(A=_A, B=_B, C=_C, R=_R, y=_s["y"], u0=_s["u0"])
+    args.update(kw)
+    return handlers.seed(nss.sample_noise, 0)("w", _T, _K, whiten=nss.Whitening(**args))
+
+
 # (id, builder, substrings the message must contain: the argument name, then shapes)
 BAD_INPUT = [
     ("A_not_square", lambda: _kal(A=np.ones((3, 2))), ["A", "(3, 2)"]),
@@ -979,6 +985,21 @@ BAD_INPUT = [
      lambda: nss.JointStateSpace(lambda x, w, p, t: x[:2], _observation,
                                  dict(A=_A, B=_B, C=_C), _R, _s["u0"], _s["noise"]),
      ["transition", "(3,)", "(2,)"]),
+    ("whiten_C_wrong_N", lambda: _whitened(C=np.ones((2, 4))), ["whiten.C", "N = 3", "(2, 4)"]),
+    ("whiten_R_wrong_M", lambda: _whitened(R=np.eye(3)), ["whiten.R", "(..., 2, 2)", "(3, 3)"]),
+    ("whiten_y_wrong_M", lambda: _whitened(y=np.ones((_T, 3))), ["whiten.y", "(..., 6, 2)",
+                                                                 "(6, 3)"]),
+    ("whiten_u0_wrong_N", lambda: _whitened(u0=np.zeros(2)), ["whiten.u0", "(..., 3)", "(2,)"]),
+    ("whiten_A_wrong_N", lambda: _whitened(A=np.eye(2)), ["whiten.B", "(..., 2, 2)", "(3, 2)"]),
+    ("whiten_offset_wrong_N", lambda: _whitened(state_offset=np.zeros(4)),
+     ["whiten.state_offset", "(..., 3)", "(4,)"]),
+    ("whiten_obs_offset_wrong_M", lambda: _whitened(obs_offset=np.zeros(3)),
+     ["whiten.obs_offset", "(..., 2)", "(3,)"]),
+    ("whiten_mask_wrong_M", lambda: _whitened(mask=np.ones((_T, 3), bool)),
+     ["whiten.mask", "(..., 6, 2)", "(6, 3)"]),
+    ("whiten_batches_not_broadcasting",
+     lambda: _whitened(A=np.stack([_A] * 3), y=np.stack([_s["y"]] * 2)),
+     ["batch shapes", "(3,)", "(2,)"]),
 ]
 
 BAD_VALUE = [
@@ -1002,3 +1023,120 @@ def test_bad_input_raises_value_error(build, contains):
     msg = str(err.value)
     for part in contains:
         assert part in msg, f"{part!r} not in {msg!r}"
+
+
+# ----------------------------------------------------------------------------------------------
+# 11. mixed float dtypes, singular covariances under NumPyro's argument validation
+# ----------------------------------------------------------------------------------------------
+
+def _rounded(p, names):
+    """``p`` with the arrays ``names`` as float32 (``f32``) and, for the reference, the same
+    float32 values back in float64 (``ref``)."""
+    f32 = {k: jnp.asarray(v, jnp.float32) if k in names else jnp.asarray(v) for k, v in p.items()}
+    ref = {k: jnp.asarray(v, jnp.float64) for k, v in f32.items()}
+    return f32, ref
+
+
+_DTYPE_CASES = {
+    "kalman": (lambda p: nss.KalmanLGSS(p["A"], p["B"], p["C"], p["R"], p["m0"], p["P0"], _T),
+               ("A", "B", "C", "R", "m0", "P0")),
+    "kalman_stationary": (lambda p: nss.KalmanLGSS(p["A"], p["B"], p["C"], p["R"], p["m0"],
+                                                   "stationary", _T), ("A", "B")),
+    "joint_lgss": (lambda p: nss.JointLGSS(p["A"], p["B"], p["C"], p["R"], p["u0"], p["noise"]),
+                   ("u0", "noise")),
+    "joint_pruned": (lambda p: nss.JointQuadraticSS(p["A_0"], p["A"], p["A_2"], p["B"], p["C_0"],
+                                                    p["C"], p["C_2"], p["R"], p["u0"],
+                                                    p["noise"], pruned=True), ("u0",)),
+    "conditional": (lambda p: nss.ConditionalSS(p["A"], p["B"], p["RN"], p["u0"],
+                                                num_timesteps=_T), ("u0",)),
+}
+
+
+@pytest.mark.parametrize("kind", list(_DTYPE_CASES))
+def test_one_float32_parameter_among_float64_is_promoted(kind):
+    """A float32 array among float64 ones (or float32 parameters with float64 data) once
+    failed inside lax.scan (carry dtype changed by the body); now everything is promoted:
+    the value equals the float64 distribution's at the same (rounded) numbers."""
+    build, names = _DTYPE_CASES[kind]
+    s = _small_linear()
+    y = _data_for(kind)
+    for group in [(n,) for n in names] + [tuple(s)]:  # each alone, then every array
+        f32, ref = _rounded(s, group)
+        # all parameters float32: what the constructor derives (the stationary covariance)
+        # is float32 too, so only float32 accuracy against the float64 reference
+        every = len(group) > 1
+        sample_dtype, rtol = (jnp.float32, 1e-6) if every else (jnp.float64, REF_RTOL)
+        d = build(f32)
+        lp = d.log_prob(np.asarray(y))
+        assert lp.dtype == jnp.float64, (group, lp.dtype)
+        np.testing.assert_allclose(float(lp), float(LOG_PROB(build(ref), y)), rtol=rtol,
+                                   err_msg=str(group))
+        draw = d.sample(KEY(0))
+        assert draw.dtype == sample_dtype and np.all(np.isfinite(np.asarray(draw))), group
+
+
+def test_kalman_workflow_methods_with_float32_parameters_and_float64_data():
+    s = _small_linear()
+    f32, ref = _rounded(s, tuple(s))
+    build = _DTYPE_CASES["kalman"][0]
+    d, d_ref = build(f32), build(ref)
+    y = np.asarray(s["y"])
+    pairs = [(d.filter(y).log_likelihood, d_ref.filter(y).log_likelihood),
+             (d.smooth(y).smoothed_means, d_ref.smooth(y).smoothed_means),
+             (d.forecast(y, 3).obs_means, d_ref.forecast(y, 3).obs_means),
+             (d.posterior_sample(KEY(2), y, 2), d_ref.posterior_sample(KEY(2), y, 2))]
+    for got, want in pairs:
+        assert got.dtype == jnp.float64
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=REF_RTOL, atol=1e-12)
+
+
+@pytest.mark.parametrize("field", ["u0", "u0_prior_mean", "noise"])
+def test_solve_promotes_a_float32_field(field):
+    s = _small_linear()
+    f32, ref = _rounded(dict(s, u0_prior_mean=s["m0"]), (field,))
+
+    def problem(p, alg):
+        if isinstance(alg, nss.KalmanFilter):
+            given = dict(u0_prior_mean=p["u0_prior_mean"], u0_prior_var=p["P0"])
+        else:
+            given = dict(noise=p["noise"])
+        return nss.LinearStateSpaceProblem(p["A"], p["B"], p["u0"], _T, C=p["C"],
+                                           observables_noise=p["R"], observables=p["y"],
+                                           **given)
+    for alg in (nss.KalmanFilter(), nss.DirectIteration()):
+        got = nss.solve(problem(f32, alg), alg).logpdf
+        assert got.dtype == jnp.float64
+        np.testing.assert_allclose(float(got), float(nss.solve(problem(ref, alg), alg).logpdf),
+                                   rtol=REF_RTOL)
+
+
+def test_singular_covariances_pass_argument_validation():
+    """NumPyro's positive_semidefinite check (eigenvalues >= 0 exactly) refused B B', whose
+    smallest eigenvalue is -1e-17 from round-off, and the computed stationary covariance of a
+    model with an uncontrollable direction. Both are valid; a negative definite R still fails."""
+    m = _dsge_singular()
+    B = np.asarray(m["B"])
+    P0 = B @ B.T
+    assert np.linalg.eigvalsh(P0)[0] < 0  # the round-off the check must tolerate
+    d = nss.KalmanLGSS(m["A"], m["B"], m["C"], m["R"], m["m0"], P0, m["y"].shape[0],
+                       validate_args=True)
+    np.testing.assert_allclose(
+        float(d.log_prob(m["y"])),
+        statsmodels_loglik(m["A"], m["B"], m["C"], m["R"], m["m0"], P0, m["y"]), rtol=SM_RTOL)
+    # an uncontrollable direction: the stationary covariance is singular
+    rng = np.random.default_rng(3)
+    Q, _ = np.linalg.qr(rng.standard_normal((2, 2)))
+    A = Q @ np.diag([0.9, 0.5]) @ Q.T
+    y = rng.standard_normal((8, 2))
+    d = nss.KalmanLGSS(A, Q[:, :1], np.eye(2), np.array([0.1, 0.2]), np.zeros(2), "stationary",
+                       8, validate_args=True)
+    P = solve_discrete_lyapunov(A, Q[:, :1] @ Q[:, :1].T)
+    np.testing.assert_allclose(
+        float(d.log_prob(y)),
+        statsmodels_loglik(A, Q[:, :1], np.eye(2), np.diag([0.1, 0.2]), np.zeros(2), P, y),
+        rtol=SM_RTOL)
+    nss.JointLGSS(m["A"], m["B"], m["C"], np.zeros((1, 1)), m["m0"], np.zeros((60, 1)),
+                  validate_args=True)
+    with pytest.raises(ValueError, match="invalid R"):
+        nss.JointLGSS(m["A"], m["B"], m["C"], -np.eye(1), m["m0"], np.zeros((60, 1)),
+                      validate_args=True)

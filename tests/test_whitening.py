@@ -258,3 +258,49 @@ def test_bad_whitening_argument():
     with pytest.raises(ValueError, match="Whitening"):
         with numpyro.handlers.seed(rng_seed=0):
             nss.sample_noise("w", 8, 1, whiten=(A, B, C, R, y, u0))
+
+
+def _whitened_log_density(A, B, C, R, u0, y, eps, plate=None):
+    """The log density of the whitened joint model at ``eps`` and its shocks ``w``; with
+    ``plate`` the series ``y (P, T, M)`` share the parameters inside a ``numpyro.plate``."""
+    T, K = eps.shape[-2:]
+
+    def model():
+        w = nss.sample_noise("w", T, K, whiten=nss.Whitening(A, B, C, R, y, u0))
+        numpyro.sample("y", nss.JointLGSS(A, B, C, R, u0, w), obs=y)
+
+    def plated():
+        with numpyro.plate("series", plate):
+            model()
+
+    ld, trace = log_density(plated if plate else model, (), {}, {"w_white": eps})
+    return float(ld), np.asarray(trace["w"]["value"])
+
+
+def test_whitened_noise_in_a_plate_equals_each_series_alone():
+    """Panel data: three series sharing the parameters in a plate, one with missing values.
+    Each series' shocks are those it gets whitened alone, and the log density is the sum of
+    the single-series ones (the whitening is vectorised over the batch)."""
+    A, B, C, R, u0, _ = _model(3, 1, 2, 40, seed=4)
+    rng = np.random.default_rng(9)
+    ys = np.stack([np.array(nss.JointLGSS(A, B, C, R, u0, rng.normal(size=(40, 1))).sample(
+        jax.random.key(i))) for i in range(3)])
+    ys[1][rng.uniform(size=(40, 2)) < 0.2] = np.nan
+    eps = rng.normal(size=(3, 40, 1))
+    ld, w = _whitened_log_density(A, B, C, R, u0, ys, eps, plate=3)
+    singles = [_whitened_log_density(A, B, C, R, u0, ys[i], eps[i]) for i in range(3)]
+    np.testing.assert_allclose(w, np.stack([s[1] for s in singles]), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(ld, sum(s[0] for s in singles), rtol=1e-10)
+
+
+def test_whitening_promotes_a_float32_parameter():
+    """A float32 ``A`` with float64 data: the same numbers as the float64 model at the rounded
+    ``A`` (a float32 carry among float64 inputs would fail inside lax.scan)."""
+    A, B, C, R, u0, y = _model(2, 1, 2, 12, seed=6, missing=0.1)
+    eps = np.random.default_rng(1).normal(size=(12, 1))
+    A32 = jnp.asarray(A, jnp.float32)
+    got = _whitened_log_density(A32, B, C, R, u0, y, eps)
+    want = _whitened_log_density(jnp.asarray(A32, jnp.float64), B, C, R, u0, y, eps)
+    assert got[1].dtype == np.float64
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-12)
+    np.testing.assert_allclose(got[1], want[1], rtol=1e-12)
