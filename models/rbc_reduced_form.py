@@ -24,8 +24,9 @@ from . import reference_data
 
 _REF = reference_data.rbc()
 TRUTH = {"a": float(_REF["A"][0, 0]), "rho": 0.2, "sigma": 0.01}
-#: observation-noise covariance of these models (s.d. 0.01 on both observables)
-R = 1e-4 * jnp.eye(2)
+#: observation-noise variances of these models (s.d. 0.01 on both observables): a diagonal
+#: covariance given as its variances, which takes the Kalman filter's univariate update
+R = 1e-4 * jnp.ones(2)
 NAMES = {"state": ("k", "z"), "observable": ("c", "k_obs"), "shock": ("eps_z",)}
 
 

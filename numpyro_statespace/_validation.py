@@ -93,15 +93,6 @@ def covariance_matrix(name, x, size):
     return x
 
 
-def is_diagonal(R):
-    """True when ``R`` (..., M, M) is known to be diagonal at trace time (concrete values)."""
-    try:
-        R = np.asarray(R)
-    except Exception:  # a tracer: unknown
-        return False
-    return bool(np.all(R[..., ~np.eye(R.shape[-1], dtype=bool)] == 0))
-
-
 def _refuse_negative_variances(name, diag):
     try:
         d = np.asarray(diag)

@@ -149,6 +149,7 @@ def _select_site(trace, site, types, what):
     names = [site] if site is not None else list(observed)
     for name in names:
         if name in observed and isinstance(_unwrap(observed[name]["fn"]), types):
+            _single_series(observed, name, what)
             return name
     wanted = ", ".join(t.__name__ for t in types)
     raise ValueError(f"{what} needs an observed site whose distribution is one of ({wanted}); "
@@ -300,6 +301,26 @@ def _dataset(data, coords, dims):
     return az.dict_to_dataset(data, library=numpyro, coords=coords, dims=dims)
 
 
+def _leading_dims(site, name, ndim):
+    """Names of the dimensions in front of a ``(T, .)`` site's last two (series in a plate):
+    the plate's name where one indexes it, else ArviZ's default ``name_dim_i``."""
+    lead = [f"{name}_dim_{i}" for i in range(ndim - 2)]
+    for frame in site.get("cond_indep_stack", ()):
+        if frame.dim is not None and -len(lead) <= frame.dim < 0:
+            lead[frame.dim] = frame.name
+    return lead
+
+
+def _single_series(sites, name, what):
+    """Refuse a batched state-space site (a plate over series) in the ``add_*`` helpers."""
+    shape = tuple(np.shape(sites[name]["value"]))
+    if len(shape) > 2:
+        raise ValueError(f"{what} works on one series; site {name!r} holds {shape[:-2]} series "
+                         f"of shape (T, M) = {shape[-2:]} (a plate over series). Run it per "
+                         f"series: a model for one series with the posterior draws of the "
+                         f"shared parameters")
+
+
 # -- conversion -------------------------------------------------------------------------------
 def to_inference_data(posterior, *, y=None, time=None, syms=None, obs_syms=None,
                       shock_names=None, model=None, model_args=None, model_kwargs=None,
@@ -368,14 +389,14 @@ def to_inference_data(posterior, *, y=None, time=None, syms=None, obs_syms=None,
         shape = tuple(np.shape(site["value"]))
         if site["type"] == "sample" and site["is_observed"]:
             if shape[-2:] == (T, M) and name in observed:
-                auto_dims[name] = [TIME, OBS]
+                auto_dims[name] = _leading_dims(site, name, len(shape)) + [TIME, OBS]
         elif len(shape) >= 2 and shape[-2] == T and (
                 shape[-1] == n_shock if n_shock is not None else site["type"] == "sample"):
             # the noise w (T, K), sampled or deterministic (whitened shocks)
-            auto_dims[name] = [TIME, SHOCK]
+            auto_dims[name] = _leading_dims(site, name, len(shape)) + [TIME, SHOCK]
             n_shock = shape[-1]
         elif n_state is not None and shape[-2:] == (T + 1, n_state):
-            auto_dims[name] = [TIME0, STATE]
+            auto_dims[name] = _leading_dims(site, name, len(shape)) + [TIME0, STATE]
     if names[SHOCK] is None and n_shock is not None:
         names[SHOCK] = list(range(n_shock))
     if names[STATE] is None and n_state is not None:
@@ -423,12 +444,13 @@ def _state_paths(d, y, key):
         out["fitted_obs"] = path[1:] @ d.C.T
         return out
     if isinstance(d, JointLGSS):
-        u = kernels.linear_states(d.A, d.B, d.u0, d.noise)[0]
+        u, *_, valid = kernels.linear_states(d.A, d.B, d.u0, d.noise, per_step=True)
     elif isinstance(d, JointQuadraticSS):
-        u = kernels.quadratic_states(d.A_0, d.A_1, d.A_2, d.B, d.u0, d.noise, d.pruned)[0]
+        u, *_, valid = kernels.quadratic_states(d.A_0, d.A_1, d.A_2, d.B, d.u0, d.noise,
+                                                d.pruned, per_step=True)
     else:
-        u = kernels.generic_states(d.transition, d.p, d.u0, d.noise)[0]
-    return {"state_path": u, "fitted_obs": d.mean_path()}
+        u, *_, valid = kernels.generic_states(d.transition, d.p, d.u0, d.noise, per_step=True)
+    return {"state_path": kernels.reported_path(u, valid), "fitted_obs": d.mean_path()}
 
 
 def add_states(idata, posterior, *, key=None, site=None, syms=None, model=None,

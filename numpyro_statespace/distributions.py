@@ -33,7 +33,6 @@ from . import kernels
 from ._validation import (
     as_float_array,
     float_leaves,
-    is_diagonal,
     promote_floats,
 )
 from .kernels._linalg import bounded_or, finite_tree, psd_factor
@@ -228,10 +227,10 @@ class KalmanLGSS(dist.Distribution):
         if self.C.ndim < 2 or self.C.shape[-1] != N:
             raise ValueError(f"C must have shape (..., M, N) with N = {N}; got {tuple(self.C.shape)}")
         M = self.C.shape[-2]
-        # Known-diagonal R (given as variances) takes the filter's factorisation-free update.
+        # R given as variances is diagonal by declaration (not detected from its values, which
+        # grad or vmap over the distribution may change): the filter's univariate update.
         self._diagonal_R = jnp.ndim(R) == 1
         self.R = _obs_cov(R, M)
-        self._diagonal_R = self._diagonal_R or is_diagonal(self.R)
         self.u0_mean = _param("u0_mean", u0_mean, (N,), "(N,)")
         if method not in ("auto", "sequential", "parallel"):
             raise ValueError(f"method must be 'auto', 'sequential' or 'parallel'; got {method!r}")
@@ -298,7 +297,8 @@ class KalmanLGSS(dist.Distribution):
         w = jax.random.normal(kw, shape + (T, self.B.shape[-1]), self.A.dtype)
 
         def states(A, B, u0, w):
-            return kernels.linear_states(A, B, u0, w)[0][1:]
+            u, _, valid = kernels.linear_states(A, B, u0, w, per_step=True)
+            return kernels.reported_path(u, valid)[1:]  # NaN from an overflow on
 
         u = jnp.vectorize(states, signature="(n,n),(n,k),(n),(t,k)->(t,n)")(self.A, self.B, u0, w)
         y = jnp.einsum("...mn,...tn->...tm", self.C, u)
@@ -369,7 +369,8 @@ class _JointBase(dist.Distribution):
         raise NotImplementedError
 
     def _observations(self, *params):
-        """``(z (T + 1, M), ok)`` for one set of unbatched parameters."""
+        """``(z (T + 1, M), ok, valid (T + 1,))`` for one set of unbatched parameters
+        (``valid``: the state kernels' per-step flags)."""
         raise NotImplementedError
 
     def _init_base(self, R, M, batch_pairs, validate_args):
@@ -390,7 +391,7 @@ class _JointBase(dist.Distribution):
         def single(*args):
             *params, R, y = args
             (params, R), ok_params = finite_tree((params, R))
-            z, ok = self._observations(*params)
+            z, ok, _ = self._observations(*params)
             return kernels.joint_loglik(z, y, R, ok & ok_params, missing=missing)
 
         return jnp.vectorize(single, signature=f"{self._signature},(m,m),(t,m)->()")(
@@ -398,8 +399,11 @@ class _JointBase(dist.Distribution):
 
     def mean_path(self):
         """``z_1..z_T`` of the deterministic path given the noise: ``batch_shape + (T, M)``."""
-        return jnp.vectorize(lambda *p: self._observations(*p)[0][1:],
-                             signature=f"{self._signature}->(t,m)")(*self._params())
+        def path(*params):
+            z, _, valid = self._observations(*params)
+            return kernels.reported_path(z, valid)[1:]  # NaN from an overflow on
+
+        return jnp.vectorize(path, signature=f"{self._signature}->(t,m)")(*self._params())
 
     def sample(self, key, sample_shape=()):
         shape = tuple(sample_shape) + self.batch_shape
@@ -461,8 +465,8 @@ class JointLGSS(_JointBase):
         return kernels.impulse_response(self.A, self.B, self.C, steps, shock)
 
     def _observations(self, A, B, C, u0, noise):
-        u, ok = kernels.linear_states(A, B, u0, noise)
-        return kernels.linear_observations(C, u), ok
+        u, ok, valid = kernels.linear_states(A, B, u0, noise, per_step=True)
+        return kernels.linear_observations(C, u), ok, valid
 
 
 class JointQuadraticSS(_JointBase):
@@ -535,8 +539,9 @@ class JointQuadraticSS(_JointBase):
                                                self.C_1, self.C_2, steps, shock, u0)
 
     def _observations(self, A_0, A_1, A_2, B, C_0, C_1, C_2, u0, noise):
-        u, uf, ok = kernels.quadratic_states(A_0, A_1, A_2, B, u0, noise, self.pruned)
-        return kernels.quadratic_observations(C_0, C_1, C_2, u, uf), ok
+        u, uf, ok, valid = kernels.quadratic_states(A_0, A_1, A_2, B, u0, noise, self.pruned,
+                                                    per_step=True)
+        return kernels.quadratic_observations(C_0, C_1, C_2, u, uf), ok, valid
 
 
 class JointStateSpace(_JointBase):
@@ -587,8 +592,8 @@ class JointStateSpace(_JointBase):
 
     def _observations(self, u0, noise):
         p, ok_p = finite_tree(self.p)
-        u, ok = kernels.generic_states(self.transition, p, u0, noise)
-        return kernels.generic_observations(self.observation, p, u), ok & ok_p
+        u, ok, valid = kernels.generic_states(self.transition, p, u0, noise, per_step=True)
+        return kernels.generic_observations(self.observation, p, u), ok & ok_p, valid
 
 
 # -- conditional likelihood ------------------------------------------------------------------
@@ -667,7 +672,8 @@ class ConditionalSS(dist.Distribution):
         e = jax.random.normal(key, shape + self.event_shape, self.A.dtype)
 
         def path(G, F, u0, e):
-            return kernels.linear_states(G, F, u0, e)[0][1:]
+            u, _, valid = kernels.linear_states(G, F, u0, e, per_step=True)
+            return kernels.reported_path(u, valid)[1:]
 
         return jnp.vectorize(path, signature="(n,n),(n,n),(n),(t,n)->(t,n)")(G, F, self.u0, e)
 

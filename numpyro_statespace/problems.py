@@ -22,7 +22,6 @@ from ._validation import (
     check_names,
     check_shape,
     covariance_matrix,
-    is_diagonal,
     parse_tspan,
     promote_floats,
 )
@@ -116,11 +115,13 @@ class _Problem:
                     f"got shape {tuple(observables.shape)}"
                 )
             check_shape("observables", observables, (T, M), "(T, M)")
-        # Known-diagonal noise (given as variances) lets the Kalman filter skip factorisations.
+        # Noise given as variances is diagonal by declaration and lets the Kalman filter skip
+        # factorisations. Declared, not detected from values: a static flag decided from a
+        # leaf's values would outlive them under grad or vmap over the problem (a zero gradient
+        # for the off-diagonal entries of a matrix that happens to be diagonal).
         diagonal_noise = observables_noise is not None and np.ndim(observables_noise) == 1
         if observables_noise is not None:
             observables_noise = covariance_matrix("observables_noise", observables_noise, M)
-            diagonal_noise = diagonal_noise or is_diagonal(observables_noise)
         if noise is not None:
             if n_shocks == 0:
                 raise ValueError("noise was given but the model has no shocks "

@@ -55,6 +55,8 @@ class StateSpaceSolution:
 
     :ivar t: ``(T + 1,)`` times ``t0..T`` (2 entries with ``save_everystep=False``).
     :ivar u: ``(T + 1, N)`` states (Kalman: filtered means; conditional: clamped states).
+        A simulated path that overflows (a state beyond ``sqrt(max float)``, 1e154 in float64)
+        is NaN from there on, and ``logpdf`` is ``-inf``.
     :ivar z: ``(T + 1, M)`` observations (``z_0`` noiseless; Kalman: predicted), or ``None``.
     :ivar W: ``(T, K)`` noise used, or ``None``.
     :ivar P: ``(T + 1, N, N)`` filtered covariances (Kalman only), else ``None``.
@@ -187,7 +189,8 @@ def _empty_noise(prob):
 
 
 def _transition_and_observation(prob):
-    """``(states(noise) -> (u, uf, ok), observe(u, uf) -> z or None, predict_obs)`` for a problem.
+    """``(states(noise) -> (u, uf, ok, valid), observe(u, uf) -> z or None, predict_obs)`` for a
+    problem (``valid``: the state kernels' per-step flags).
 
     ``predict_obs(x, w, t)`` is the one-step predicted observation used by the conditional
     likelihood (the observation of the next state, or the state itself without ``C``).
@@ -196,8 +199,8 @@ def _transition_and_observation(prob):
         B = prob.B if prob.B is not None else jnp.zeros((prob.n_states, 0), prob.A.dtype)
 
         def states(noise):
-            u, ok = kernels.linear_states(prob.A, B, prob.u0, noise)
-            return u, u, ok
+            u, ok, valid = kernels.linear_states(prob.A, B, prob.u0, noise, per_step=True)
+            return u, u, ok, valid
 
         observe = None if prob.C is None else (lambda u, uf: kernels.linear_observations(prob.C, u))
 
@@ -210,7 +213,7 @@ def _transition_and_observation(prob):
 
         def states(noise):
             return kernels.quadratic_states(prob.A_0, prob.A_1, prob.A_2, B, prob.u0, noise,
-                                            prob.pruned)
+                                            prob.pruned, per_step=True)
 
         observe = None if prob.C_1 is None else (
             lambda u, uf: kernels.quadratic_observations(prob.C_0, prob.C_1, prob.C_2, u, uf))
@@ -226,8 +229,9 @@ def _transition_and_observation(prob):
         t0 = prob.tspan[0]
 
         def states(noise):
-            u, ok = kernels.generic_states(prob.transition, prob.p, prob.u0, noise, t0)
-            return u, u, ok
+            u, ok, valid = kernels.generic_states(prob.transition, prob.p, prob.u0, noise, t0,
+                                                  per_step=True)
+            return u, u, ok, valid
 
         observe = None if prob.observation is None else (
             lambda u, uf: kernels.generic_observations(prob.observation, prob.p, u, t0))
@@ -248,7 +252,7 @@ def _solve_direct(prob, key):
     # likelihood is -inf with finite gradients; paths of non-finite inputs are reported as NaN.
     (clean, W_clean), ok_params = finite_tree((prob._copy_with(observables=None), W))
     states, observe, _ = _transition_and_observation(clean)
-    u, uf, ok = states(_empty_noise(prob) if W is None else W_clean)
+    u, uf, ok, valid = states(_empty_noise(prob) if W is None else W_clean)
     z = None if observe is None else observe(u, uf)
     logpdf = jnp.zeros((), u.dtype)
     if z is not None and prob.observables_noise is not None:
@@ -259,8 +263,10 @@ def _solve_direct(prob, key):
             _need_key(key_v, "add observation noise (observables_noise without observables)")
             z = z.at[1:].add(_draw_observation_noise(key_v, clean.observables_noise,
                                                      z.shape[0] - 1))
-    u = jnp.where(ok_params, u, jnp.nan)
-    z = None if z is None else jnp.where(ok_params, z, jnp.nan)
+    # an overflowing path is NaN from there on (the kernels continue from zeros)
+    valid = valid & ok_params
+    u = kernels.reported_path(u, valid)
+    z = None if z is None else kernels.reported_path(z, valid)
     return StateSpaceSolution(_times(prob), u, z, W, None, logpdf, prob.syms, prob.obs_syms)
 
 

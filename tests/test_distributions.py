@@ -183,6 +183,24 @@ def test_kalman_diagonal_R_vector_equals_matrix():
     np.testing.assert_allclose(float(LOG_PROB(d_vec, m["y"])), ref, rtol=SM_RTOL)
 
 
+@pytest.mark.parametrize("T", [10, 60])  # JAX's derivative of the unrolled filter; the adjoint
+def test_grad_over_a_problem_keeps_off_diagonal_R(T):
+    """A full R that happens to be diagonal: jax.grad over the problem pytree must give the
+    off-diagonal derivative (once a static flag read from R's values sent it to the univariate
+    update, whose gradient has no off-diagonal entries: 0 against -286 by finite differences)."""
+    m = random_model(4, 3, 2, 2, T)
+    R = np.diag([0.2, 0.4])
+    prob = nss.LinearStateSpaceProblem(m["A"], m["B"], m["m0"], T, C=m["C"], observables_noise=R,
+                                       observables=m["y"], u0_prior_mean=m["m0"],
+                                       u0_prior_var=m["P0"])
+    g = jax.jit(jax.grad(lambda p: nss.solve(p).logpdf))(prob).observables_noise
+    E = np.array([[0.0, 1.0], [1.0, 0.0]])
+    fd = _central_fd(lambda h: SOLVE(prob.replace(observables_noise=R + h * E),
+                                     nss.KalmanFilter()).logpdf, np.zeros(()))
+    np.testing.assert_allclose(float(g[0, 1] + g[1, 0]), float(fd), rtol=FD_RTOL)
+    assert abs(float(fd)) > 1e-3  # the direction matters
+
+
 # ----------------------------------------------------------------------------------------------
 # 2. DSGE-style singular model: value and gradients
 # ----------------------------------------------------------------------------------------------

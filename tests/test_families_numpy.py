@@ -623,3 +623,50 @@ def test_conditional_generic_matches_linear():
     b = solve(gen, nss.ConditionalLikelihood())
     assert_close(a.logpdf, b.logpdf)
     assert_close(a.u, b.u)
+
+
+@pytest.mark.parametrize("family", ["linear", "quadratic", "generic"])
+def test_overflowing_path_is_nan_from_the_overflow_on(family):
+    """An explosive simulation: the states up to the overflow bound sqrt(max float) (1e154)
+    equal a NumPy loop's, from the first state beyond it on u and z are NaN (the kernels
+    continue from zeros there to keep gradients finite; that restart must not be reported as
+    a path), and the log-likelihood is -inf."""
+    T, a = 400, 3.0
+    ref = a ** np.arange(T + 1.0)  # u_t = 3 u_{t-1}, u_0 = 1
+    y = np.zeros((T, 1))
+    if family == "linear":
+        prob = nss.LinearStateSpaceProblem(np.array([[a]]), np.zeros((1, 1)), np.ones(1), T,
+                                           C=np.eye(1), observables_noise=np.eye(1),
+                                           observables=y, noise=np.zeros((T, 1)))
+    elif family == "quadratic":  # A_2 = 0: the same recursion through the quadratic kernel
+        prob = nss.QuadraticStateSpaceProblem(np.zeros(1), np.array([[a]]), np.zeros((1, 1, 1)),
+                                              np.zeros((1, 1)), np.ones(1), T, C_1=np.eye(1),
+                                              observables_noise=np.eye(1), observables=y,
+                                              noise=np.zeros((T, 1)))
+    else:
+        prob = nss.StateSpaceProblem(lambda x, w, p, t: p * x, lambda x, p, t: x, np.ones(1), T,
+                                     np.float64(a), n_shocks=1, observables_noise=np.eye(1),
+                                     observables=y, noise=np.zeros((T, 1)))
+    sol = nss.solve(prob, nss.DirectIteration())
+    u, z = np.asarray(sol.u[:, 0]), np.asarray(sol.z[:, 0])
+    bounded = ref < np.sqrt(np.finfo(np.float64).max)
+    assert 0 < bounded.sum() < T + 1
+    assert_close(u[bounded], ref[bounded])
+    assert_close(z[bounded], ref[bounded])
+    assert np.all(np.isnan(u[~bounded])) and np.all(np.isnan(z[~bounded]))
+    assert float(sol.logpdf) == -np.inf
+
+
+def test_sampled_paths_of_an_explosive_model_are_nan_after_the_overflow():
+    T = 400
+    d = nss.JointLGSS(np.array([[3.0]]), np.zeros((1, 1)), np.eye(1), np.zeros((1, 1)),
+                      np.ones(1), np.zeros((T, 1)))
+    z = np.asarray(d.mean_path()[:, 0])
+    ref = 3.0 ** np.arange(1, T + 1.0)
+    bounded = ref < np.sqrt(np.finfo(np.float64).max)
+    assert_close(z[bounded], ref[bounded])
+    assert np.all(np.isnan(z[~bounded]))
+    u = np.asarray(nss.KalmanLGSS(np.array([[3.0]]), np.zeros((1, 1)), np.eye(1), np.eye(1),
+                                  np.ones(1), np.zeros((1, 1)), T).sample(
+        jax.random.key(0))[:, 0])
+    assert np.all(np.isfinite(u[:300])) and np.all(np.isnan(u[-50:]))

@@ -204,6 +204,26 @@ def test_smoother_matches_statsmodels(seed, frac):
     assert_close(ours.cross_covs, sub, rtol=1e-9)
 
 
+def test_variances_vector_R_equals_the_diagonal_matrix():
+    """R as its (M,) variances, as the filter accepts it: the same smoother, draws and
+    forecasts as the diagonal matrix (once the vector broadcast along the rows of the
+    matrices it was added to, and a wrong smoother came back without an error)."""
+    A, B, C, R, m0, P0, y = random_model(5)
+    R = np.diag(np.diag(R))
+    variances = np.diag(R)
+    ref = sm.rts_smoother(A, B, C, R, m0, P0, y)
+    ours = sm.rts_smoother(A, B, C, variances, m0, P0, y)
+    for a, b in zip(ours, ref):
+        assert_close(a, b, rtol=1e-12)
+    key = jax.random.key(3)
+    assert_close(sm.simulation_smoother(key, A, B, C, variances, m0, P0, y, 2),
+                 sm.simulation_smoother(key, A, B, C, R, m0, P0, y, 2), rtol=1e-12)
+    m_T, P_T = ref.smoothed_means[-1], ref.smoothed_covs[-1]
+    for a, b in zip(sm.forecast(A, B, C, variances, m_T, P_T, 3),
+                    sm.forecast(A, B, C, R, m_T, P_T, 3)):
+        assert_close(a, b, rtol=1e-12)
+
+
 @pytest.mark.parametrize("P0_kind", ["zero", "stationary"])
 def test_singular_dsge_model(P0_kind):
     model = dsge_model(7, P0_kind)

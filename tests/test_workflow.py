@@ -223,6 +223,31 @@ def test_latent_noise_gets_shock_dims_and_states():
                             model_args=(y,))
 
 
+def _panel_model(y=None, num_series=3, num_timesteps=None):
+    """Panel data: series in a plate sharing a, rho, sigma, whitened shocks per series."""
+    T = y.shape[-2] if y is not None else num_timesteps
+    A, B, C = rbc.matrices(*rbc.priors())
+    with numpyro.plate("series", num_series):
+        w = nss.sample_noise("w", T, 1, whiten=nss.Whitening(A, B, C, rbc.R, y, jnp.zeros(2)))
+        numpyro.sample("y", nss.JointLGSS(A, B, C, rbc.R, jnp.zeros(2), w), obs=y)
+
+
+def test_panel_model_gets_a_series_dimension():
+    """A plate over series: its sites get the plate's dimension in front of (time, .) (once
+    `time` landed on the series axis and ArviZ refused the coordinates); the per-series helpers
+    refuse it with a clear message."""
+    prior = Predictive(_panel_model, num_samples=1)(jax.random.key(3), num_timesteps=20)
+    y = np.asarray(prior["y"][0])  # (3, 20, 2)
+    draws = Predictive(_panel_model, num_samples=4)(jax.random.key(4), y)
+    idata = nss_az.to_inference_data(draws, model=_panel_model, model_args=(y,), **NAMES)
+    assert idata.posterior["w"].dims == ("chain", "draw", "series", "time", "shock")
+    assert idata.posterior["w_white"].dims == ("chain", "draw", "series", "time", "shock")
+    assert idata.observed_data["y"].dims == ("series", "time", "observable")
+    np.testing.assert_array_equal(idata.observed_data["y"].values, y)
+    with pytest.raises(ValueError, match="one series"):
+        nss_az.add_states(idata, draws, model=_panel_model, model_args=(y,))
+
+
 def test_bad_names_raise(fitted, data):
     mcmc, _ = fitted
     with pytest.raises(ValueError, match="syms"):

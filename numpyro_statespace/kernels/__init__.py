@@ -10,6 +10,7 @@ from .direct import (
     may_have_missing,
     quadratic_observations,
     quadratic_states,
+    reported_path,
 )
 from .kalman import KalmanFilterResult, kalman_filter, predict, update
 from .likelihood import kalman_loglik
@@ -61,6 +62,7 @@ __all__ = [
     "predict",
     "quadratic_observations",
     "quadratic_states",
+    "reported_path",
     "stationary_covariance",
     "update",
 ]

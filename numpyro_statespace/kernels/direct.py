@@ -49,14 +49,29 @@ def _guard(u, ok):
 
 
 def _scan_states(step, u0, xs):
-    """Run ``u_t = step(u_{t-1}, x_t)`` with the overflow guard; ``((T + 1, N), ok)``."""
+    """Run ``u_t = step(u_{t-1}, x_t)`` with the overflow guard; ``((T + 1, N), valid)`` with
+    ``valid (T + 1,)`` False from the first overflowing state on (the path is zeros there)."""
     def guarded(carry, x):
         u, ok = _guard(step(carry[0], x), carry[1])
-        return (u, ok), u
+        return (u, ok), (u, ok)
 
     u0, ok0 = _guard(u0, jnp.array(True))
-    (_, ok), path = lax.scan(guarded, (u0, ok0), xs)
-    return _prepend(u0, path), ok
+    _, (path, valid) = lax.scan(guarded, (u0, ok0), xs)
+    return _prepend(u0, path), jnp.concatenate([ok0[None], valid])
+
+
+def _flags(valid, ok, per_step):
+    """``ok`` (the path stayed bounded and the inputs are moderate), and with ``per_step``
+    also ``valid``."""
+    ok = valid[-1] & ok
+    return (ok, valid) if per_step else (ok,)
+
+
+def reported_path(path, valid):
+    """``path`` with NaN from its first overflowing state on (``valid`` from the state kernels'
+    ``per_step=True``): the kernels continue from zeros there, which a simulated path must not
+    show as if they were states."""
+    return jnp.where(valid[:, None], path, jnp.nan)
 
 
 def _moderate(*arrays):
@@ -66,11 +81,13 @@ def _moderate(*arrays):
     return jnp.all(jnp.stack([jnp.all(jnp.abs(x) < max_power(x.dtype, 0.25)) for x in arrays]))
 
 
-def linear_states(A, B, u0, noise):
-    """``u_t = A u_{t-1} + B w_t`` for ``t = 1..T``; returns ``((T + 1, N), ok)``."""
+def linear_states(A, B, u0, noise, *, per_step=False):
+    """``u_t = A u_{t-1} + B w_t`` for ``t = 1..T``; returns ``((T + 1, N), ok)``, and with
+    ``per_step`` also ``valid (T + 1,)``, False from the first state beyond ``sqrt(max
+    float)`` on (see :func:`reported_path`)."""
     shocks = noise @ B.T  # (T, N), outside the recursion
-    u, ok = _scan_states(lambda u, bw: A @ u + bw, u0, shocks)
-    return u, ok & _moderate(A, B, noise)
+    u, valid = _scan_states(lambda u, bw: A @ u + bw, u0, shocks)
+    return (u, *_flags(valid, _moderate(A, B, noise), per_step))
 
 
 def linear_observations(C, u):
@@ -78,11 +95,12 @@ def linear_observations(C, u):
     return u @ C.T
 
 
-def quadratic_states(A_0, A_1, A_2, B, u0, noise, pruned):
+def quadratic_states(A_0, A_1, A_2, B, u0, noise, pruned, *, per_step=False):
     """Second-order states; with ``pruned`` also the first-order path ``uf``.
 
     Returns ``(u, uf, ok)``, paths ``(T + 1, N)`` (``uf`` is ``u`` itself when not pruned),
-    where ``uf`` is the path that enters the quadratic terms of the observation equation.
+    where ``uf`` is the path that enters the quadratic terms of the observation equation;
+    ``per_step`` adds ``valid`` as in :func:`linear_states`.
     """
     shocks = noise @ B.T
     ok_s = _moderate(A_0, A_1, A_2, B, noise)
@@ -93,11 +111,11 @@ def quadratic_states(A_0, A_1, A_2, B, u0, noise, pruned):
             u, uf = x[:N], x[N:]
             return jnp.concatenate([A_0 + A_1 @ u + quad(A_2, uf) + bw, A_1 @ uf + bw])
 
-        x, ok = _scan_states(step, jnp.concatenate([u0, u0]), shocks)
-        return x[:, :N], x[:, N:], ok & ok_s
+        x, valid = _scan_states(step, jnp.concatenate([u0, u0]), shocks)
+        return (x[:, :N], x[:, N:], *_flags(valid, ok_s, per_step))
 
-    u, ok = _scan_states(lambda u, bw: A_0 + A_1 @ u + quad(A_2, u) + bw, u0, shocks)
-    return u, u, ok & ok_s
+    u, valid = _scan_states(lambda u, bw: A_0 + A_1 @ u + quad(A_2, u) + bw, u0, shocks)
+    return (u, u, *_flags(valid, ok_s, per_step))
 
 
 def quadratic_observations(C_0, C_1, C_2, u, uf):
@@ -105,10 +123,12 @@ def quadratic_observations(C_0, C_1, C_2, u, uf):
     return C_0 + u @ C_1.T + jnp.einsum("ijk,tj,tk->ti", C_2, uf, uf)
 
 
-def generic_states(transition, p, u0, noise, t0=0):
-    """``u_{t+1} = transition(u_t, w_{t+1}, p, t)`` for ``t = t0..t0+T-1``; ``((T + 1, N), ok)``."""
+def generic_states(transition, p, u0, noise, t0=0, *, per_step=False):
+    """``u_{t+1} = transition(u_t, w_{t+1}, p, t)`` for ``t = t0..t0+T-1``; ``((T + 1, N), ok)``
+    (``per_step``: also ``valid``, as in :func:`linear_states`)."""
     times = t0 + jnp.arange(noise.shape[0])
-    return _scan_states(lambda u, wt: transition(u, wt[0], p, wt[1]), u0, (noise, times))
+    u, valid = _scan_states(lambda u, wt: transition(u, wt[0], p, wt[1]), u0, (noise, times))
+    return (u, *_flags(valid, jnp.array(True), per_step))
 
 
 def generic_observations(observation, p, u, t0=0):

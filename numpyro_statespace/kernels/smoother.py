@@ -232,13 +232,19 @@ def _mean_smoother(A, C, gains, m0, filtered_covs, y, observed):
     return _smoothed_from_r(A, means, filtered_covs, r)
 
 
+def _covariance(R):
+    """``R (M, M)``, or its ``(M,)`` variances as the diagonal matrix (a vector added to a
+    matrix would broadcast along rows instead)."""
+    return jnp.diag(R) if R.ndim == 1 else R
+
+
 def _filter_pass(A, B, C, R, m0, P0, y, mask):
     """Shared first half of every public kernel here.
 
     Returns ``(FilterDetails, _Gains, params)`` where ``params`` are the arguments with finite
     stand-ins for non-finite values.
     """
-    (A, B, C, R, m0, P0), params_ok = _clean_params(A, B, C, R, m0, P0)
+    (A, B, C, R, m0, P0), params_ok = _clean_params(A, B, C, _covariance(R), m0, P0)
     filt = kalman_filter(A, B, C, R, m0, P0, y, mask, save_everystep=True)
     observed = observed_mask(y, mask)
     y0 = jnp.where(observed, y, 0.0)
@@ -290,7 +296,8 @@ def _impulse_noise(shock, steps, K, dtype):
 def filter_details(A, B, C, R, m0, P0, y, mask=None) -> FilterDetails:
     """Kalman filter of ``y (T, M)`` with predicted moments and innovations.
 
-    :param A: ``(N, N)``; :param B: ``(N, K)``; :param C: ``(M, N)``; :param R: ``(M, M)``.
+    :param A: ``(N, N)``; :param B: ``(N, K)``; :param C: ``(M, N)``; :param R: ``(M, M)``,
+    or ``(M,)`` variances of a diagonal one (as :func:`.kalman.kalman_filter`).
     :param m0: ``(N,)`` and :param P0: ``(N, N)``, the prior of ``u_0``.
     :param y: ``(T, M)``, NaN marks a missing entry.
     :param mask: optional ``(T, M)`` bool, False marks a missing entry.
@@ -359,7 +366,8 @@ posterior_sample = simulation_smoother
 def forecast(A, B, C, R, m_T, P_T, steps) -> ForecastResult:
     """Moments of ``u_{T+h}`` and ``y_{T+h}``, ``h = 1..steps``, given ``u_T ~ N(m_T, P_T)``.
 
-    Typically ``m_T, P_T`` are the last filtered moments. ``steps`` is a static int.
+    Typically ``m_T, P_T`` are the last filtered moments. ``steps`` is a static int. ``R``:
+    ``(M, M)`` or ``(M,)`` variances.
 
     :return: :class:`ForecastResult` (observation covariances include ``R``).
     """
@@ -373,7 +381,7 @@ def forecast(A, B, C, R, m_T, P_T, steps) -> ForecastResult:
 
     _, (ms, Ps) = lax.scan(step, (m_T, P_T), None, length=steps)
     obs_means = ms @ C.T
-    obs_covs = symmetrize(jnp.einsum("mi,tij,nj->tmn", C, Ps, C) + R)
+    obs_covs = symmetrize(jnp.einsum("mi,tij,nj->tmn", C, Ps, C) + _covariance(R))
     return ForecastResult(ms, Ps, obs_means, obs_covs)
 
 
