@@ -30,11 +30,7 @@ from numpyro.distributions import constraints
 from numpyro.distributions.util import validate_sample
 
 from . import kernels
-from ._validation import (
-    as_float_array,
-    float_leaves,
-    promote_floats,
-)
+from ._validation import as_float_array, float_leaves, promote_floats
 from .kernels._linalg import bounded_or, finite_tree, psd_factor
 from .problems import LinearStateSpaceProblem, QuadraticStateSpaceProblem, StateSpaceProblem
 from .solve import ConditionalLikelihood, DirectIteration, KalmanFilter, default_algorithm
