@@ -65,14 +65,14 @@ Failure
 ``ok`` is False when there is no unique stable solution: cyclic reduction requires both of its
 coefficient sequences to vanish, which happens exactly when the roots split at the unit circle,
 so too few stable roots (no stable solution, e.g. an explosive exogenous process), too many
-(indeterminacy) and unit roots fail (a root exactly on the unit circle may still converge,
-e.g. a forward-looking ``y = E y' + x``: then the minimal-state solution comes back with
-``ok`` True, although adding a constant to ``y`` gives another bounded one); so do a large
-residual of the quadratic, a singular ``M`` and non-finite Jacobians. Then ``g_x`` and
-``h_x`` are zero (finite stand-ins) and their derivatives are zero, so a model can return
-``-inf`` (see :func:`log_prob_guard`) with finite gradients. The steady state and ``H`` themselves must stay finite for every parameter
-the sampler may propose (guard a closed-form steady state with ``jnp.where`` where it has no
-solution, and fold that condition into ``ok``).
+(indeterminacy) and unit roots fail (a root exactly on the unit circle may still converge, e.g.
+a forward-looking ``y = E y' + x``: then the minimal-state solution comes back with ``ok`` True,
+although adding a constant to ``y`` gives another bounded one); so do a large residual of the
+quadratic, a singular ``M`` and non-finite Jacobians. Then ``g_x`` and ``h_x`` are zero (finite
+stand-ins) and their derivatives are zero, so a model can return ``-inf`` (see
+:func:`log_prob_guard`) with finite gradients. The steady state and ``H`` themselves must stay
+finite for every parameter the sampler may propose (guard a closed-form steady state with
+``jnp.where`` where it has no solution, and fold that condition into ``ok``).
 """
 
 from __future__ import annotations
