@@ -19,7 +19,7 @@ BETA_TRUE = 0.95
 T = 200
 B = jnp.array([[0.0], [0.01]])
 C = jnp.array([[0.09579643002426148, 0.6746869652592109], [1.0, 0.0]])
-R = 1e-4 * jnp.eye(2)
+R = 1e-4 * jnp.ones(2)  # a diagonal covariance as its variances: the filter's univariate update
 u0 = jnp.zeros(2)
 
 

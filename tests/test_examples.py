@@ -18,7 +18,7 @@ def _statsmodels_loglik(beta, y):
     A = np.asarray(mle.transition_matrix(beta))
     B, C, R = (np.asarray(x) for x in (mle.B, mle.C, mle.R))
     kf = KalmanFilter(k_endog=2, k_states=2, k_posdef=1, design=C, transition=A, selection=B,
-                      state_cov=np.eye(1), obs_cov=R)
+                      state_cov=np.eye(1), obs_cov=np.diag(R))
     P0 = 1e-4 * np.eye(2)
     kf.initialize_known(A @ np.zeros(2), A @ P0 @ A.T + B @ B.T)
     kf.bind(np.array(y))
