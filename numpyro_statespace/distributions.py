@@ -109,6 +109,16 @@ def _square(name, x, what="(N, N)"):
     return x
 
 
+def _sized(name, x, axis, N, what):
+    """``x`` as a float array of at least 2 dimensions whose ``axis`` (-2 or -1) has size
+    ``N``; ``what`` spells the trailing shape, e.g. ``"N, K"``."""
+    x = as_float_array(name, x)
+    if x.ndim < 2 or x.shape[axis] != N:
+        raise ValueError(f"{name} must have shape (..., {what}) with N = {N}; "
+                         f"got {tuple(x.shape)}")
+    return x
+
+
 def _obs_cov(R, M, name="R"):
     """``R`` as ``(..., M, M)``; a 1-D ``(M,)`` input holds the variances of a diagonal."""
     R = as_float_array(name, R)
@@ -216,12 +226,8 @@ class KalmanLGSS(dist.Distribution):
                  method="auto", validate_args=None):
         self.A = _square("A", A)
         N = self.A.shape[-1]
-        self.B = jnp.zeros((N, 0), self.A.dtype) if B is None else as_float_array("B", B)
-        if self.B.ndim < 2 or self.B.shape[-2] != N:
-            raise ValueError(f"B must have shape (..., N, K) with N = {N}; got {tuple(self.B.shape)}")
-        self.C = as_float_array("C", C)
-        if self.C.ndim < 2 or self.C.shape[-1] != N:
-            raise ValueError(f"C must have shape (..., M, N) with N = {N}; got {tuple(self.C.shape)}")
+        self.B = jnp.zeros((N, 0), self.A.dtype) if B is None else _sized("B", B, -2, N, "N, K")
+        self.C = _sized("C", C, -1, N, "M, N")
         M = self.C.shape[-2]
         # R given as variances is diagonal by declaration (not detected from its values, which
         # grad or vmap over the distribution may change): the filter's univariate update.
@@ -248,11 +254,13 @@ class KalmanLGSS(dist.Distribution):
             raise ValueError(f"mask must have shape (..., T, M) = (..., {num_timesteps}, {M}); "
                              f"got {tuple(mask.shape)}")
         self.num_timesteps = num_timesteps
-        _promote_fields(self, ("A", "B", "C", "R", "u0_mean"))
         self.stationary = isinstance(u0_cov, str)
+        if self.stationary and u0_cov != "stationary":
+            raise ValueError(f"u0_cov must be an (N, N) array or 'stationary'; got {u0_cov!r}")
+        self.u0_cov = None if self.stationary else _param("u0_cov", u0_cov, (N, N), "(N, N)")
+        # one dtype before the stationary covariance is computed from A and B
+        _promote_fields(self, ("A", "B", "C", "R", "u0_mean", "u0_cov"))
         if self.stationary:
-            if u0_cov != "stationary":
-                raise ValueError(f"u0_cov must be an (N, N) array or 'stationary'; got {u0_cov!r}")
             self.u0_cov, self._prior_ok = jnp.vectorize(
                 _stationary_prior, signature="(n,n),(n,k)->(n,n),()")(self.A, self.B)
             # computed from A and B, not an argument to check: an unstable A gives -inf
@@ -260,9 +268,7 @@ class KalmanLGSS(dist.Distribution):
                                     "u0_cov": constraints.dependent(is_discrete=False,
                                                                     event_dim=2)}
         else:
-            self.u0_cov = _param("u0_cov", u0_cov, (N, N), "(N, N)")
             self._prior_ok = jnp.array(True)
-            _promote_fields(self, ("A", "B", "C", "R", "u0_mean", "u0_cov"))
         batch_shape = _batch_shape((self.A, 2), (self.B, 2), (self.C, 2), (self.R, 2),
                                    (self.u0_mean, 1), (self.u0_cov, 2), (mask, 2))
         super().__init__(batch_shape, (num_timesteps, M), validate_args=validate_args)
@@ -437,12 +443,8 @@ class JointLGSS(_JointBase):
     def __init__(self, A, B, C, R, u0, noise, *, validate_args=None):
         self.A = _square("A", A)
         N = self.A.shape[-1]
-        self.B = as_float_array("B", B)
-        if self.B.ndim < 2 or self.B.shape[-2] != N:
-            raise ValueError(f"B must have shape (..., N, K) with N = {N}; got {tuple(self.B.shape)}")
-        self.C = as_float_array("C", C)
-        if self.C.ndim < 2 or self.C.shape[-1] != N:
-            raise ValueError(f"C must have shape (..., M, N) with N = {N}; got {tuple(self.C.shape)}")
+        self.B = _sized("B", B, -2, N, "N, K")
+        self.C = _sized("C", C, -1, N, "M, N")
         self.u0 = _param("u0", u0, (N,), "(N,)")
         self.noise = _noise_arg(noise, self.B.shape[-1])
         self._init_base(R, self.C.shape[-2],
@@ -501,13 +503,8 @@ class JointQuadraticSS(_JointBase):
         N = self.A_1.shape[-1]
         self.A_0 = _param("A_0", A_0, (N,), "(N,)")
         self.A_2 = _param("A_2", A_2, (N, N, N), "(N, N, N)")
-        self.B = as_float_array("B", B)
-        if self.B.ndim < 2 or self.B.shape[-2] != N:
-            raise ValueError(f"B must have shape (..., N, K) with N = {N}; got {tuple(self.B.shape)}")
-        self.C_1 = as_float_array("C_1", C_1)
-        if self.C_1.ndim < 2 or self.C_1.shape[-1] != N:
-            raise ValueError(f"C_1 must have shape (..., M, N) with N = {N}; "
-                             f"got {tuple(self.C_1.shape)}")
+        self.B = _sized("B", B, -2, N, "N, K")
+        self.C_1 = _sized("C_1", C_1, -1, N, "M, N")
         M = self.C_1.shape[-2]
         self.C_0 = _param("C_0", C_0, (M,), "(M,)")
         self.C_2 = _param("C_2", C_2, (M, N, N), "(M, N, N)")
@@ -623,9 +620,7 @@ class ConditionalSS(dist.Distribution):
     def __init__(self, A, B, R, u0, C=None, *, num_timesteps, validate_args=None):
         self.A = _square("A", A)
         N = self.A.shape[-1]
-        self.B = jnp.zeros((N, 0), self.A.dtype) if B is None else as_float_array("B", B)
-        if self.B.ndim < 2 or self.B.shape[-2] != N:
-            raise ValueError(f"B must have shape (..., N, K) with N = {N}; got {tuple(self.B.shape)}")
+        self.B = jnp.zeros((N, 0), self.A.dtype) if B is None else _sized("B", B, -2, N, "N, K")
         self.C = jnp.eye(N, dtype=self.A.dtype) if C is None else _param("C", C, (N, N), "(N, N)")
         self.R = _obs_cov(R, N)
         self.u0 = _param("u0", u0, (N,), "(N,)")
@@ -705,10 +700,7 @@ def _whitening_args(whiten, T, K):
     A = _square("whiten.A", whiten.A)
     N = A.shape[-1]
     B = _param("whiten.B", whiten.B, (N, K), "(N, K)")
-    C = as_float_array("whiten.C", whiten.C)
-    if C.ndim < 2 or C.shape[-1] != N:
-        raise ValueError(f"whiten.C must have shape (..., M, N) with N = {N}; "
-                         f"got {tuple(C.shape)}")
+    C = _sized("whiten.C", whiten.C, -1, N, "M, N")
     M = C.shape[-2]
     R = _obs_cov(whiten.R, M, "whiten.R")
     y = _param("whiten.y", whiten.y, (T, M), "(T, M)")
