@@ -261,14 +261,16 @@ class KalmanLGSS(dist.Distribution):
         # one dtype before the stationary covariance is computed from A and B
         _promote_fields(self, ("A", "B", "C", "R", "u0_mean", "u0_cov"))
         if self.stationary:
-            self.u0_cov, self._prior_ok = jnp.vectorize(
+            self.u0_cov, prior_ok = jnp.vectorize(
                 _stationary_prior, signature="(n,n),(n,k)->(n,n),()")(self.A, self.B)
+            # a float 1/0, not a bool: jax.grad over the distribution accepts float leaves only
+            self._prior_ok = prior_ok.astype(self.A.dtype)
             # computed from A and B, not an argument to check: an unstable A gives -inf
             self.arg_constraints = {**KalmanLGSS.arg_constraints,
                                     "u0_cov": constraints.dependent(is_discrete=False,
                                                                     event_dim=2)}
         else:
-            self._prior_ok = jnp.array(True)
+            self._prior_ok = jnp.ones((), self.A.dtype)
         batch_shape = _batch_shape((self.A, 2), (self.B, 2), (self.C, 2), (self.R, 2),
                                    (self.u0_mean, 1), (self.u0_cov, 2), (mask, 2))
         super().__init__(batch_shape, (num_timesteps, M), validate_args=validate_args)
@@ -286,7 +288,7 @@ class KalmanLGSS(dist.Distribution):
         def single(A, B, C, R, m0, P0, y, mask, prior_ok):
             R = jnp.diagonal(R) if self._diagonal_R else R
             ll = loglik(A, B, C, R, m0, P0, y, mask)
-            return jnp.where(prior_ok, ll, -jnp.inf)
+            return jnp.where(prior_ok > 0, ll, -jnp.inf)
 
         return jnp.vectorize(single, signature="(n,n),(n,k),(m,n),(m,m),(n),(n,n),(t,m),(t,m),()->()")(
             self.A, self.B, self.C, self.R, self.u0_mean, self.u0_cov, value, mask, self._prior_ok)

@@ -806,6 +806,28 @@ def test_jit_log_prob_equals_eager_and_tree_round_trip(kind):
     np.testing.assert_allclose(np.asarray(LOG_PROB(d3, y)), jitted, rtol=1e-12)
 
 
+@pytest.mark.parametrize("kind", ["kalman", "kalman_stationary", "joint_lgss"])
+def test_grad_with_respect_to_the_distribution_object(kind):
+    """``jax.grad`` over a distribution (a pytree of float leaves unless a mask is given): the
+    leaf ``A``'s gradient against central differences of ``log_prob`` with every other leaf,
+    the stored stationary ``u0_cov`` included, held fixed."""
+    d = make_dist(kind, batched=False)
+    y = _data_for(kind)
+    g = jax.jit(jax.grad(lambda d: d.log_prob(y)))(d)
+    assert type(g) is type(d)
+    h = FD_REL_STEP
+    fd = np.zeros((_N, _N))
+    for i in range(_N):
+        for j in range(_N):
+            step = np.zeros((_N, _N))
+            step[i, j] = h
+            shifted = [jax.tree_util.tree_map(lambda x: x, d) for _ in range(2)]
+            shifted[0].A, shifted[1].A = d.A + step, d.A - step
+            fd[i, j] = (float(LOG_PROB(shifted[0], y)) - float(LOG_PROB(shifted[1], y))) / (2 * h)
+    np.testing.assert_allclose(np.asarray(g.A), fd, rtol=FD_RTOL,
+                               atol=FD_ATOL_REL * np.abs(fd).max() + 1e-7)
+
+
 def test_log_prob_is_one_program_that_keeps_the_complete_data_path():
     """An eager ``log_prob`` runs one compiled program, reused for new parameter values, and the
     concrete data still select the complete-data path: ``R`` factorised once for a NaN-free
