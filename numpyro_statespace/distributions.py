@@ -18,6 +18,7 @@ class                  likelihood
 
 from __future__ import annotations
 
+import operator
 from functools import partial
 from typing import Any, NamedTuple
 
@@ -27,6 +28,8 @@ import numpy as np
 import numpyro
 import numpyro.distributions as dist
 from numpyro.distributions import constraints
+from numpyro.distributions.batch_util import vmap_over
+from numpyro.distributions.transforms import IdentityTransform, biject_to
 from numpyro.distributions.util import validate_sample
 
 from . import kernels
@@ -60,6 +63,12 @@ class _RealOrMissing(constraints.Constraint):
 
 
 real_or_missing = _RealOrMissing()
+
+
+@biject_to.register(_RealOrMissing)
+def _unconstrained_series(constraint):
+    # A series as a latent site (or imputed through ``obs_mask``) is unconstrained real.
+    return IdentityTransform()
 
 
 class _PositiveSemidefinite(constraints.Constraint):
@@ -125,7 +134,24 @@ def _obs_cov(R, M, name="R"):
     if R.ndim == 1:
         _param(name, R, (M,), "(M,)")
         return jnp.diag(R)
+    if R.shape[-1] == M and R.shape[-2] != M:
+        # (P, M) would be ambiguous with (M, M) when P == M: batches are matrices only
+        raise ValueError(f"{name} must have shape (..., M, M) = (..., {M}, {M}); got "
+                         f"{tuple(R.shape)}. Variances (M,) take no batch dimensions: pass "
+                         f"a batch of diagonal matrices, jnp.vectorize(jnp.diag, "
+                         f"signature='(m)->(m,m)')({name})")
     return _param(name, R, (M, M), "(M, M)")
+
+
+def _num_timesteps(value):
+    """``value`` as a Python int (NumPy integers accepted), ``>= 0``."""
+    try:
+        T = operator.index(value)
+    except TypeError:
+        T = -1
+    if T < 0:
+        raise ValueError(f"num_timesteps must be a non-negative int; got {value!r}")
+    return T
 
 
 def _batch_shape(*pairs):
@@ -202,7 +228,8 @@ class KalmanLGSS(dist.Distribution):
         :math:`\Sigma_0 = A \Sigma_0 A^\top + B B^\top` (``-inf`` when ``A`` is not stable).
     :param num_timesteps: ``T``; may be omitted when ``mask`` is given.
     :param mask: optional ``(..., T, M)`` bool; False marks a missing entry. NaN entries of
-        the observed ``y`` are missing too; an all-missing step is a pure prediction.
+        the observed ``y`` are missing too; an all-missing step is a pure prediction. (A bool
+        leaf: ``jax.grad`` over the distribution object then needs ``allow_int=True``.)
     :param method: ``"sequential"`` (``lax.scan``, with a steady-state switch: see
         :func:`.kernels.likelihood.steady_state_start`),
         ``"parallel"`` (associative scan, ``O(log T)`` depth: :mod:`.kernels.parallel`) or
@@ -248,8 +275,7 @@ class KalmanLGSS(dist.Distribution):
                 raise ValueError("KalmanLGSS needs num_timesteps (T) or a mask of shape (T, M): "
                                  "pass num_timesteps=y.shape[-2]")
             num_timesteps = mask.shape[-2]
-        if not isinstance(num_timesteps, int) or num_timesteps < 0:
-            raise ValueError(f"num_timesteps must be a non-negative int; got {num_timesteps!r}")
+        num_timesteps = _num_timesteps(num_timesteps)
         if mask is not None and mask.shape[-2] != num_timesteps:
             raise ValueError(f"mask must have shape (..., T, M) = (..., {num_timesteps}, {M}); "
                              f"got {tuple(mask.shape)}")
@@ -298,6 +324,8 @@ class KalmanLGSS(dist.Distribution):
         T, M = self.event_shape
         k0, kw, kv = jax.random.split(key, 3)
         u0 = self.u0_mean + _gaussian(k0, shape, _psd_factor(self.u0_cov))
+        # no stationary distribution (unstable A): NaN paths, as log_prob is -inf
+        u0 = jnp.where(self._prior_ok[..., None] > 0, u0, jnp.nan)
         w = jax.random.normal(kw, shape + (T, self.B.shape[-1]), self.A.dtype)
 
         def states(A, B, u0, w):
@@ -310,6 +338,27 @@ class KalmanLGSS(dist.Distribution):
         if self._mask is not None:
             y = jnp.where(self._mask, y, jnp.nan)
         return y
+
+    @property
+    def mean(self):
+        """``E[y_t]``, ``batch_shape + (T, M)`` (NaN without a stationary distribution)."""
+        return self._moments()[0]
+
+    @property
+    def variance(self):
+        """``Var[y_t]`` entrywise, ``batch_shape + (T, M)``."""
+        return self._moments()[1]
+
+    def _moments(self):
+        def single(A, B, C, R, m0, P0, prior_ok):
+            f = kernels.forecast(A, B, C, R, m0, P0, self.num_timesteps)
+            var = jnp.diagonal(f.obs_covs, axis1=-2, axis2=-1)
+            return tuple(jnp.where(prior_ok > 0, x, jnp.nan) for x in (f.obs_means, var))
+
+        means, var = jnp.vectorize(single, signature="(n,n),(n,k),(m,n),(m,m),(n),(n,n),()->(t,m),(t,m)")(
+            self.A, self.B, self.C, self.R, self.u0_mean, self.u0_cov, self._prior_ok)
+        shape = self.batch_shape + self.event_shape
+        return jnp.broadcast_to(means, shape), jnp.broadcast_to(var, shape)
 
     # -- the Bayesian workflow around the likelihood (unbatched distributions) ------------
     def _unbatched(self, what):
@@ -351,6 +400,17 @@ class KalmanLGSS(dist.Distribution):
         shock in turn) hitting at ``t = 1`` (a :class:`kernels.ImpulseResponse`)."""
         self._unbatched("impulse_response")
         return kernels.impulse_response(self.A, self.B, self.C, steps, shock)
+
+
+@vmap_over.register
+def _vmap_over_kalman(d: KalmanLGSS, A=None, B=None, C=None, R=None, u0_mean=None,
+                      u0_cov=None, mask=None):
+    """``in_axes`` for a :class:`KalmanLGSS` (``numpyro.distributions.batch_util.vmap_over``):
+    a stationary ``u0_cov`` and its flag are computed from ``A`` and ``B`` and share their axis."""
+    derived = (A if A is not None else B) if d.stationary else None
+    return vmap_over.dispatch(dist.Distribution)(
+        d, A=A, B=B, C=C, R=R, u0_mean=u0_mean, u0_cov=u0_cov if derived is None else derived,
+        _mask=mask, _prior_ok=derived)
 
 
 # -- joint likelihoods given the noise --------------------------------------------------------
@@ -408,6 +468,17 @@ class _JointBase(dist.Distribution):
             return kernels.reported_path(z, valid)[1:]  # NaN from an overflow on
 
         return jnp.vectorize(path, signature=f"{self._signature}->(t,m)")(*self._params())
+
+    @property
+    def mean(self):
+        """``E[y_t | w] = z_t``, ``batch_shape + (T, M)``."""
+        return jnp.broadcast_to(self.mean_path(), self.batch_shape + self.event_shape)
+
+    @property
+    def variance(self):
+        """The diagonal of ``R`` at every step, ``batch_shape + (T, M)``."""
+        var = jnp.diagonal(self.R, axis1=-2, axis2=-1)[..., None, :]
+        return jnp.broadcast_to(var, self.batch_shape + self.event_shape)
 
     def sample(self, key, sample_shape=()):
         shape = tuple(sample_shape) + self.batch_shape
@@ -574,8 +645,12 @@ class JointStateSpace(_JointBase):
         N, K = self.u0.shape[-1], self.noise.shape[-1]
         x = jax.eval_shape(transition, jnp.zeros(N, self.u0.dtype), jnp.zeros(K, self.u0.dtype), p, 0)
         if getattr(x, "shape", None) != (N,):
+            batched = len(getattr(x, "shape", ())) > 1
             raise ValueError(f"transition(x, w, p, t) must return shape (N,) = ({N},); "
-                             f"got {getattr(x, 'shape', None)}")
+                             f"got {getattr(x, 'shape', None)}"
+                             + (". p takes no batch dimensions: for one p per series build "
+                                "the distribution inside jax.vmap, or use JointLGSS / "
+                                "JointQuadraticSS, whose parameters batch" if batched else ""))
         z = jax.eval_shape(observation, jnp.zeros(N, self.u0.dtype), p, 0)
         zshape = getattr(z, "shape", None)
         if zshape is None or len(zshape) != 1:
@@ -626,9 +701,7 @@ class ConditionalSS(dist.Distribution):
         self.C = jnp.eye(N, dtype=self.A.dtype) if C is None else _param("C", C, (N, N), "(N, N)")
         self.R = _obs_cov(R, N)
         self.u0 = _param("u0", u0, (N,), "(N,)")
-        if not isinstance(num_timesteps, int) or num_timesteps < 0:
-            raise ValueError(f"num_timesteps must be a non-negative int; got {num_timesteps!r}")
-        self.num_timesteps = num_timesteps
+        self.num_timesteps = _num_timesteps(num_timesteps)
         _promote_fields(self, ("A", "B", "R", "u0", "C"))
         batch_shape = _batch_shape((self.A, 2), (self.B, 2), (self.R, 2), (self.u0, 1), (self.C, 2))
         super().__init__(batch_shape, (num_timesteps, N), validate_args=validate_args)
@@ -669,6 +742,30 @@ class ConditionalSS(dist.Distribution):
             return kernels.reported_path(u, valid)[1:]
 
         return jnp.vectorize(path, signature="(n,n),(n,n),(n),(t,n)->(t,n)")(G, F, self.u0, e)
+
+    @property
+    def mean(self):
+        """``E[y_t] = (C A)^t u0``, ``batch_shape + (T, N)``."""
+        return self._moments()[0]
+
+    @property
+    def variance(self):
+        """``Var[y_t]`` entrywise (the innovations accumulated from ``y_0 = u0``)."""
+        return self._moments()[1]
+
+    def _moments(self):
+        G, S = self._transition_and_cov()
+
+        def single(G, F, u0):
+            N = u0.shape[0]
+            f = kernels.forecast(G, F, jnp.eye(N, dtype=G.dtype), jnp.zeros(N, G.dtype), u0,
+                                 jnp.zeros((N, N), G.dtype), self.num_timesteps)
+            return f.obs_means, jnp.diagonal(f.obs_covs, axis1=-2, axis2=-1)
+
+        means, var = jnp.vectorize(single, signature="(n,n),(n,n),(n)->(t,n),(t,n)")(
+            G, _psd_factor(S), self.u0)
+        shape = self.batch_shape + self.event_shape
+        return jnp.broadcast_to(means, shape), jnp.broadcast_to(var, shape)
 
 
 # -- model helpers ----------------------------------------------------------------------------
@@ -734,6 +831,10 @@ def sample_noise(name, num_timesteps, n_shocks, *, whiten=None):
     keeps the model's density exactly that of ``w ~ N(0, I)``. For a linear Gaussian model the
     posterior of ``eps`` is exactly ``N(0, I)`` and independent of the parameters, which removes
     the shock–parameter coupling that makes NUTS crawl on the plain latent route.
+
+    The factor is an observed site to NumPyro: ``numpyro.infer.util.log_likelihood`` (and
+    ArviZ's ``from_numpyro`` with ``log_likelihood=True``) return it beside the data's site,
+    so select the data's site by name.
     """
     if whiten is not None and not isinstance(whiten, Whitening):
         raise ValueError(f"whiten must be a Whitening(A, B, C, R, y, u0, ...); got "

@@ -996,6 +996,8 @@ BAD_INPUT = [
     ("C_wrong_N", lambda: _kal(C=np.ones((2, 4))), ["C", "N = 3", "(2, 4)"]),
     ("R_wrong_M", lambda: _kal(R=np.eye(3)), ["R", "(..., 2, 2)", "(3, 3)"]),
     ("R_vector_wrong_M", lambda: _kal(R=np.ones(3)), ["R", "(..., 2)", "(3,)"]),
+    ("R_batched_variances", lambda: _kal(R=np.ones((3, 2))), ["R", "(..., 2, 2)", "(3, 2)",
+                                                             "Variances (M,) take no batch"]),
     ("u0_mean_wrong_N", lambda: _kal(u0_mean=np.zeros(2)), ["u0_mean", "(..., 3)", "(2,)"]),
     ("u0_cov_wrong_N", lambda: _kal(u0_cov=np.eye(2)), ["u0_cov", "(..., 3, 3)", "(2, 2)"]),
     ("u0_cov_bad_string", lambda: _kal(u0_cov="ergodic"), ["u0_cov", "stationary", "ergodic"]),
@@ -1005,6 +1007,9 @@ BAD_INPUT = [
                                                                       "(7, 2)"]),
     ("num_timesteps_missing", lambda: _kal(num_timesteps=None), ["num_timesteps"]),
     ("num_timesteps_float", lambda: _kal(num_timesteps=6.0), ["num_timesteps", "6.0"]),
+    ("num_timesteps_negative", lambda: nss.ConditionalSS(_A, _B, _s["RN"], _s["u0"],
+                                                         num_timesteps=np.int64(-1)),
+     ["num_timesteps", "-1"]),
     ("method_unknown", lambda: _kal(method="associative"), ["method", "'auto'", "'sequential'",
                                                           "'parallel'"]),
     ("batch_not_broadcasting", lambda: _kal(A=np.stack([_A] * 3), R=np.stack([_R] * 2)),
@@ -1025,6 +1030,10 @@ BAD_INPUT = [
      lambda: nss.JointStateSpace(lambda x, w, p, t: x[:2], _observation,
                                  dict(A=_A, B=_B, C=_C), _R, _s["u0"], _s["noise"]),
      ["transition", "(3,)", "(2,)"]),
+    ("generic_batched_p",
+     lambda: nss.JointStateSpace(_transition, _observation, dict(A=np.stack([_A] * 2), B=_B, C=_C),
+                                 _R, _s["u0"], _s["noise"]),
+     ["transition", "(3,)", "(2, 3)", "p takes no batch dimensions"]),
     ("whiten_C_wrong_N", lambda: _whitened(C=np.ones((2, 4))), ["whiten.C", "N = 3", "(2, 4)"]),
     ("whiten_R_wrong_M", lambda: _whitened(R=np.eye(3)), ["whiten.R", "(..., 2, 2)", "(3, 3)"]),
     ("whiten_y_wrong_M", lambda: _whitened(y=np.ones((_T, 3))), ["whiten.y", "(..., 6, 2)",
@@ -1180,3 +1189,120 @@ def test_singular_covariances_pass_argument_validation():
     with pytest.raises(ValueError, match="invalid R"):
         nss.JointLGSS(m["A"], m["B"], m["C"], -np.eye(1), m["m0"], np.zeros((60, 1)),
                       validate_args=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# 12. the rest of NumPyro's Distribution protocol: latent series, vmap_over, moments
+# ----------------------------------------------------------------------------------------------
+
+def test_series_as_latent_site_and_imputed_series():
+    """A series can be a latent site (NumPyro needs a bijection to the support) and
+    ``obs_mask`` imputes a whole unobserved series of a plate: the model's density is the sum of
+    the series' statsmodels log-likelihoods, and NUTS runs on it."""
+    from numpyro.distributions.transforms import biject_to
+    from numpyro.infer import MCMC, NUTS
+    from numpyro.infer.util import log_density
+
+    for kind in KINDS:
+        t = biject_to(make_dist(kind, batched=False).support)
+        x = jnp.asarray(_data_for(kind))
+        np.testing.assert_array_equal(np.asarray(t(x)), np.asarray(x))
+        assert float(jnp.sum(t.log_abs_det_jacobian(x, t(x)))) == 0.0
+    s = _small_linear(16)
+    d = nss.KalmanLGSS(s["A"], s["B"], s["C"], s["R"], s["m0"], s["P0"], _T)
+    y = np.stack([s["y"], 0.5 * s["y"][::-1]])
+    observed = np.array([True, False])
+
+    def model(y):
+        with numpyro.plate("series", 2):
+            numpyro.sample("y", d, obs=y, obs_mask=observed)
+
+    ld, _ = log_density(model, (y,), {}, {"y_unobserved": y})
+    ref = sum(statsmodels_loglik(s["A"], s["B"], s["C"], s["R"], s["m0"], s["P0"], yi) for yi in y)
+    np.testing.assert_allclose(float(ld), ref, rtol=SM_RTOL)
+    mcmc = MCMC(NUTS(model), num_warmup=10, num_samples=10, progress_bar=False)
+    mcmc.run(jax.random.key(0), y)
+    draws = np.asarray(mcmc.get_samples()["y_unobserved"])
+    assert draws.shape == (10, 2, _T, _M) and np.all(np.isfinite(draws))
+
+
+def test_no_stationary_distribution_samples_nan():
+    """An unstable ``A`` with ``u0_cov="stationary"``: ``log_prob`` is -inf, and ``sample`` and
+    ``mean`` are NaN for that member (they used a stand-in covariance and simulated a model
+    that does not exist), the stable members of the batch unaffected."""
+    s = _small_linear(17)
+    A = np.stack([s["A"], 3.0 * s["A"] / np.max(np.abs(np.linalg.eigvals(s["A"])))])
+    d = nss.KalmanLGSS(A, s["B"], s["C"], s["R"], s["m0"], "stationary", _T)
+    draws = np.asarray(SAMPLE(d, KEY(0), (4,)))
+    assert draws.shape == (4, 2, _T, _M)
+    assert np.all(np.isfinite(draws[:, 0])) and np.all(np.isnan(draws[:, 1]))
+    mean = np.asarray(d.mean)
+    assert np.all(np.isfinite(mean[0])) and np.all(np.isnan(mean[1]))
+    lp = np.asarray(LOG_PROB(d, s["y"]))
+    assert np.isfinite(lp[0]) and lp[1] == -np.inf
+
+
+def test_vmap_over_maps_the_stationary_covariance_with_A():
+    """``vmap_over(d, A=0)`` gives ``in_axes`` for ``jax.vmap`` over a stationary
+    ``KalmanLGSS``: the covariance computed from ``A`` is mapped with it (before, each member
+    was evaluated with every member's covariance: shape (3, 3))."""
+    from numpyro.distributions.batch_util import vmap_over
+
+    s = _small_linear(18)
+    m0 = np.zeros(_N)
+    rhos = (0.5, 0.8, 1.1)
+    d = nss.KalmanLGSS(np.stack([r * s["A"] for r in rhos]), s["B"], s["C"], s["R"], m0,
+                       "stationary", _T)
+    got = jax.vmap(lambda d: d.log_prob(s["y"]), in_axes=(vmap_over(d, A=0),))(d)
+    ref = [statsmodels_loglik(r * s["A"], s["B"], s["C"], s["R"], m0, s["P0"], s["y"],
+                              stationary=True) for r in rhos]
+    np.testing.assert_allclose(np.asarray(got), ref, rtol=SM_RTOL)
+
+
+def _np_moments(A, Q, C, R, m, P, T):
+    """Means and entrywise variances of ``y_1..y_T`` by the moment recursion, in NumPy."""
+    means, var = [], []
+    for _ in range(T):
+        m, P = A @ m, A @ P @ A.T + Q
+        means.append(C @ m)
+        var.append(np.diag(C @ P @ C.T + R))
+    return np.array(means), np.array(var)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_mean_and_variance(kind):
+    """``mean`` and ``variance`` (``batch_shape + event_shape``) against the NumPy moment
+    recursion; for the joint classes, the residual at the mean is zero, so ``log_prob(mean)``
+    is the Gaussian's maximum ``-1/2 T log det(2 pi R)``."""
+    d = make_dist(kind, batched=True)
+    s = _small_linear()
+    mean, var = np.asarray(d.mean), np.asarray(d.variance)
+    assert mean.shape == var.shape == d.batch_shape + d.event_shape
+    for b in range(_NB):
+        A = _batched(s["A"])[b]
+        if kind.startswith("kalman"):
+            P0 = (solve_discrete_lyapunov(A, s["B"] @ s["B"].T) if kind == "kalman_stationary"
+                  else s["P0"])
+            ref = _np_moments(A, s["B"] @ s["B"].T, s["C"], s["R"], s["m0"], P0, _T)
+        elif kind.startswith("conditional"):
+            BB = s["B"] @ s["B"].T if kind == "conditional" else 0.0
+            ref = _np_moments(A, BB + s["RN"], np.eye(_N), 0.0, s["u0"], np.zeros((_N, _N)), _T)
+        else:
+            R = s["R"]
+            ld = multivariate_normal.logpdf(np.zeros(_M), np.zeros(_M), R) * _T
+            np.testing.assert_allclose(float(LOG_PROB(d, mean)[b]), ld, rtol=REF_RTOL)
+            ref = (mean[b], np.broadcast_to(np.diag(R), (_T, _M)))
+        np.testing.assert_allclose(mean[b], ref[0], rtol=REF_RTOL, atol=1e-12)
+        np.testing.assert_allclose(var[b], ref[1], rtol=REF_RTOL)
+
+
+def test_numpy_integer_num_timesteps():
+    s = _small_linear(19)
+    for T in (np.int64(_T), np.int32(_T)):
+        d = nss.KalmanLGSS(s["A"], s["B"], s["C"], s["R"], s["m0"], s["P0"], T)
+        c = nss.ConditionalSS(s["A"], s["B"], s["RN"], s["u0"], num_timesteps=T)
+        assert d.event_shape == (_T, _M) and c.event_shape == (_T, _N)
+        assert type(d.num_timesteps) is int and type(c.num_timesteps) is int
+    np.testing.assert_allclose(
+        float(LOG_PROB(d, s["y"])),
+        statsmodels_loglik(s["A"], s["B"], s["C"], s["R"], s["m0"], s["P0"], s["y"]), rtol=SM_RTOL)

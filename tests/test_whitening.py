@@ -153,6 +153,27 @@ def test_steady_state_backward_filter_equals_the_full_one(tail, converged, dot, 
         np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12 * np.max(np.abs(w)))
 
 
+def test_steady_state_waits_for_a_weakly_informed_state_beside_a_near_exact_observable():
+    """A near-exact observable (precision 1e8) beside a noisy one (precision 0.01) on a
+    persistent state: the convergence check measured every entry against the largest precision,
+    took the steady state after the 32-step tail while the persistent state's precision was
+    still moving, and the map was off by 3e-4 (its potential jumped where the switch flipped).
+    Now the steady state is taken only once that state has converged too (about 120 steps),
+    and the map is the exact posterior's."""
+    T = 200
+    A, B, C = np.diag([0.1, 0.95]), np.array([[0.0], [1.0]]), np.eye(2)
+    R = np.diag([1e-8, 100.0])
+    rng = np.random.default_rng(0)
+    u0 = np.array([0.1, 0.5])
+    y = np.array(nss.JointLGSS(A, B, C, R, u0, rng.normal(size=(T, 1))).sample(
+        jax.random.key(0)))
+    mean, cov = _dense_posterior(A, B, C, R, u0, y)
+    w0, logdet = _whiten(A, B, C, R, u0, y)(jnp.zeros((T, 1)))
+    np.testing.assert_allclose(np.asarray(w0).reshape(-1), mean, rtol=1e-8,
+                               atol=1e-10 * np.max(np.abs(mean)))
+    np.testing.assert_allclose(float(logdet), 0.5 * np.linalg.slogdet(cov)[1], rtol=1e-10)
+
+
 def test_steady_state_backward_filter_gradients():
     """The whitening map through the steady-state filter: reverse and forward mode equal the
     full filter's gradient and central finite differences."""

@@ -53,21 +53,27 @@ def riccati_step(P, A, Q, C, R):
 def riccati_converged(P, A, Q, C, R, rtol=CONVERGENCE_RTOL):
     """True when one more fully observed step from the filtered covariance ``P`` changes no entry
     of the *predicted* covariance ``A P A' + Q`` (what the steady-state gain is made of) by more
-    than ``rtol`` times its scale ``sqrt(P_ii P_jj)``, plus ``rtol`` times the largest variance
-    (the size of round-off in the recursion). The predicted covariance, not the filtered one:
-    in a DSGE model with exact observables the filtered covariance is zero up to round-off,
-    and round-off is all that keeps changing."""
+    than ``rtol`` times its scale (:func:`settled`). The predicted covariance, not the filtered
+    one: in a DSGE model with exact observables the filtered covariance is zero up to
+    round-off, and round-off is all that keeps changing."""
     P_pred = symmetrize(A @ P @ A.T + Q)
-    return settled(A @ (riccati_step(P, A, Q, C, R) - P) @ A.T, P_pred, rtol)
+    return settled(A @ (riccati_step(P, A, Q, C, R) - P) @ A.T, P_pred, A, rtol)
 
 
-def settled(change, P, rtol=CONVERGENCE_RTOL):
-    """True when no entry of ``change`` exceeds ``rtol`` times its scale ``sqrt(|P_ii P_jj|)``
-    plus ``rtol`` times the largest ``|P_ii|`` (round-off in the recursion that moves ``P``):
-    the convergence criterion of the Kalman and the backward information filters."""
-    d = jnp.abs(jnp.diagonal(P))
-    scale = jnp.sqrt(jnp.outer(d, d)) + jnp.max(d)
-    return jnp.all(jnp.abs(change) <= rtol * scale)
+def settled(change, P, A, rtol=CONVERGENCE_RTOL):
+    """True when no entry of ``change`` exceeds ``rtol`` times its scale: the convergence
+    criterion of the Kalman and the backward information filters, whose recursions move ``P``
+    through ``A P A'``.
+
+    The scale of entry ``(i, j)`` is ``s_i s_j + r_i r_j`` with ``s = sqrt|diag P|`` and
+    ``r = |A| s``: the entry's own size, plus the size of the products that form it, which
+    bounds the round-off they leave in it (what keeps an exactly observed direction "moving").
+    Not the largest variance: a near-exact observable (precision ~1e8 next to 0.1) would make
+    that a tolerance of 1e-4 relative for the other entries, which then passed while still
+    moving."""
+    s = jnp.sqrt(jnp.abs(jnp.diagonal(P)))
+    r = jnp.abs(A) @ s
+    return jnp.all(jnp.abs(change) <= rtol * (jnp.outer(s, s) + jnp.outer(r, r)))
 
 
 def linear_recursion(F, U, a1):

@@ -236,7 +236,7 @@ def _precision_converged(P_next, Omega, G, A, rtol=CONVERGENCE_RTOL):
     about ``u_t`` that ``y_{t+1..T}`` carry) changes no entry by more than ``rtol`` times its
     scale (:func:`.steady_state.settled`, as for the Kalman covariance). ``Omega = C' R^-1 C
     + P_next`` and ``G`` from :func:`_marginalise_shock` of it."""
-    return settled(symmetrize(A.T @ G @ Omega @ A) - P_next, Omega, rtol)
+    return settled(symmetrize(A.T @ G @ Omega @ A) - P_next, Omega, A.T, rtol)
 
 
 def whiten_shocks(eps, A, B, info, u0, state_offset=None):
