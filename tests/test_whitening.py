@@ -325,3 +325,35 @@ def test_whitening_promotes_a_float32_parameter():
     assert got[1].dtype == np.float64
     np.testing.assert_allclose(got[0], want[0], rtol=1e-12)
     np.testing.assert_allclose(got[1], want[1], rtol=1e-12)
+
+
+def test_float32_near_exact_observable_stays_finite(monkeypatch):
+    """float32 beside a near-exact observable (variance 5e-9 of the largest): the information
+    recursion's cancellation (about eps / variance) cost the precision its semi-definiteness,
+    the factor of I + B' Omega B took square roots of negative pivots and the log density and
+    its gradient were NaN. Now the variance floor is in machine epsilons of the dtype and a
+    pivot below 1 (impossible in exact arithmetic) is raised to 1: finite values and gradients,
+    for one shock and for more than are written out (LAPACK's factor)."""
+    rng = np.random.default_rng(1)
+    N, M, T = 4, 3, 200
+    for K in (1, 2, kernels.whitening.UNROLLED_FACTOR_MAX_K + 1):
+        A = rng.standard_normal((N, N))
+        A *= 0.9 / np.max(np.abs(np.linalg.eigvals(A)))
+        B, C = rng.standard_normal((N, K)), rng.standard_normal((M, N))
+        R = np.diag([1e-9, 0.1, 0.2])
+        y = np.array(nss.JointLGSS(A, B, C, R, np.zeros(N), rng.normal(size=(T, K))).sample(
+            jax.random.key(K)))
+        args = [jnp.asarray(x, jnp.float32) for x in (A, B, C, R, y)]
+
+        def log_density_(eps, A):
+            def model():
+                w = nss.sample_noise("w", T, K, whiten=nss.Whitening(
+                    A, *args[1:], jnp.zeros(N, jnp.float32)))
+                numpyro.sample("y", nss.JointLGSS(A, *args[1:4], jnp.zeros(N, jnp.float32), w),
+                               obs=args[4])
+            return log_density(model, (), {}, {"w_white": eps})[0]
+
+        eps = jnp.asarray(rng.normal(size=(T, K)), jnp.float32)
+        v, (g_eps, g_A) = jax.jit(jax.value_and_grad(log_density_, (0, 1)))(eps, args[0])
+        assert v.dtype == jnp.float32 and np.isfinite(v), (K, v)
+        assert np.all(np.isfinite(g_eps)) and np.all(np.isfinite(g_A)), K

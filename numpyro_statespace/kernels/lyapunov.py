@@ -8,6 +8,15 @@ from jax import lax
 from ._linalg import bounded_or, symmetrize
 
 
+def _doubling(_, carry):
+    """``(A_k, P) -> (A_k^2, P + A_k P A_k')``, clipped: the doubling overflows for unstable
+    ``A``, and the iterates (and gradients) must stay finite. A module-level function, so an
+    eager call reuses the loop's compiled program instead of compiling a new closure's."""
+    Ak, P = carry
+    big = jnp.finfo(P.dtype).max ** 0.25
+    return jnp.clip(Ak @ Ak, -big, big), jnp.clip(P + Ak @ P @ Ak.T, -big, big)
+
+
 def stationary_covariance(A, Q, num_doublings=64):
     r"""Solve the discrete Lyapunov equation :math:`P = A P A^\top + Q` by doubling.
 
@@ -21,21 +30,11 @@ def stationary_covariance(A, Q, num_doublings=64):
         or an entry of ``A``, ``Q`` or ``P`` exceeds ``max float ** (1/4)`` (1e77 in float64),
         in which case ``P`` is the identity, a finite stand-in.
     """
-    def body(_, carry):
-        Ak, P = carry
-        return Ak @ Ak, P + Ak @ P @ Ak.T
-
-    # The doubling overflows for unstable A; clip so the iterates (and gradients) stay finite.
-    def safe_body(i, carry):
-        Ak, P = body(i, carry)
-        big = jnp.finfo(P.dtype).max ** 0.25
-        return jnp.clip(Ak, -big, big), jnp.clip(P, -big, big)
-
     # Inputs beyond the clipping bound would overflow in the first products (and 0 * inf is a
     # NaN gradient even where the result is discarded): they count as failure up front.
     A, ok_A = bounded_or(A, 0.0, 0.25)
     Q, ok_Q = bounded_or(Q, 0.0, 0.25)
-    Ak, P = lax.fori_loop(0, num_doublings, safe_body, (A, Q))
+    Ak, P = lax.fori_loop(0, num_doublings, _doubling, (A, Q))
     big = jnp.finfo(P.dtype).max ** 0.25
     ok = (ok_A & ok_Q & (jnp.max(jnp.abs(P)) < big)  # never clipped (P grows monotonically)
           & (jnp.max(jnp.abs(Ak)) < jnp.sqrt(jnp.finfo(P.dtype).eps)))

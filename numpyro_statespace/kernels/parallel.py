@@ -44,10 +44,12 @@ from ._linalg import transpose as _mT
 from .kalman import _prepare, observed_system, predict, update
 from .likelihood import kalman_loglik
 
-#: An element's ``C Q C' + R`` counts as singular when its smallest Cholesky pivot is below this
-#: fraction of the largest diagonal entry of the step's innovation covariance ``S_t``
-#: (``sqrt(eps)`` in float64).
-SINGULAR_RTOL = float(jnp.sqrt(jnp.finfo(jnp.float64).eps))
+def singular_rtol(dtype):
+    """An element's ``C Q C' + R`` counts as singular when one of its squared Cholesky pivots is
+    below this fraction of the same observable's variance in the step's innovation covariance
+    ``S_t``: ``sqrt(eps)`` of ``dtype`` (1.5e-8 in float64, 3.5e-4 in float32). Its gain, about
+    one over the ratio, amplifies round-off by as much."""
+    return float(np.sqrt(np.finfo(dtype).eps))
 
 
 #: The largest entry of a combined transition may exceed the largest one-step one (or 1) by this
@@ -57,7 +59,7 @@ GROWTH_MAX = 100.0
 
 def _elements(A, Q, C_t, R_t, m0, P0, y, observed):
     """The scan's ``T`` elements ``(F, b, U, eta, J)``, whether every factorisation succeeded,
-    and the smallest pivot of each later step's ``C Q C' + R`` (steps 2..T).
+    and the squared Cholesky pivots of each later step's ``C Q C' + R`` (steps 2..T).
 
     With ``C Q C' + R = L L'``, ``W = L^-1 C Q``, ``H = L^-1 C A`` and ``e = L^-1 y``:
     ``F = A - W' H``, ``b = W' e``, ``U = Q - W' W``, ``eta = H' e``, ``J = H' H``.
@@ -79,8 +81,8 @@ def _elements(A, Q, C_t, R_t, m0, P0, y, observed):
     F, b, U = F.at[0].set(zero), b.at[0].set(m_1), U.at[0].set(P_1)
     eta, J = eta.at[0].set(0.0), J.at[0].set(zero)
     # step 1's own factor is the ordinary update's, checked with the log-likelihood
-    smallest_pivot = lax.stop_gradient(jnp.min(jnp.diagonal(L, axis1=-2, axis2=-1), -1) ** 2)
-    return (F, b, U, eta, J), jnp.all(ok[1:]) & ok_1, smallest_pivot[1:]
+    pivots = lax.stop_gradient(jnp.diagonal(L, axis1=-2, axis2=-1) ** 2)
+    return (F, b, U, eta, J), jnp.all(ok[1:]) & ok_1, pivots[1:]
 
 
 def _max_abs(X):
@@ -131,9 +133,11 @@ def _parallel_pass(A, Q, C, R, m0, P0, y, observed):
     S = C_t @ P_pred @ _mT(C_t) + R_t
     L, ok_S = safe_cholesky(S)
     # An element's C Q C' + R singular relative to the innovation covariance S_t: its gain is
-    # (nearly) infinite, the information it carries about u_{t-1} (nearly) exact.
-    scale = lax.stop_gradient(jnp.max(jnp.diagonal(S, axis1=-2, axis2=-1), -1))
-    ok = ok & jnp.all(pivots > SINGULAR_RTOL * scale[1:])
+    # (nearly) infinite, the information it carries about u_{t-1} (nearly) exact. Pivot by
+    # pivot against the same observable's variance: observables on different scales are not
+    # singular.
+    scale = lax.stop_gradient(jnp.diagonal(S, axis1=-2, axis2=-1))
+    ok = ok & jnp.all(pivots > singular_rtol(S.dtype) * scale[1:])
     v = jnp.where(observed, y - m_pred @ C.T, 0.0)
     e = solve_triangular(L, v[:, :, None], lower=True)[..., 0]
     n_observed = jnp.sum(observed, axis=-1)

@@ -36,8 +36,15 @@ from ._linalg import (
     whitened_ok,
 )
 
-#: Relative change per step, entry by entry, below which the covariance counts as converged.
-CONVERGENCE_RTOL = 1e-13
+#: Relative change per step, entry by entry, below which the covariance counts as converged,
+#: in units of the dtype's machine epsilon: 1e-13 in float64, 5e-5 in float32 (whose recursion
+#: ends in a one-ulp oscillation that a float64 tolerance would never accept).
+CONVERGENCE_RTOL_EPS = 450
+
+
+def convergence_rtol(dtype):
+    """:data:`CONVERGENCE_RTOL_EPS` machine epsilons of ``dtype``."""
+    return CONVERGENCE_RTOL_EPS * float(jnp.finfo(dtype).eps)
 
 
 def riccati_step(P, A, Q, C, R):
@@ -50,7 +57,7 @@ def riccati_step(P, A, Q, C, R):
     return symmetrize(P_pred - W.T @ W)
 
 
-def riccati_converged(P, A, Q, C, R, rtol=CONVERGENCE_RTOL):
+def riccati_converged(P, A, Q, C, R, rtol=None):
     """True when one more fully observed step from the filtered covariance ``P`` changes no entry
     of the *predicted* covariance ``A P A' + Q`` (what the steady-state gain is made of) by more
     than ``rtol`` times its scale (:func:`settled`). The predicted covariance, not the filtered
@@ -60,7 +67,7 @@ def riccati_converged(P, A, Q, C, R, rtol=CONVERGENCE_RTOL):
     return settled(A @ (riccati_step(P, A, Q, C, R) - P) @ A.T, P_pred, A, rtol)
 
 
-def settled(change, P, A, rtol=CONVERGENCE_RTOL):
+def settled(change, P, A, rtol=None):
     """True when no entry of ``change`` exceeds ``rtol`` times its scale: the convergence
     criterion of the Kalman and the backward information filters, whose recursions move ``P``
     through ``A P A'``.
@@ -70,7 +77,8 @@ def settled(change, P, A, rtol=CONVERGENCE_RTOL):
     bounds the round-off they leave in it (what keeps an exactly observed direction "moving").
     Not the largest variance: a near-exact observable (precision ~1e8 next to 0.1) would make
     that a tolerance of 1e-4 relative for the other entries, which then passed while still
-    moving."""
+    moving. ``rtol`` defaults to :func:`convergence_rtol` of ``P``'s dtype."""
+    rtol = convergence_rtol(P.dtype) if rtol is None else rtol
     s = jnp.sqrt(jnp.abs(jnp.diagonal(P)))
     r = jnp.abs(A) @ s
     return jnp.all(jnp.abs(change) <= rtol * (jnp.outer(s, s) + jnp.outer(r, r)))

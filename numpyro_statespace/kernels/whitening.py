@@ -25,8 +25,12 @@ a time-invariant linear recursion for the shifts (``steady_state`` of
 :func:`backward_information`; RBC-sized whitened potential, value and gradient: 575 -> 229 us).
 
 Missing observations (NaN in ``y`` or False in ``mask``) carry no information. ``R`` must be
-positive definite for the information form; zero variances are floored at ``jitter`` times the
-largest variance (only the reparameterisation uses the floor, the likelihood keeps ``R``).
+positive definite for the information form; variances below ``jitter`` times the largest are
+raised to it (by default 1e-10 in float64, 100 machine epsilons in float32: the recursion's
+cancellation error, about eps over the floor, must stay small). Only the reparameterisation
+uses the floor; the likelihood keeps ``R``, and since the map and its log-Jacobian come from
+the same factors, a whitening model that differs from the true one (a floor, round-off, a
+quadratic model's first-order part) costs sampling efficiency, never exactness.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ from ._batching import unbatched_all
 from ._linalg import matvec, safe_cholesky, symmetrize
 from .direct import may_have_missing
 from .kalman import observed_mask
-from .steady_state import CONVERGENCE_RTOL, linear_recursion, settled
+from .steady_state import linear_recursion, settled
 
 #: with complete data, the steps at the end of a series filtered in full before the check for
 #: a converged precision (see :func:`backward_information`)
@@ -70,14 +74,21 @@ class BackwardInformation(NamedTuple):
     factors: Array
 
 
-def _floored(R, jitter):
-    """``R`` with zero variances raised to ``jitter`` times the largest one."""
-    scale = jnp.max(jnp.abs(jnp.diagonal(R)))
+def default_jitter(dtype):
+    """The variance floor relative to the largest variance: ``max(1e-10, 100 eps)``."""
+    return max(1e-10, 100 * float(jnp.finfo(dtype).eps))
+
+
+def _floored(R, jitter=None):
+    """``R`` with variances below ``jitter`` times the largest one raised to that floor."""
+    jitter = default_jitter(R.dtype) if jitter is None else jitter
+    var = jnp.diagonal(R)
+    scale = jnp.max(jnp.abs(var))
     floor = jitter * jnp.where(scale > 0, scale, 1.0)
-    return R + jnp.diag(jnp.where(jnp.diagonal(R) <= 0, floor, 0.0))
+    return R + jnp.diag(jnp.where(var < floor, floor - var, 0.0))
 
 
-def observation_information(C, R, y, observed, jitter=1e-10, missing=True):
+def observation_information(C, R, y, observed, jitter=None, missing=True):
     r"""``(T, N, N)`` :math:`C_o^\top R_{oo}^{-1} C_o` and ``(T, N)`` :math:`C_o^\top R_{oo}^{-1}
     y_o` per step, missing entries dropped (``missing=False``, static: all of ``y`` observed,
     one factorisation of ``R``)."""
@@ -101,19 +112,23 @@ def observation_information(C, R, y, observed, jitter=1e-10, missing=True):
 
 
 def _small_cholesky(M):
-    """Lower Cholesky factor of a small positive definite ``M (..., K, K)`` (``M >= I`` here):
-    a square root for one shock, the Cholesky-Banachiewicz recursion written out up to
-    :data:`UNROLLED_FACTOR_MAX_K` shocks, LAPACK beyond."""
+    """Lower Cholesky factor of a small ``M = I + B' Omega B (..., K, K)``: a square root for
+    one shock, the Cholesky-Banachiewicz recursion written out up to
+    :data:`UNROLLED_FACTOR_MAX_K` shocks, LAPACK beyond.
+
+    The pivots of such an ``M`` are at least 1; where round-off has cost ``Omega`` its
+    semi-definiteness (float32 beside near-exact observables) a pivot below 1 is raised to 1
+    (LAPACK: the identity factor where it fails), so the factor and its gradient stay finite."""
     K = M.shape[-1]
     if K == 1:
-        return jnp.sqrt(M)
+        return jnp.sqrt(jnp.maximum(M, 1.0))
     if K > UNROLLED_FACTOR_MAX_K:
-        return jnp.linalg.cholesky(M)
+        return safe_cholesky(M)[0]
     L = {}
     for i in range(K):
         for j in range(i + 1):
             s = M[..., i, j] - sum(L[i, k] * L[j, k] for k in range(j))
-            L[i, j] = jnp.sqrt(s) if i == j else s / L[j, j]
+            L[i, j] = jnp.sqrt(jnp.maximum(s, 1.0)) if i == j else s / L[j, j]
     zero = jnp.zeros_like(M[..., 0, 0])
     return jnp.stack([jnp.stack([L[i, j] if j <= i else zero for j in range(K)], -1)
                       for i in range(K)], -2)
@@ -138,7 +153,7 @@ def _solve_lower(U, b, trans=False):
 
 
 def backward_information(A, B, C, R, y, mask=None, state_offset=None, obs_offset=None,
-                         jitter=1e-10, *, missing=None, steady_state=True):
+                         jitter=None, *, missing=None, steady_state=True):
     """Run the backward information filter; see :class:`BackwardInformation`.
 
     :param A: ``(N, N)``; :param B: ``(N, K)``; :param C: ``(M, N)``; :param R: ``(M, M)``.
@@ -231,7 +246,7 @@ def _marginalise_shock(Omega, B):
     return U, jnp.eye(N, dtype=B.dtype) - OB @ M_inv_Bt
 
 
-def _precision_converged(P_next, Omega, G, A, rtol=CONVERGENCE_RTOL):
+def _precision_converged(P_next, Omega, G, A, rtol=None):
     """True when one more step of the precision recursion from ``P_next`` (the precision
     about ``u_t`` that ``y_{t+1..T}`` carry) changes no entry by more than ``rtol`` times its
     scale (:func:`.steady_state.settled`, as for the Kalman covariance). ``Omega = C' R^-1 C
