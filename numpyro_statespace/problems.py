@@ -281,7 +281,8 @@ class StateSpaceProblem(_Problem):
     ``transition(x, w, p, t) -> x_next`` maps the state at time ``t`` (0-based, ``t0`` included)
     and the shock ``w_{t+1}`` to ``u_{t+1}``; ``observation(x, p, t) -> z`` gives ``z_t``.
     ``p`` is any pytree of parameters (differentiable). ``n_shocks`` is ``K`` (0 for none);
-    ``n_obs`` is ``M``, inferred from ``observation`` when omitted. ``observation=None`` means
+    ``n_obs`` is ``M``, inferred from ``observation`` when omitted (or 0, DifferenceEquations.jl's
+    default). ``observation=None`` means
     no observation equation. Other keywords as in :class:`LinearStateSpaceProblem`.
     """
 
@@ -324,7 +325,7 @@ class StateSpaceProblem(_Problem):
             zshape = getattr(z, "shape", None)
             if zshape is None or len(zshape) != 1:
                 raise ValueError(f"observation(x, p, t) must return a 1-D array; got {zshape}")
-            if n_obs is None:
+            if not n_obs:  # None, or DifferenceEquations.jl's default 0: inferred
                 n_obs = zshape[0]
             elif zshape != (n_obs,):
                 raise ValueError(f"observation(x, p, t) must return shape (n_obs,) = ({n_obs},); "

@@ -534,6 +534,7 @@ def test_generic_n_obs_inferred_and_checked_consistently():
     prob = gen()
     assert prob.n_obs == M
     assert gen(n_obs=M).n_obs == M
+    assert gen(n_obs=0).n_obs == M  # DifferenceEquations.jl's default, as in DESIGN.md
     assert gen(observation=None, observables=None, observables_noise=None).n_obs == 0
 
 
