@@ -212,7 +212,34 @@ _compiled_log_prob = jax.jit(_log_prob, static_argnums=2)
 
 
 # -- marginal likelihood ------------------------------------------------------------------
-class KalmanLGSS(dist.Distribution):
+class _LinearMoments:
+    """``mean`` and ``variance`` of ``y_t``, ``batch_shape + event_shape``, by the moment
+    recursion of the linear model ``(A, B, C, R, u0_mean, u0_cov, ok)`` that
+    ``_linear_model()`` returns (NaN where ``ok`` is 0: no stationary distribution)."""
+
+    @property
+    def mean(self):
+        return self._moments()[0]
+
+    @property
+    def variance(self):
+        """Entrywise."""
+        return self._moments()[1]
+
+    def _moments(self):
+        def single(A, B, C, R, m0, P0, ok):
+            f = kernels.forecast(A, B, C, R, m0, P0, self.num_timesteps)
+            var = jnp.diagonal(f.obs_covs, axis1=-2, axis2=-1)
+            return tuple(jnp.where(ok > 0, x, jnp.nan) for x in (f.obs_means, var))
+
+        means, var = jnp.vectorize(
+            single, signature="(n,n),(n,k),(m,n),(m,m),(n),(n,n),()->(t,m),(t,m)")(
+            *self._linear_model())
+        shape = self.batch_shape + self.event_shape
+        return jnp.broadcast_to(means, shape), jnp.broadcast_to(var, shape)
+
+
+class KalmanLGSS(_LinearMoments, dist.Distribution):
     r"""Linear Gaussian state-space model with the shocks integrated out (Kalman filter).
 
     .. math::
@@ -339,26 +366,8 @@ class KalmanLGSS(dist.Distribution):
             y = jnp.where(self._mask, y, jnp.nan)
         return y
 
-    @property
-    def mean(self):
-        """``E[y_t]``, ``batch_shape + (T, M)`` (NaN without a stationary distribution)."""
-        return self._moments()[0]
-
-    @property
-    def variance(self):
-        """``Var[y_t]`` entrywise, ``batch_shape + (T, M)``."""
-        return self._moments()[1]
-
-    def _moments(self):
-        def single(A, B, C, R, m0, P0, prior_ok):
-            f = kernels.forecast(A, B, C, R, m0, P0, self.num_timesteps)
-            var = jnp.diagonal(f.obs_covs, axis1=-2, axis2=-1)
-            return tuple(jnp.where(prior_ok > 0, x, jnp.nan) for x in (f.obs_means, var))
-
-        means, var = jnp.vectorize(single, signature="(n,n),(n,k),(m,n),(m,m),(n),(n,n),()->(t,m),(t,m)")(
-            self.A, self.B, self.C, self.R, self.u0_mean, self.u0_cov, self._prior_ok)
-        shape = self.batch_shape + self.event_shape
-        return jnp.broadcast_to(means, shape), jnp.broadcast_to(var, shape)
+    def _linear_model(self):
+        return self.A, self.B, self.C, self.R, self.u0_mean, self.u0_cov, self._prior_ok
 
     # -- the Bayesian workflow around the likelihood (unbatched distributions) ------------
     def _unbatched(self, what):
@@ -667,7 +676,7 @@ class JointStateSpace(_JointBase):
 
 
 # -- conditional likelihood ------------------------------------------------------------------
-class ConditionalSS(dist.Distribution):
+class ConditionalSS(_LinearMoments, dist.Distribution):
     r"""Fully observed linear model, likelihood by the prediction-error decomposition.
 
     The state is clamped to the data (``y_0 = u0``) and the shocks are integrated out:
@@ -743,29 +752,13 @@ class ConditionalSS(dist.Distribution):
 
         return jnp.vectorize(path, signature="(n,n),(n,n),(n),(t,n)->(t,n)")(G, F, self.u0, e)
 
-    @property
-    def mean(self):
-        """``E[y_t] = (C A)^t u0``, ``batch_shape + (T, N)``."""
-        return self._moments()[0]
-
-    @property
-    def variance(self):
-        """``Var[y_t]`` entrywise (the innovations accumulated from ``y_0 = u0``)."""
-        return self._moments()[1]
-
-    def _moments(self):
+    def _linear_model(self):
+        # y_t = G y_{t-1} + F e_t from the known y_0 = u0, observed without noise
         G, S = self._transition_and_cov()
-
-        def single(G, F, u0):
-            N = u0.shape[0]
-            f = kernels.forecast(G, F, jnp.eye(N, dtype=G.dtype), jnp.zeros(N, G.dtype), u0,
-                                 jnp.zeros((N, N), G.dtype), self.num_timesteps)
-            return f.obs_means, jnp.diagonal(f.obs_covs, axis1=-2, axis2=-1)
-
-        means, var = jnp.vectorize(single, signature="(n,n),(n,n),(n)->(t,n),(t,n)")(
-            G, _psd_factor(S), self.u0)
-        shape = self.batch_shape + self.event_shape
-        return jnp.broadcast_to(means, shape), jnp.broadcast_to(var, shape)
+        N = G.shape[-1]
+        zero = jnp.zeros((N, N), G.dtype)
+        return (G, _psd_factor(S), jnp.eye(N, dtype=G.dtype), zero, self.u0, zero,
+                jnp.ones((), G.dtype))
 
 
 # -- model helpers ----------------------------------------------------------------------------
