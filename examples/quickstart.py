@@ -74,9 +74,9 @@ def figure(idata):
     plots.plot_observed_fitted(idata, axes=axes[0])
     plots.plot_states(idata, axes=axes[1])
     handles, labels = [], []
-    for ax in axes[:, 0]:                      # one legend for the figure, below the panels
+    for ax, prefix in zip(axes[:, 0], ("", "state: ")):  # one legend, below the panels
         h, l = ax.get_legend_handles_labels()
-        handles, labels = handles + h, labels + l
+        handles, labels = handles + h, labels + [prefix + x for x in l]
         ax.get_legend().remove()
     fig.legend(handles, labels, loc="outside lower center", ncols=3, fontsize="small",
                frameon=False)

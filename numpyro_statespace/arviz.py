@@ -49,6 +49,7 @@ does not import it.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -224,14 +225,17 @@ def _time_index(time, T):
 def _extend(index, before, after):
     """``(index of before + len(index) entries, index of the after entries after it)``; the
     pandas frequency (or the constant step of a numeric index) continues the sequence.
-    ``None`` for either when the index has no evident spacing."""
+
+    Without a regular spacing (business days with holidays, irregular numbers) the entries
+    before repeat the first step (labels for ``u_0``) and the entries after are ``None``: a
+    forecast's dates cannot be guessed. ``(None, None)`` for other indexes (strings)."""
     freq = None
     if isinstance(index, (pd.DatetimeIndex, pd.PeriodIndex)):
         freq = index.freq
         if freq is None and isinstance(index, pd.DatetimeIndex) and len(index) >= 3:
             freq = pd.DatetimeIndex(index, freq="infer").freq
         if freq is None:
-            return None, None
+            return _first_step_before(index, before), None
         if isinstance(index, pd.PeriodIndex):
             head = pd.period_range(end=index[0], periods=before + 1, freq=freq)[:-1]
             tail = pd.period_range(start=index[-1], periods=after + 1, freq=freq)[1:]
@@ -243,11 +247,20 @@ def _extend(index, before, after):
         values = np.asarray(index)
         step = values[1] - values[0] if len(values) > 1 else 1
         if len(values) > 2 and not np.allclose(np.diff(values), step):
-            return None, None
+            return _first_step_before(index, before), None
         head = values[0] - step * np.arange(before, 0, -1)
         tail = values[-1] + step * np.arange(1, after + 1)
         return pd.Index(np.concatenate([head, values])), pd.Index(tail)
     return None, None
+
+
+def _first_step_before(index, before):
+    """``index`` preceded by ``before`` entries spaced as its first two (``None`` when it has
+    fewer than two)."""
+    if len(index) < 2:
+        return None
+    step = index[1] - index[0]
+    return pd.Index([index[0] - k * step for k in range(before, 0, -1)]).append(index)
 
 
 def _coord(index):
@@ -255,6 +268,17 @@ def _coord(index):
     if isinstance(index, pd.PeriodIndex):
         index = index.to_timestamp()
     return np.asarray(index)
+
+
+def _positive_int(name, value):
+    """``value`` as a Python int ``>= 1`` (NumPy integers accepted)."""
+    try:
+        n = operator.index(value)
+    except TypeError:
+        n = 0
+    if n < 1:
+        raise ValueError(f"{name} must be a positive int; got {value!r}")
+    return n
 
 
 def _names(names, n, what, argname):
@@ -572,8 +596,8 @@ def _forecast_draw(d, y, steps, key):
     return u, u @ d.C.T + v, moments.obs_means
 
 
-def add_forecast(idata, posterior, steps, *, key, site=None, syms=None, model=None,
-                 model_args=None, model_kwargs=None, batch_size=256):
+def add_forecast(idata, posterior, steps, *, key, site=None, syms=None, forecast_time=None,
+                 model=None, model_args=None, model_kwargs=None, batch_size=256):
     """Add ``steps``-ahead forecasts of a :class:`KalmanLGSS` site as group ``predictions``.
 
     For each posterior draw, ``u_T`` is drawn from its filtered distribution and the model is
@@ -585,11 +609,15 @@ def add_forecast(idata, posterior, steps, *, key, site=None, syms=None, model=No
     - ``state_path`` ``(chain, draw, forecast_time, state)``: future states.
 
     ``forecast_time`` continues the ``time`` coordinate (pandas frequency or constant step;
-    ``T + 1..T + steps`` positions otherwise). :param key: ``jax.random`` key.
+    ``T + 1..T + steps`` for the default ``1..T``). A ``time`` without a regular spacing
+    (business days with holidays) needs the labels: ``forecast_time``, ``steps`` of them.
+    :param key: ``jax.random`` key.
     :return: ``idata``, modified in place.
     """
-    if not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive int; got {steps!r}")
+    steps = _positive_int("steps", steps)
+    if forecast_time is not None and len(forecast_time) != steps:
+        raise ValueError(f"forecast_time must have steps = {steps} entries; "
+                         f"got {len(forecast_time)}")
     src = _source(posterior, model, model_args, model_kwargs)
     trace = _inspect(src)
     name = _select_site(trace, site, (KalmanLGSS,), "add_forecast")
@@ -603,8 +631,15 @@ def add_forecast(idata, posterior, steps, *, key, site=None, syms=None, model=No
     T, M = np.shape(trace[name]["value"])
     N = data["state_path"].shape[-1]
     time, _ = _time_coords(idata, T)
-    _, tail = _extend(pd.Index(time), 0, steps)
-    future = _coord(tail) if tail is not None else np.arange(T + 1, T + steps + 1)
+    if forecast_time is not None:
+        future = _coord(pd.Index(forecast_time))
+    else:
+        _, tail = _extend(pd.Index(time), 0, steps)
+        if tail is None:
+            raise ValueError("the time coordinate has no regular spacing to continue (e.g. "
+                             "business days with holidays): pass forecast_time, the labels "
+                             f"of the {steps} forecast steps")
+        future = _coord(tail)
     obs_dims, obs_coords = _observed_dims(idata, name, (T, M))
     obs_name = obs_dims[1] if obs_dims else OBS
     coords = {FORECAST_TIME: future, STATE: _state_names(idata, syms, N)}
@@ -626,8 +661,7 @@ def add_impulse_responses(idata, posterior, steps, *, site=None, syms=None, mode
     :class:`JointQuadraticSS` (responses from ``u_0 = 0``, see
     :func:`kernels.impulse_response_pruned`). :return: ``idata``, modified in place.
     """
-    if not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive int; got {steps!r}")
+    steps = _positive_int("steps", steps)
     src = _source(posterior, model, model_args, model_kwargs)
     trace = _inspect(src)
     name = _select_site(trace, site, (KalmanLGSS, JointLGSS, JointQuadraticSS),

@@ -131,6 +131,9 @@ def _sized(name, x, axis, N, what):
 def _obs_cov(R, M, name="R"):
     """``R`` as ``(..., M, M)``; a 1-D ``(M,)`` input holds the variances of a diagonal."""
     R = as_float_array(name, R)
+    if R.ndim == 0:
+        raise ValueError(f"{name} must be an (M, M) covariance or (M,) variances with M = {M}; "
+                         f"got a scalar (for one observable pass [{name}])")
     if R.ndim == 1:
         _param(name, R, (M,), "(M,)")
         return jnp.diag(R)
@@ -382,7 +385,8 @@ class KalmanLGSS(_LinearMoments, dist.Distribution):
 
     def filter(self, y):
         """Kalman filter of ``y (T, M)``: filtered and predicted means and covariances,
-        per-step log-likelihoods, innovations (a :class:`kernels.FilterDetails`)."""
+        per-step log-likelihoods, innovations (a :class:`kernels.FilterDetails`; the means and
+        covariances are ``(T + 1, .)``, row 0 the prior of ``u_0``)."""
         return kernels.filter_details(*self._args(y), self._mask)
 
     def smooth(self, y):
@@ -391,8 +395,8 @@ class KalmanLGSS(_LinearMoments, dist.Distribution):
         return kernels.rts_smoother(*self._args(y), self._mask)
 
     def posterior_sample(self, key, y, num_samples):
-        """``(num_samples, T + 1, N)`` draws of the state path given ``y`` (Durbin–Koopman
-        simulation smoother)."""
+        """``(num_samples, T + 1, N)`` draws of the state path ``u_0..u_T`` given ``y``
+        (Durbin–Koopman simulation smoother)."""
         return kernels.simulation_smoother(key, *self._args(y), num_samples, self._mask)
 
     def forecast(self, y, steps):
@@ -406,7 +410,8 @@ class KalmanLGSS(_LinearMoments, dist.Distribution):
     def impulse_response(self, steps, shock=None):
         """Responses ``(steps, N)`` of the states and ``(steps, M)`` of the observables to a
         one-standard-deviation shock (index ``shock``, a ``(K,)`` vector, or ``None`` for each
-        shock in turn) hitting at ``t = 1`` (a :class:`kernels.ImpulseResponse`)."""
+        shock in turn: a leading ``(K,)`` axis) hitting at ``t = 1`` (a
+        :class:`kernels.ImpulseResponse`)."""
         self._unbatched("impulse_response")
         return kernels.impulse_response(self.A, self.B, self.C, steps, shock)
 
@@ -892,16 +897,24 @@ def from_problem(prob, alg=None):
     if not isinstance(alg, DirectIteration):
         raise ValueError(f"alg must be DirectIteration(), KalmanFilter() or "
                          f"ConditionalLikelihood(); got {alg!r}")
-    if prob.noise is None or prob.n_obs == 0:
-        raise ValueError("a joint likelihood needs the problem's noise and an observation equation")
+    if prob.n_obs == 0:
+        raise ValueError("a joint likelihood needs an observation equation")
+    noise = prob.noise
+    if noise is None:
+        if prob.n_shocks:
+            raise ValueError("a joint likelihood needs the problem's noise (the shocks it is "
+                             "conditioned on): pass noise=...")
+        noise = jnp.zeros((T, 0), prob.u0.dtype)  # no shocks: a deterministic path
+    B = getattr(prob, "B", None)
+    B = jnp.zeros((prob.n_states, 0), prob.u0.dtype) if B is None else B
     if isinstance(prob, LinearStateSpaceProblem):
-        return JointLGSS(prob.A, prob.B, prob.C, R, prob.u0, prob.noise)
+        return JointLGSS(prob.A, B, prob.C, R, prob.u0, noise)
     if isinstance(prob, QuadraticStateSpaceProblem):
-        return JointQuadraticSS(prob.A_0, prob.A_1, prob.A_2, prob.B, prob.C_0, prob.C_1,
-                                prob.C_2, R, prob.u0, prob.noise, pruned=prob.pruned)
+        return JointQuadraticSS(prob.A_0, prob.A_1, prob.A_2, B, prob.C_0, prob.C_1,
+                                prob.C_2, R, prob.u0, noise, pruned=prob.pruned)
     if isinstance(prob, StateSpaceProblem):
         t0 = prob.tspan[0]
         tr, ob = prob.transition, prob.observation
         return JointStateSpace(lambda x, w, p, t: tr(x, w, p, t + t0),
-                               lambda x, p, t: ob(x, p, t + t0), prob.p, R, prob.u0, prob.noise)
+                               lambda x, p, t: ob(x, p, t + t0), prob.p, R, prob.u0, noise)
     raise ValueError(f"prob must be a state-space problem; got {type(prob).__name__}")

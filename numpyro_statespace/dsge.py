@@ -209,8 +209,9 @@ def _tangent_kronecker(M, A, P, R):
 def _tangent_doubling(M, A, P, R, num_doublings):
     """``X`` with ``M X + A X P = R``: ``X = F X P + M^{-1} R`` with ``F = -M^{-1} A``, summed
     as ``sum_k F^k (M^{-1} R) P^k`` by doubling (converges since ``rho(F) rho(P) < 1``)."""
-    sol = jnp.linalg.solve(M, jnp.concatenate([A, R], axis=1))
-    F, X0 = -sol[:, :A.shape[1]], sol[:, A.shape[1]:]
+    # Two solves, not one with [A, R]: F must not depend on the tangent R, or the loop's
+    # F X P is bilinear in it and reverse mode cannot transpose it.
+    F, X0 = -jnp.linalg.solve(M, A), jnp.linalg.solve(M, R)
 
     def body(_, carry):
         Fk, Pk, X = carry

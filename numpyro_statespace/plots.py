@@ -122,7 +122,8 @@ def plot_observed_fitted(idata, var="y", *, prob=0.9, predictive=True, axes=None
     layers = []
     if predictive and "posterior_predictive" in idata.groups() \
             and var in idata.posterior_predictive:
-        layers.append((idata.posterior_predictive[var], "C0", 0.2, "posterior predictive"))
+        layers.append((idata.posterior_predictive[var], "C0", 0.2,
+                       "posterior predictive (new data)"))
     if "posterior_states" in idata.groups() and "fitted_obs" in idata.posterior_states:
         layers.append((idata.posterior_states["fitted_obs"], "C1", 0.45, "fit"))
     if not layers:

@@ -131,6 +131,17 @@ def solve(prob, alg=None, *, key=None, save_everystep=True):
     if not isinstance(alg, (KalmanFilter, DirectIteration, ConditionalLikelihood)):
         raise ValueError(f"alg must be DirectIteration(), KalmanFilter() or "
                          f"ConditionalLikelihood(); got {alg!r}")
+    if isinstance(alg, DirectIteration) and prob.observables is not None \
+            and prob.observables_noise is None:
+        # a logpdf of 0 would be a flat likelihood, silently
+        raise ValueError("DirectIteration with observables needs observables_noise (the "
+                         "covariance R of their measurement error) for the joint likelihood")
+    if isinstance(alg, ConditionalLikelihood) and prob.observables is not None \
+            and not isinstance(prob.observables, jax.core.Tracer) \
+            and kernels.may_have_missing(prob.observables):
+        # (traced data cannot be checked here; NaN there gives -inf)
+        raise ValueError("ConditionalLikelihood clamps the state to the data, which must be "
+                         "complete: observables hold NaN (missing data need KalmanFilter())")
     # One compiled program per problem structure: called eagerly, the solvers would run (and
     # be compiled) operation by operation; inside a traced caller it is inlined. A generic
     # problem's callbacks are part of its structure, and closures made afresh for each call
@@ -219,11 +230,14 @@ def _transition_and_observation(prob):
             lambda u, uf: kernels.quadratic_observations(prob.C_0, prob.C_1, prob.C_2, u, uf))
 
         def predict_obs(x, w, t):
-            # Clamped at the data, the pruned first-order state equals the observed state.
-            x = prob.A_0 + prob.A_1 @ x + quad(prob.A_2, x) + B @ w
+            # Clamped at the data, the previous state (pruned: and its first-order part) is
+            # the observed one; the pruned observation's quadratic term then takes the
+            # first-order state uf_t = A_1 y_{t-1} + B w_t, as in the pruned convention.
+            x_next = prob.A_0 + prob.A_1 @ x + quad(prob.A_2, x) + B @ w
             if prob.C_1 is None:
-                return x
-            return prob.C_0 + prob.C_1 @ x + quad(prob.C_2, x)
+                return x_next
+            uf = prob.A_1 @ x + B @ w if prob.pruned else x_next
+            return prob.C_0 + prob.C_1 @ x_next + quad(prob.C_2, uf)
 
     elif isinstance(prob, StateSpaceProblem):
         t0 = prob.tspan[0]

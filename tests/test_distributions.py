@@ -658,6 +658,30 @@ def test_from_problem(rbc, case):
         np.testing.assert_allclose(expected, ref, rtol=SM_RTOL)
 
 
+def test_from_problem_without_shocks():
+    """A problem without shocks (``B=None``; ``n_shocks=0``) has a deterministic path: its joint
+    likelihood is ``sum_t log N(y_t; C A^t u0, R)`` (from_problem asked for noise the problem
+    refuses), and a problem with shocks but no noise gets a message that says so."""
+    s = _small_linear(9)
+    A, C, R, u0, y = s["A"], s["C"], s["R"], s["u0"], s["y"]
+    u, ref = np.asarray(u0), 0.0
+    for t in range(_T):
+        u = A @ u
+        ref += multivariate_normal.logpdf(y[t], C @ u, R)
+    linear = nss.LinearStateSpaceProblem(A, None, u0, _T, C=C, observables_noise=R, observables=y)
+    generic = nss.StateSpaceProblem(lambda x, w, p, t: p @ x, lambda x, p, t: C @ x, u0, _T,
+                                    jnp.asarray(A), n_shocks=0, observables_noise=R,
+                                    observables=y)
+    for prob in (linear, generic):
+        d = nss.from_problem(prob, nss.DirectIteration())
+        np.testing.assert_allclose(float(d.log_prob(y)), ref, rtol=REF_RTOL)
+        np.testing.assert_allclose(float(SOLVE(prob, nss.DirectIteration()).logpdf), ref,
+                                   rtol=REF_RTOL)
+    with pytest.raises(ValueError, match="needs the problem's noise"):
+        nss.from_problem(nss.LinearStateSpaceProblem(A, s["B"], u0, _T, C=C, observables_noise=R,
+                                                     observables=y), nss.DirectIteration())
+
+
 @pytest.mark.parametrize("with_C", [False, True])
 def test_conditional_without_B(with_C):
     s = _small_linear(7)
@@ -996,6 +1020,7 @@ BAD_INPUT = [
     ("C_wrong_N", lambda: _kal(C=np.ones((2, 4))), ["C", "N = 3", "(2, 4)"]),
     ("R_wrong_M", lambda: _kal(R=np.eye(3)), ["R", "(..., 2, 2)", "(3, 3)"]),
     ("R_vector_wrong_M", lambda: _kal(R=np.ones(3)), ["R", "(..., 2)", "(3,)"]),
+    ("R_scalar", lambda: _joint(R=0.1), ["R", "(M,) variances", "M = 2", "scalar"]),
     ("R_batched_variances", lambda: _kal(R=np.ones((3, 2))), ["R", "(..., 2, 2)", "(3, 2)",
                                                              "Variances (M,) take no batch"]),
     ("u0_mean_wrong_N", lambda: _kal(u0_mean=np.zeros(2)), ["u0_mean", "(..., 3)", "(2,)"]),

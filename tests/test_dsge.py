@@ -166,6 +166,24 @@ def test_doubling_and_kronecker_tangents_agree():
     np.testing.assert_allclose(outs["kronecker"], outs["doubling"], rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.parametrize("tangent", ["kronecker", "doubling"])
+def test_reverse_mode_of_each_tangent(tangent):
+    """``y = a E y' + x``, ``x' = x / 2``: ``g_x = 1 / (1 - a / 2)``, ``dg_x/da = (1/2) / (1 -
+    a / 2)^2``, by ``jax.grad`` and ``jax.jacfwd`` with either tangent solver. Reverse mode of
+    the doubling one (what "auto" picks beyond 24 variables) raised an AssertionError: its
+    ``F`` came out of the same solve as the tangent and the loop was bilinear in it."""
+    def H(yn, y, xn, x, a):
+        return jnp.stack([xn[0] - 0.5 * x[0], y[0] - a * yn[0] - x[0]])
+
+    def g_x(a):
+        return dsge.solve_first_order(H, jnp.zeros(1), jnp.zeros(1), a, tangent=tangent).g_x[0, 0]
+
+    a = jnp.asarray(0.5)
+    exact = 0.5 / (1 - 0.5 * a) ** 2
+    np.testing.assert_allclose(float(jax.jit(jax.grad(g_x))(a)), exact, rtol=1e-12)
+    np.testing.assert_allclose(float(jax.jit(jax.jacfwd(g_x))(a)), exact, rtol=1e-12)
+
+
 # -- failure ----------------------------------------------------------------------------------
 BAD = {
     "indeterminate (beta=1.015: both capital roots stable)": {"beta": 1.015},

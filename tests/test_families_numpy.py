@@ -567,6 +567,26 @@ def test_conditional_quadratic_square_C_B_none():
     _check_conditional(sol, m["u0"], y, z, ll, z0=g(m["u0"]))
 
 
+def test_conditional_pruned_observation_uses_the_first_order_state():
+    """Pruned, clamped at the data: ``uf_{t-1} = y_{t-1}``, so the observation's quadratic term
+    takes ``uf_t = A_1 y_{t-1} + B w_t`` (it took the second-order state, the unpruned value)."""
+    m = random_quadratic(38, N=3, M=3, K=2, T=15)
+    rng = np.random.default_rng(38)
+    y = 0.5 * rng.standard_normal((15, 3))
+
+    def z_next(x, w, t):
+        u = m["A_0"] + m["A_1"] @ x + np_quad(m["A_2"], x) + m["B"] @ w
+        return m["C_0"] + m["C_1"] @ u + np_quad(m["C_2"], m["A_1"] @ x + m["B"] @ w)
+
+    prob = nss.PrunedQuadraticStateSpaceProblem(
+        m["A_0"], m["A_1"], m["A_2"], m["B"], m["u0"], 15, C_0=m["C_0"], C_1=m["C_1"],
+        C_2=m["C_2"], observables_noise=m["R"], observables=y, noise=m["noise"])
+    sol = solve(prob, nss.ConditionalLikelihood())
+    z, ll = np_conditional(z_next, m["u0"], y, m["noise"], m["R"])
+    _check_conditional(sol, m["u0"], y, z, ll,
+                       z0=m["C_0"] + m["C_1"] @ m["u0"] + np_quad(m["C_2"], m["u0"]))
+
+
 @pytest.mark.parametrize("t0", [0, 4])
 def test_conditional_generic(t0):
     rng = np.random.default_rng(35)

@@ -157,6 +157,28 @@ def test_inference_data_has_named_dims_and_coords(fitted, data):
     assert list(irf["shock"].values) == ["eps_z"]
 
 
+def test_irregular_time_index(fitted, data):
+    """Business days with holidays (no pandas frequency): ``u_0`` is labelled one first step
+    before ``y_1`` (the states were on positions 0..T beside dated observations), and a
+    forecast needs its dates: a clear error without ``forecast_time`` (the fan was drawn at
+    positions T + 1.., i.e. in 1970), the given labels with it. NumPy integer steps pass."""
+    mcmc, _ = fitted
+    index = pd.bdate_range("2024-01-02", periods=T + 3).delete([5, 17, 30])
+    frame = pd.DataFrame(data.to_numpy(), index=index, columns=data.columns)
+    idata = nss_az.to_inference_data(mcmc, y=frame, **NAMES)
+    nss_az.add_states(idata, mcmc, key=jax.random.key(13))
+    time0 = idata.posterior_states["time_with_initial"].values
+    assert time0[0] == index[0] - (index[1] - index[0])
+    np.testing.assert_array_equal(time0[1:], index.values)
+    with pytest.raises(ValueError, match="no regular spacing.*forecast_time"):
+        nss_az.add_forecast(idata, mcmc, 3, key=jax.random.key(15))
+    future = pd.bdate_range(index[-1], periods=4)[1:]
+    nss_az.add_forecast(idata, mcmc, np.int64(3), key=jax.random.key(15), forecast_time=future)
+    np.testing.assert_array_equal(idata.predictions["forecast_time"].values, future.values)
+    with pytest.raises(ValueError, match="forecast_time must have steps = 3"):
+        nss_az.add_forecast(idata, mcmc, 3, key=jax.random.key(15), forecast_time=future[:2])
+
+
 def test_groups_match_direct_computations(fitted, data):
     _, idata = fitted
     y = data.to_numpy()
