@@ -718,7 +718,7 @@ class ConditionalSS(_LinearMoments, dist.Distribution):
         self.num_timesteps = _num_timesteps(num_timesteps)
         _promote_fields(self, ("A", "B", "R", "u0", "C"))
         batch_shape = _batch_shape((self.A, 2), (self.B, 2), (self.R, 2), (self.u0, 1), (self.C, 2))
-        super().__init__(batch_shape, (num_timesteps, N), validate_args=validate_args)
+        super().__init__(batch_shape, (self.num_timesteps, N), validate_args=validate_args)
 
     def _transition_and_cov(self):
         G = self.C @ self.A

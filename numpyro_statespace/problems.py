@@ -281,9 +281,9 @@ class StateSpaceProblem(_Problem):
     ``transition(x, w, p, t) -> x_next`` maps the state at time ``t`` (0-based, ``t0`` included)
     and the shock ``w_{t+1}`` to ``u_{t+1}``; ``observation(x, p, t) -> z`` gives ``z_t``.
     ``p`` is any pytree of parameters (differentiable). ``n_shocks`` is ``K`` (0 for none);
-    ``n_obs`` is ``M``, inferred from ``observation`` when omitted (or 0, DifferenceEquations.jl's
-    default). ``observation=None`` means
-    no observation equation. Other keywords as in :class:`LinearStateSpaceProblem`.
+    ``n_obs`` is ``M``, inferred from ``observation`` when omitted (or 0,
+    DifferenceEquations.jl's default). ``observation=None`` means no observation equation.
+    Other keywords as in :class:`LinearStateSpaceProblem`.
     """
 
     _data_fields = ("p", "u0", "observables_noise", "observables", "noise")

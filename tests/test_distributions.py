@@ -1327,7 +1327,8 @@ def test_numpy_integer_num_timesteps():
         d = nss.KalmanLGSS(s["A"], s["B"], s["C"], s["R"], s["m0"], s["P0"], T)
         c = nss.ConditionalSS(s["A"], s["B"], s["RN"], s["u0"], num_timesteps=T)
         assert d.event_shape == (_T, _M) and c.event_shape == (_T, _N)
-        assert type(d.num_timesteps) is int and type(c.num_timesteps) is int
+        assert all(type(n) is int for n in (d.num_timesteps, c.num_timesteps)
+                   + d.event_shape + c.event_shape)
     np.testing.assert_allclose(
         float(LOG_PROB(d, s["y"])),
         statsmodels_loglik(s["A"], s["B"], s["C"], s["R"], s["m0"], s["P0"], s["y"]), rtol=SM_RTOL)

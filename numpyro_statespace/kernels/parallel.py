@@ -44,6 +44,7 @@ from ._linalg import transpose as _mT
 from .kalman import _prepare, observed_system, predict, update
 from .likelihood import kalman_loglik
 
+
 def singular_rtol(dtype):
     """An element's ``C Q C' + R`` counts as singular when one of its squared Cholesky pivots is
     below this fraction of the same observable's variance in the step's innovation covariance
