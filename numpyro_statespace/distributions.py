@@ -887,6 +887,10 @@ def from_problem(prob, alg=None):
                 or prob.u0_prior_mean is None or prob.u0_prior_var is None:
             raise ValueError("KalmanFilter needs a LinearStateSpaceProblem with C, u0_prior_mean "
                              "and u0_prior_var")
+        if prob.noise is not None:  # as solve: a given noise sequence contradicts the marginal
+            raise ValueError("KalmanFilter integrates the noise out: the problem must have "
+                             "noise=None")
+        R = jnp.diagonal(R) if prob.diagonal_noise else R  # declared diagonal: univariate update
         return KalmanLGSS(prob.A, prob.B, prob.C, R, prob.u0_prior_mean, prob.u0_prior_var, T)
     if isinstance(alg, ConditionalLikelihood):
         if not isinstance(prob, LinearStateSpaceProblem) or prob.B is not None:

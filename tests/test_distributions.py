@@ -658,6 +658,26 @@ def test_from_problem(rbc, case):
         np.testing.assert_allclose(expected, ref, rtol=SM_RTOL)
 
 
+def test_from_problem_kalman_keeps_declared_variances_and_refuses_noise():
+    """Variances ``(M,)`` on the problem stay variances on the distribution (the filter's
+    univariate update, as ``solve`` takes), and a problem carrying a noise sequence is refused as
+    ``solve(prob, KalmanFilter())`` refuses it."""
+    s = _small_linear(10)
+    var = np.array([0.2, 0.3])
+    kw = dict(C=s["C"], observables_noise=var, observables=s["y"], u0_prior_mean=s["m0"],
+              u0_prior_var=s["P0"])
+    prob = nss.LinearStateSpaceProblem(s["A"], s["B"], s["u0"], _T, **kw)
+    d = nss.from_problem(prob, nss.KalmanFilter())
+    assert d._diagonal_R
+    np.testing.assert_allclose(
+        float(LOG_PROB(d, s["y"])),
+        statsmodels_loglik(s["A"], s["B"], s["C"], np.diag(var), s["m0"], s["P0"], s["y"]),
+        rtol=SM_RTOL)
+    noisy = nss.LinearStateSpaceProblem(s["A"], s["B"], s["u0"], _T, noise=s["noise"], **kw)
+    with pytest.raises(ValueError, match="integrates the noise out"):
+        nss.from_problem(noisy, nss.KalmanFilter())
+
+
 def test_from_problem_without_shocks():
     """A problem without shocks (``B=None``; ``n_shocks=0``) has a deterministic path: its joint
     likelihood is ``sum_t log N(y_t; C A^t u0, R)`` (from_problem asked for noise the problem
