@@ -7,6 +7,7 @@ because a wrong shape deep inside ``lax.scan`` surfaces as an unreadable broadca
 from __future__ import annotations
 
 import numbers
+import operator
 
 import jax
 import jax.numpy as jnp
@@ -38,6 +39,18 @@ def as_float_array(name, x, ndim=None):
     if ndim is not None and x.ndim != ndim:
         raise ValueError(f"{name} must be {ndim}-dimensional; got shape {tuple(x.shape)}")
     return x
+
+
+def as_int(name, value, minimum=0):
+    """``value`` as a Python int of at least ``minimum`` (0 or 1); NumPy integers accepted."""
+    try:
+        n = operator.index(value)
+    except TypeError:
+        n = minimum - 1
+    if n < minimum:
+        kind = {0: "non-negative", 1: "positive"}[minimum]
+        raise ValueError(f"{name} must be a {kind} int; got {value!r}")
+    return n
 
 
 def float_leaves(tree):

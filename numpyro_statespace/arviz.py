@@ -49,7 +49,6 @@ does not import it.
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -63,6 +62,7 @@ from numpyro import handlers
 from numpyro.infer import MCMC, Predictive
 
 from . import kernels
+from ._validation import as_int
 from .distributions import ConditionalSS, JointLGSS, JointQuadraticSS, JointStateSpace, KalmanLGSS
 from .kernels._linalg import psd_factor
 
@@ -268,17 +268,6 @@ def _coord(index):
     if isinstance(index, pd.PeriodIndex):
         index = index.to_timestamp()
     return np.asarray(index)
-
-
-def _positive_int(name, value):
-    """``value`` as a Python int ``>= 1`` (NumPy integers accepted)."""
-    try:
-        n = operator.index(value)
-    except TypeError:
-        n = 0
-    if n < 1:
-        raise ValueError(f"{name} must be a positive int; got {value!r}")
-    return n
 
 
 def _names(names, n, what, argname):
@@ -614,7 +603,7 @@ def add_forecast(idata, posterior, steps, *, key, site=None, syms=None, forecast
     :param key: ``jax.random`` key.
     :return: ``idata``, modified in place.
     """
-    steps = _positive_int("steps", steps)
+    steps = as_int("steps", steps, 1)
     if forecast_time is not None and len(forecast_time) != steps:
         raise ValueError(f"forecast_time must have steps = {steps} entries; "
                          f"got {len(forecast_time)}")
@@ -661,7 +650,7 @@ def add_impulse_responses(idata, posterior, steps, *, site=None, syms=None, mode
     :class:`JointQuadraticSS` (responses from ``u_0 = 0``, see
     :func:`kernels.impulse_response_pruned`). :return: ``idata``, modified in place.
     """
-    steps = _positive_int("steps", steps)
+    steps = as_int("steps", steps, 1)
     src = _source(posterior, model, model_args, model_kwargs)
     trace = _inspect(src)
     name = _select_site(trace, site, (KalmanLGSS, JointLGSS, JointQuadraticSS),

@@ -18,7 +18,6 @@ class                  likelihood
 
 from __future__ import annotations
 
-import operator
 from functools import partial
 from typing import Any, NamedTuple
 
@@ -33,7 +32,7 @@ from numpyro.distributions.transforms import IdentityTransform, biject_to
 from numpyro.distributions.util import validate_sample
 
 from . import kernels
-from ._validation import as_float_array, float_leaves, promote_floats
+from ._validation import as_float_array, as_int, float_leaves, promote_floats
 from .kernels._linalg import bounded_or, finite_tree, psd_factor
 from .problems import LinearStateSpaceProblem, QuadraticStateSpaceProblem, StateSpaceProblem
 from .solve import ConditionalLikelihood, DirectIteration, KalmanFilter, default_algorithm
@@ -144,17 +143,6 @@ def _obs_cov(R, M, name="R"):
                          f"a batch of diagonal matrices, jnp.vectorize(jnp.diag, "
                          f"signature='(m)->(m,m)')({name})")
     return _param(name, R, (M, M), "(M, M)")
-
-
-def _num_timesteps(value):
-    """``value`` as a Python int (NumPy integers accepted), ``>= 0``."""
-    try:
-        T = operator.index(value)
-    except TypeError:
-        T = -1
-    if T < 0:
-        raise ValueError(f"num_timesteps must be a non-negative int; got {value!r}")
-    return T
 
 
 def _batch_shape(*pairs):
@@ -305,7 +293,7 @@ class KalmanLGSS(_LinearMoments, dist.Distribution):
                 raise ValueError("KalmanLGSS needs num_timesteps (T) or a mask of shape (T, M): "
                                  "pass num_timesteps=y.shape[-2]")
             num_timesteps = mask.shape[-2]
-        num_timesteps = _num_timesteps(num_timesteps)
+        num_timesteps = as_int("num_timesteps", num_timesteps)
         if mask is not None and mask.shape[-2] != num_timesteps:
             raise ValueError(f"mask must have shape (..., T, M) = (..., {num_timesteps}, {M}); "
                              f"got {tuple(mask.shape)}")
@@ -715,7 +703,7 @@ class ConditionalSS(_LinearMoments, dist.Distribution):
         self.C = jnp.eye(N, dtype=self.A.dtype) if C is None else _param("C", C, (N, N), "(N, N)")
         self.R = _obs_cov(R, N)
         self.u0 = _param("u0", u0, (N,), "(N,)")
-        self.num_timesteps = _num_timesteps(num_timesteps)
+        self.num_timesteps = as_int("num_timesteps", num_timesteps)
         _promote_fields(self, ("A", "B", "R", "u0", "C"))
         batch_shape = _batch_shape((self.A, 2), (self.B, 2), (self.R, 2), (self.u0, 1), (self.C, 2))
         super().__init__(batch_shape, (self.num_timesteps, N), validate_args=validate_args)
