@@ -82,8 +82,8 @@ def test_rbc_dynare_timing_matches_sgu_form_second_order():
     G_xx = np.concatenate([np.asarray(sgu.g_xx), np.asarray(sgu.h_xx)[:1], zero])
     g_xx = np.einsum("iab,aj,bk->ijk", G_xx, L, L)
     np.testing.assert_allclose(np.asarray(sol.g_xx), g_xx, rtol=0, atol=1e-10)
-    np.testing.assert_allclose(np.asarray(sol.h_xx), np.concatenate([g_xx[2:], np.zeros((1, 3, 3))]),
-                               rtol=0, atol=1e-10)
+    h_xx = np.concatenate([g_xx[2:], np.zeros((1, 3, 3))])
+    np.testing.assert_allclose(np.asarray(sol.h_xx), h_xx, rtol=0, atol=1e-10)
     g_ss = np.concatenate([np.asarray(sgu.g_ss), np.asarray(sgu.h_ss)[:1], [0.0]])
     np.testing.assert_allclose(np.asarray(sol.g_ss), g_ss, rtol=0, atol=1e-14)
     np.testing.assert_allclose(np.asarray(sol.h_ss), np.append(g_ss[2:], 0.0), rtol=0,

@@ -373,3 +373,22 @@ class DynareModel:
             raise ValueError(f"order must be 1 or 2; got {order!r}")
         return sol._replace(ok=sol.ok & ss_ok, steady_state_residual=resid)
 
+    def solution_and_gradient(self, order=2, *, shock_cov=None, **kwargs):
+        """A jitted ``theta -> (solution, gradient)``: the solution at the parameter vector
+        ``theta`` (``(P,)``, in :attr:`parameters` order) and the reverse-mode gradient of the
+        sum of its state-space arrays (``A``/``A_0, A_1, A_2``, ``B``, ``C``/``C_0, C_1, C_2``),
+        a scalar that depends on every array. The kernel ``benchmarks/dsge.py`` times: a
+        likelihood's gradient costs this plus the filter's."""
+        names = self.parameters
+        fields = ("A", "B", "C") if order == 1 else ("A_0", "A_1", "A_2", "B", "C_0", "C_1",
+                                                      "C_2")
+
+        def total(theta):
+            sol = self.solve(dict(zip(names, theta)), order, shock_cov=shock_cov, **kwargs)
+            return sum(jnp.sum(getattr(sol, k)) for k in fields), sol
+
+        def value(theta):
+            (_, sol), grad = jax.value_and_grad(total, has_aux=True)(theta)
+            return sol, grad
+
+        return jax.jit(value)
