@@ -128,7 +128,10 @@ def test_newton_steady_state_equals_closed_form_with_implicit_derivatives():
                                np.asarray(exact), rtol=1e-9, atol=1e-9)
 
 
+@pytest.mark.slow
 def test_solution_derivatives_through_newton_agree_with_central_differences():
+    """(slow: three compilations; the default run checks the Newton steady state's own
+    derivatives above and the solver's in tests/test_second_order.py)"""
     def flat(theta):
         sol = NEWTON.solve(dict(zip(rbc.PARAMETERS, theta)))
         return jnp.concatenate([sol.g_x.ravel(), sol.h_x.ravel()])
