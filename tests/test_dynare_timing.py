@@ -174,6 +174,26 @@ def test_auxiliary_variables_for_long_leads_lags_and_lagged_shocks():
     np.testing.assert_allclose(C[1], z, rtol=0, atol=1e-12)
 
 
+def test_solution_and_gradient_kernel_matches_central_differences():
+    """The benchmark kernel: solution and reverse-mode gradient of the sum of its arrays."""
+    p = {"r1": 0.5, "r2": 0.3, "s": 0.7, "th": 0.4}
+    model = nss.DynareModel(arma_equations, ("z", "w", "x"), ("e",), tuple(p),
+                            steady_state=lambda p: {"z": 0.0, "w": 0.0, "x": 0.0})
+    kernel = model.solution_and_gradient(order=2)
+    theta = jnp.asarray(list(p.values()))
+    sol, grad = kernel(theta)
+    assert bool(sol.ok) and sol.A_2.shape == (4, 4, 4)
+
+    def total(t):
+        s = kernel(t)[0]
+        return sum(float(jnp.sum(getattr(s, k))) for k in ("A_0", "A_1", "A_2", "B", "C_0",
+                                                            "C_1", "C_2"))
+
+    fd = [(total(theta.at[i].add(1e-6)) - total(theta.at[i].add(-1e-6))) / 2e-6
+          for i in range(4)]
+    np.testing.assert_allclose(np.asarray(grad), fd, rtol=1e-6)
+
+
 # -- bad input ------------------------------------------------------------------------------
 def test_wrong_number_of_residuals_names_counts():
     with pytest.raises(ValueError, match=r"returned 3 residuals for 4 endogenous"):

@@ -112,11 +112,13 @@ class DynareModel:
     :param observables: endogenous names observed, in order (default: all endogenous).
     :param steady_state_tol: largest ``max |f(steady state)|`` accepted: above it
         :meth:`steady_state` raises (eagerly) or :meth:`solve` returns ``ok`` False (traced).
+        Default: ``sqrt(eps) * max(1, max |steady state|)`` of the dtype (1.5e-8 in float64
+        for a steady state of order one).
     """
 
     def __init__(self, equations: Callable, endogenous, exogenous, parameters, *,
                  steady_state=None, steady_state_guess=None, observables=None,
-                 steady_state_tol=1e-8):
+                 steady_state_tol=None):
         self.equations = equations
         self.endogenous = _names("endogenous", endogenous)
         self.exogenous = _names("exogenous", exogenous)
@@ -137,7 +139,7 @@ class DynareModel:
             raise ValueError(f"observables {unknown} are not endogenous variables "
                              f"{self.endogenous}")
         self.observable_names = obs
-        self.steady_state_tol = float(steady_state_tol)
+        self.steady_state_tol = None if steady_state_tol is None else float(steady_state_tol)
         self._build(self._incidence())
 
     # -- structure -----------------------------------------------------------------------------
@@ -295,15 +297,24 @@ class DynareModel:
         resid = jnp.where(jnp.all(jnp.isfinite(r)), jnp.max(jnp.abs(r)), jnp.inf)
         return vbar, resid
 
+    def _tol(self, vbar):
+        if self.steady_state_tol is not None:
+            return self.steady_state_tol
+        eps = jnp.finfo(vbar.dtype).eps
+        return jnp.sqrt(eps) * jnp.maximum(1.0, jnp.max(jnp.abs(vbar)))
+
     def _check(self, vbar, resid, p):
-        if isinstance(resid, jax.core.Tracer) or float(resid) <= self.steady_state_tol:
+        tol = self._tol(vbar)
+        if isinstance(resid, jax.core.Tracer) or isinstance(tol, jax.core.Tracer):
+            return
+        if float(resid) <= float(tol):
             return
         r = np.asarray(self._static_residual(vbar, p))
         how = "steady_state(p)" if self._steady_state_fn is not None else \
             "Newton's method from steady_state_guess"
         raise ValueError(f"the steady state from {how} does not solve the equations: residuals "
                          f"{np.array2string(r, precision=3)} (max {float(resid):.3g} > "
-                         f"steady_state_tol = {self.steady_state_tol:g}) at "
+                         f"steady_state_tol = {float(tol):.3g}) at "
                          f"{dict(zip(self.endogenous, np.asarray(vbar).tolist()))}")
 
     def steady_state(self, p):
@@ -348,7 +359,7 @@ class DynareModel:
                 raise ValueError(f"shock_cov must have shape (K, K) = ({K}, {K}) for the shocks "
                                  f"{self.exogenous}; got {tuple(shock_cov.shape)}")
             Gamma = jnp.linalg.cholesky(0.5 * (shock_cov + shock_cov.T))
-        ss_ok = resid <= self.steady_state_tol
+        ss_ok = resid <= self._tol(vbar)
         return self.H, y_ss, x_ss, p, eta, Gamma, self._obs_index, ss_ok, resid
 
     def solve(self, p, order=1, *, shock_cov=None, **kwargs):
