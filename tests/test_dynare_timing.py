@@ -206,6 +206,8 @@ def test_unknown_names_are_reported():
                         rbc.PARAMETERS)
     with pytest.raises(ValueError, match=r"parameter 'delta'"):
         nss.DynareModel(rbc_equations, NAMES, ("e",), ("alpha", "beta", "rho", "sigma"))
+    with pytest.raises(ValueError, match=r"reserved for auxiliary variables; got \['AUX_k'\]"):
+        nss.DynareModel(rbc_equations, ("c", "q", "AUX_k", "z"), ("e",), rbc.PARAMETERS)
     with pytest.raises(ValueError, match=r"observables \['y'\]"):
         nss.DynareModel(rbc_equations, NAMES, ("e",), rbc.PARAMETERS, observables=("c", "y"))
     with pytest.raises(ValueError, match=r"missing \['sigma'\], unknown \['sig'\]"):

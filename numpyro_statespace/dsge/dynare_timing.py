@@ -126,6 +126,10 @@ class DynareModel:
         clash = sorted(set(self.endogenous) & set(self.exogenous))
         if clash:
             raise ValueError(f"names {clash} are both endogenous and exogenous")
+        reserved = [v for v in self.endogenous + self.exogenous if v.startswith("AUX_")]
+        if reserved:
+            raise ValueError(f"names starting with 'AUX_' are reserved for auxiliary "
+                             f"variables; got {reserved}")
         self._steady_state_fn = steady_state
         guess = dict(steady_state_guess or {})
         unknown = sorted(set(guess) - set(self.endogenous))
