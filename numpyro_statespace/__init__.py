@@ -35,7 +35,7 @@ from .problems import (  # noqa: E402
     QuadraticStateSpaceProblem,
     StateSpaceProblem,
 )
-from .dsge import FirstOrderSolution, solve_first_order  # noqa: E402
+from .dsge import DynareModel, FirstOrderSolution, solve_first_order  # noqa: E402
 from .solve import (  # noqa: E402
     ConditionalLikelihood,
     DirectIteration,
@@ -51,6 +51,7 @@ __all__ = [
     "ConditionalLikelihood",
     "FirstOrderSolution",
     "ConditionalSS",
+    "DynareModel",
     "JointLGSS",
     "JointQuadraticSS",
     "JointStateSpace",

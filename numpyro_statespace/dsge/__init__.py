@@ -1,0 +1,32 @@
+"""Perturbation solutions of DSGE models, differentiable in JAX.
+
+- :mod:`.first_order`: Schmitt-Grohé–Uribe timing, first order (:func:`solve_first_order`);
+- :mod:`.quadratic`: the matrix quadratic behind it (:func:`solve_quadratic`);
+- :mod:`.dynare_timing`: models in Dynare timing (:class:`DynareModel`);
+- :mod:`.steady_state`: Newton steady states with implicit derivatives;
+- :mod:`.guard`: :func:`log_prob_guard` for NumPyro models.
+"""
+
+from .dynare_timing import DynareModel
+from .first_order import (
+    DSGEJacobians,
+    FirstOrderSolution,
+    first_order_from_jacobians,
+    jacobians,
+    solve_first_order,
+)
+from .guard import log_prob_guard
+from .quadratic import solve_quadratic
+from .steady_state import newton_steady_state
+
+__all__ = [
+    "DSGEJacobians",
+    "DynareModel",
+    "FirstOrderSolution",
+    "first_order_from_jacobians",
+    "jacobians",
+    "log_prob_guard",
+    "newton_steady_state",
+    "solve_first_order",
+    "solve_quadratic",
+]
