@@ -16,6 +16,12 @@ determine exactly at every value: the perturbation coefficients ``h_xx, g_xx`` (
 constants ``A_0 = h_sigma_sigma / 2``, ``C_0`` to its square. So :func:`matrices` rescales the
 reference (``sigma_ref = 0.01``) and :func:`joint_model` infers ``sigma`` with the shocks as a
 latent ``N(0, 1)`` site.
+
+:func:`second_order` builds the same matrices from the deep parameters ``alpha, beta, rho,
+delta, sigma`` with the package's second-order solver (:func:`numpyro_statespace.
+solve_second_order` on the equilibrium conditions of ``models/rbc.py``); at the reference
+parameters it reproduces the reference matrices (to 1e-12), and :func:`joint_distribution_from`
+gives the pruned joint likelihood as a function of the deep parameters.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ import numpyro.distributions as dist
 import numpyro_statespace as nss
 from numpyro_statespace import kernels
 
-from . import reference_data
+from . import rbc, reference_data
 
 _REF = reference_data.rbc()
 #: the reference shock scale and the default observation-noise standard deviation
@@ -44,6 +50,33 @@ def matrices(sigma=TRUTH["sigma"]):
     ref = {k: jnp.asarray(_REF[k]) for k in ("A_0", "A_1", "A_2", "B", "C_0", "C_1", "C_2")}
     return (ref["A_0"] * ratio**2, ref["A_1"], ref["A_2"], ref["B"] * ratio,
             ref["C_0"] * ratio**2, ref["C_1"], ref["C_2"])
+
+
+def second_order(**params):
+    """Second-order solution at ``params`` (``alpha, beta, rho, delta, sigma``; missing ones
+    from ``models.rbc.TRUTH``).
+
+    :return: :class:`numpyro_statespace.SecondOrderSolution`, states ``(k, z)``, observables
+        ``(c, k)``; ``ok`` is also False where the steady state does not exist.
+    """
+    p = rbc._params(params)
+    y_ss, x_ss, valid = rbc.steady_state(p)
+    sol = nss.solve_second_order(rbc.equilibrium, y_ss, x_ss, p,
+                                 jnp.asarray(rbc.ETA, y_ss.dtype), Gamma=p["sigma"][None],
+                                 observables=rbc.OBSERVABLES)
+    return sol._replace(ok=sol.ok & valid)
+
+
+def joint_distribution_from(noise, *, R=None, u0=None, **params):
+    """``JointQuadraticSS(..., pruned=True)`` from the deep parameters (:func:`second_order`)
+    given ``noise (T, 1)``; ``R`` and ``u0`` as in :func:`joint_distribution`. Returns
+    ``(distribution, ok)``."""
+    R = TRUTH["Omega"] ** 2 * jnp.eye(2) if R is None else R
+    u0 = jnp.zeros(2) if u0 is None else u0
+    s = second_order(**params)
+    d = nss.JointQuadraticSS(s.A_0, s.A_1, s.A_2, s.B, s.C_0, s.C_1, s.C_2, R, u0, noise,
+                             pruned=True)
+    return d, s.ok
 
 
 def problem(num_timesteps=None, *, sigma=TRUTH["sigma"], R=None, noise=None, observables=None):

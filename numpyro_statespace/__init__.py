@@ -35,7 +35,13 @@ from .problems import (  # noqa: E402
     QuadraticStateSpaceProblem,
     StateSpaceProblem,
 )
-from .dsge import DynareModel, FirstOrderSolution, solve_first_order  # noqa: E402
+from .dsge import (  # noqa: E402
+    DynareModel,
+    FirstOrderSolution,
+    SecondOrderSolution,
+    solve_first_order,
+    solve_second_order,
+)
 from .solve import (  # noqa: E402
     ConditionalLikelihood,
     DirectIteration,
@@ -66,10 +72,12 @@ __all__ = [
     "LinearStateSpaceProblem",
     "PrunedQuadraticStateSpaceProblem",
     "QuadraticStateSpaceProblem",
+    "SecondOrderSolution",
     "StateSpaceProblem",
     "StateSpaceSolution",
     "default_algorithm",
     "dsge",
     "solve",
     "solve_first_order",
+    "solve_second_order",
 ]

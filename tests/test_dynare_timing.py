@@ -18,7 +18,7 @@ import pytest
 import scipy.linalg
 
 import numpyro_statespace as nss
-from models import rbc
+from models import rbc, rbc_second_order
 from tests._reference import numpy_kalman_loglik
 
 P0 = {k: rbc.TRUTH[k] for k in rbc.PARAMETERS}
@@ -69,6 +69,29 @@ def test_rbc_dynare_timing_matches_sgu_form_first_order():
                                    rtol=0, atol=1e-12)
         np.testing.assert_array_equal(np.asarray(sol.B), [[0.0], [0.0], [1.0]])
         np.testing.assert_allclose(np.asarray(sol.C), expected[:2], rtol=0, atol=1e-12)
+
+
+def test_rbc_dynare_timing_matches_sgu_form_second_order():
+    """Second order: the Dynare-timing policy is the SGU policy composed with the linear map
+    ``L`` (exact, shocks included), so ``g_xx = L' G_xx L`` and the sigma-sigma terms agree."""
+    sol = jax.jit(lambda p: CLOSED.solve(p, order=2))(P0)
+    sgu = jax.jit(lambda p: rbc_second_order.second_order(**p))(P0)
+    assert bool(sol.ok) and bool(sgu.ok)
+    L = np.array([[1.0, 0.0, 0.0], [0.0, P0["rho"], -P0["sigma"]]])
+    zero = np.zeros((1, 2, 2))
+    G_xx = np.concatenate([np.asarray(sgu.g_xx), np.asarray(sgu.h_xx)[:1], zero])
+    g_xx = np.einsum("iab,aj,bk->ijk", G_xx, L, L)
+    np.testing.assert_allclose(np.asarray(sol.g_xx), g_xx, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(np.asarray(sol.h_xx), np.concatenate([g_xx[2:], np.zeros((1, 3, 3))]),
+                               rtol=0, atol=1e-10)
+    g_ss = np.concatenate([np.asarray(sgu.g_ss), np.asarray(sgu.h_ss)[:1], [0.0]])
+    np.testing.assert_allclose(np.asarray(sol.g_ss), g_ss, rtol=0, atol=1e-14)
+    np.testing.assert_allclose(np.asarray(sol.h_ss), np.append(g_ss[2:], 0.0), rtol=0,
+                               atol=1e-14)
+    assert abs(g_ss[0]) > 1e-5  # a non-trivial comparison
+    # the state space: observables (c, q) are the first two controls
+    np.testing.assert_allclose(np.asarray(sol.C_2), g_xx[:2] / 2, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(np.asarray(sol.C_0), g_ss[:2] / 2, rtol=0, atol=1e-14)
 
 
 def test_rbc_dynare_timing_kalman_likelihood_equals_sgu_form():

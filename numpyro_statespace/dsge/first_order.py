@@ -175,6 +175,29 @@ def _observables_matrix(observables, n_y, n_x, dtype):
     return Q.astype(dtype)
 
 
+def _shock_loading(eta, Gamma, n_x, dtype):
+    """``B = eta @ Gamma`` ``(n_x, K)`` (``Gamma`` ``(K, K)`` or ``(K,)``), or ``None``."""
+    Bm = None
+    if eta is not None:
+        eta = as_float_array("eta", eta)
+        if eta.ndim != 2 or eta.shape[0] != n_x:
+            raise ValueError(f"eta must have shape (n_x, K) with n_x = {n_x}; "
+                             f"got {tuple(eta.shape)}")
+        Bm = eta.astype(dtype)
+        if Gamma is not None:
+            K = eta.shape[1]
+            Gamma = as_float_array("Gamma", Gamma)
+            if Gamma.shape == (K,):
+                Gamma = jnp.diag(Gamma)
+            if Gamma.shape != (K, K):
+                raise ValueError(f"Gamma must have shape (K, K) = ({K}, {K}) or (K,) = ({K},); "
+                                 f"got {tuple(Gamma.shape)}")
+            Bm = Bm @ Gamma.astype(dtype)
+    elif Gamma is not None:
+        raise ValueError("Gamma needs eta: B = eta @ Gamma")
+    return Bm
+
+
 def solve_first_order(H: Callable, y_ss, x_ss, p, eta=None, *, Gamma=None, observables=None,
                       **kwargs) -> FirstOrderSolution:
     r"""First-order perturbation solution of ``E_t H(y', y, x', x; p) = 0`` and its state space.
@@ -207,24 +230,7 @@ def solve_first_order(H: Callable, y_ss, x_ss, p, eta=None, *, Gamma=None, obser
     resid = jnp.asarray(H(y_ss, y_ss, x_ss, x_ss, p), dtype)
     resid = jnp.max(jnp.abs(resid)) if resid.size else jnp.zeros((), dtype)
 
-    Bm = None
-    if eta is not None:
-        eta = as_float_array("eta", eta)
-        if eta.ndim != 2 or eta.shape[0] != n_x:
-            raise ValueError(f"eta must have shape (n_x, K) with n_x = {n_x}; "
-                             f"got {tuple(eta.shape)}")
-        Bm = eta.astype(dtype)
-        if Gamma is not None:
-            K = eta.shape[1]
-            Gamma = as_float_array("Gamma", Gamma)
-            if Gamma.shape == (K,):
-                Gamma = jnp.diag(Gamma)
-            if Gamma.shape != (K, K):
-                raise ValueError(f"Gamma must have shape (K, K) = ({K}, {K}) or (K,) = ({K},); "
-                                 f"got {tuple(Gamma.shape)}")
-            Bm = Bm @ Gamma.astype(dtype)
-    elif Gamma is not None:
-        raise ValueError("Gamma needs eta: B = eta @ Gamma")
+    Bm = _shock_loading(eta, Gamma, n_x, dtype)
     Q = _observables_matrix(observables, n_y, n_x, dtype)
     C = Q @ jnp.concatenate([g_x, jnp.eye(n_x, dtype=dtype)], axis=0)
     return FirstOrderSolution(g_x, h_x, h_x, Bm, C, ok, resid)
