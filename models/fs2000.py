@@ -51,6 +51,7 @@ import numpyro
 import numpyro.distributions as dist
 
 import numpyro_statespace as nss
+from numpyro_statespace import kernels
 
 from . import reference_data
 
@@ -69,9 +70,9 @@ MACROMODELLING_POSTERIOR_MEAN = (0.40248024934137033, 0.9905235783816697, 0.0046
                                  1.014268215459915, 0.8459140293740781, 0.6851143053372912,
                                  0.0025570276255960107, 0.01373547787288702,
                                  0.003343985776134218)
-#: standard deviation of the measurement error of :func:`joint_model` (both observables); the
-#: data's own standard deviations are about 0.011 and 0.006
-JOINT_MEASUREMENT_SD = 1e-4
+#: standard deviation of the measurement error of :func:`joint_model` (both observables): 3 %
+#: and 5 % of the data's own (0.011, 0.006), so 0.1 % and 0.25 % of their variance
+JOINT_MEASUREMENT_SD = 3e-4
 
 
 def equations(v, p):
@@ -199,8 +200,16 @@ def inversion_model(y, order=2, T=None):
 
 def joint_model(y, T=None, measurement_sd=JOINT_MEASUREMENT_SD):
     """Pruned second order, joint likelihood given the shocks, which are a latent site
-    whitened by the first-order part (``sample_noise(..., whiten=Whitening(...))``), with a
-    measurement error of standard deviation ``measurement_sd`` on both observables."""
+    whitened by the model's first-order part, with a measurement error of standard deviation
+    ``measurement_sd`` on both observables (the joint likelihood needs one).
+
+    The whitening model is the first-order part (``A_1, B, C_1``) with constant offsets that
+    include the stationary mean of the quadratic terms, ``A_0 + E quad(A_2, uf)`` and
+    ``C_0 + E quad(C_2, uf)``: any such choice leaves the model's density exact (the
+    change of variables is accounted for), and this one centres the whitened shocks closer to
+    their posterior (at the calibration, their posterior means move from up to 3 to about 1
+    posterior standard deviation away from zero).
+    """
     T = y.shape[0] if T is None else T
     p = sample_parameters()
     sol = _guarded(MODEL.solve(p, order=2))
@@ -208,9 +217,11 @@ def joint_model(y, T=None, measurement_sd=JOINT_MEASUREMENT_SD):
     u0 = jnp.zeros(n)
     R = jnp.full(2, measurement_sd ** 2)
     y_dev = None if y is None else deviations(p, y)
-    whiten = nss.Whitening(sol.A_1, sol.B, sol.C_1, R, y_dev, u0, state_offset=sol.A_0,
-                           obs_offset=sol.C_0)
+    S, _ = kernels.stationary_covariance(sol.A_1, sol.B @ sol.B.T)
+    a = sol.A_0 + jnp.einsum("ijk,jk->i", sol.A_2, S)
+    d = sol.C_0 + jnp.einsum("ijk,jk->i", sol.C_2, S)
+    whiten = nss.Whitening(sol.A_1, sol.B, sol.C_1, R, y_dev, u0, state_offset=a, obs_offset=d)
     w = nss.sample_noise("w", T, 2, whiten=whiten)
-    d = nss.JointQuadraticSS(sol.A_0, sol.A_1, sol.A_2, sol.B, sol.C_0, sol.C_1, sol.C_2, R, u0,
-                             w, pruned=True)
-    numpyro.sample("y", d, obs=y_dev)
+    dist_y = nss.JointQuadraticSS(sol.A_0, sol.A_1, sol.A_2, sol.B, sol.C_0, sol.C_1, sol.C_2,
+                                  R, u0, w, pruned=True)
+    numpyro.sample("y", dist_y, obs=y_dev)
