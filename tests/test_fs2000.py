@@ -2,6 +2,12 @@
 likelihood against statsmodels, the inversion filter against the Kalman filter where they must
 agree, the prior translation, and short NUTS runs (long ones are marked slow)."""
 
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -85,3 +91,94 @@ def test_priors_translate_mean_and_sd():
         assert float(pri[name].concentration) == 2.0  # infinite variance: shape exactly 2
         np.testing.assert_allclose(float(pri[name].rate), mean, rtol=1e-12)  # scale = mean
         np.testing.assert_allclose(float(pri[name].mean), mean, rtol=1e-12)
+
+
+# -- second order (slow: compiling the second-order solution and its gradient takes minutes
+# on a loaded 2-core machine) -------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def second_order_at_posterior_mean():
+    return jax.jit(lambda p: fs2000.MODEL.solve(p, order=2))(OTHER)
+
+
+@pytest.mark.slow
+def test_second_order_inversion_matches_scipy_loop(second_order_at_posterior_mean):
+    from test_inversion import _scipy_inversion
+
+    sol = second_order_at_posterior_mean
+    assert bool(sol.ok)
+    y_dev = np.asarray(fs2000.deviations(OTHER, fs2000.load_data()))[:60]
+    n = sol.A_1.shape[0]
+    m = {k: np.asarray(getattr(sol, k)) for k in ("A_0", "A_1", "A_2", "B", "C_0", "C_1", "C_2")}
+    m["u0"] = np.zeros(n)
+    ll_ref, shocks_ref = _scipy_inversion(m, y_dev, pruned=True)
+    d = nss.InversionFilterSS(*(m[k] for k in ("A_0", "A_1", "A_2", "B", "C_0", "C_1", "C_2")),
+                              m["u0"], 60, pruned=True)
+    r = d.shocks(y_dev)
+    np.testing.assert_allclose(r.shocks, shocks_ref, atol=1e-9)
+    np.testing.assert_allclose(float(d.log_prob(y_dev)), ll_ref, rtol=1e-9)
+    # the second-order terms matter here: the first-order shocks differ by more than 0.1
+    lin = nss.InversionFilterLGSS(m["A_1"], m["B"], m["C_1"], m["u0"], 60).shocks(y_dev - m["C_0"])
+    assert np.max(np.abs(np.asarray(lin.shocks) - shocks_ref)) > 0.1
+
+
+@pytest.mark.slow
+def test_second_order_inversion_gradient_through_the_solver():
+    y = jnp.asarray(fs2000.load_data()[:40])
+    names = ("alp", "rho", "z_e_m")
+
+    def loglik(theta):
+        p = {**OTHER, **dict(zip(names, theta))}
+        sol = fs2000.MODEL.solve(p, order=2)
+        d = nss.InversionFilterSS(sol.A_0, sol.A_1, sol.A_2, sol.B, sol.C_0, sol.C_1, sol.C_2,
+                                  jnp.zeros(sol.A_1.shape[0]), 40, pruned=True)
+        return d.log_prob(fs2000.deviations(p, y))
+
+    theta = jnp.asarray([OTHER[k] for k in names])
+    f = jax.jit(loglik)
+    g = jax.jit(jax.grad(loglik))(theta)
+    for i in range(len(names)):
+        h = 1e-6 * float(theta[i])
+        e = jnp.zeros(3).at[i].set(h)
+        fd = (float(f(theta + e)) - float(f(theta - e))) / (2 * h)
+        np.testing.assert_allclose(float(g[i]), fd, rtol=1e-5, err_msg=names[i])
+
+
+@pytest.mark.slow
+def test_first_order_nuts_short_run():
+    from numpyro.infer import MCMC, NUTS, init_to_value
+
+    init = {k: jnp.asarray(v) for k, v in fs2000.CALIBRATION.items()}
+    mcmc = MCMC(NUTS(fs2000.kalman_model, init_strategy=init_to_value(values=init)),
+                num_warmup=150, num_samples=150, num_chains=2, chain_method="vectorized",
+                progress_bar=False)
+    mcmc.run(jax.random.key(0), jnp.asarray(fs2000.load_data()))
+    draws = mcmc.get_samples()
+    assert int(np.sum(np.asarray(mcmc.get_extra_fields()["diverging"]))) == 0
+    # the data move the shock scales far below their prior means (0.035, 0.0089), to
+    # MacroModelling.jl's posterior (0.0137, 0.0033)
+    for k, ref in (("z_e_a", 0.01373547787288702), ("z_e_m", 0.003343985776134218)):
+        np.testing.assert_allclose(float(np.mean(draws[k])), ref, rtol=0.15, err_msg=k)
+
+
+@pytest.mark.slow
+def test_readme_section_runs(capsys):
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    start = readme.index("## From a DSGE model to a second-order posterior")
+    section = readme[start:readme.index("\n## ", start + 1)]
+    namespace = {}
+    for code in re.findall(r"```python\n(.*?)```", section, re.S):
+        exec(compile(code, "README.md", "exec"), namespace)
+    means = namespace["mcmc"].get_samples()
+    assert abs(float(means["alpha"].mean()) - 0.33) < 0.05
+    assert "alpha" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_example_runs_in_short_mode(tmp_path):
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "NSS_SHORT": "1", "NSS_FIGURES": str(tmp_path)}
+    out = subprocess.run([sys.executable, str(root / "examples" / "fs2000.py")], env=env,
+                         capture_output=True, text=True, cwd=root, timeout=3000)
+    assert out.returncode == 0, out.stderr[-4000:]
+    assert "MacroModelling.jl (order 1)" in out.stdout
+    assert (tmp_path / "fs2000_irf.png").stat().st_size > 0
