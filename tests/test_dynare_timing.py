@@ -82,8 +82,8 @@ def test_rbc_dynare_timing_matches_sgu_form_second_order():
     G_xx = np.concatenate([np.asarray(sgu.g_xx), np.asarray(sgu.h_xx)[:1], zero])
     g_xx = np.einsum("iab,aj,bk->ijk", G_xx, L, L)
     np.testing.assert_allclose(np.asarray(sol.g_xx), g_xx, rtol=0, atol=1e-10)
-    np.testing.assert_allclose(np.asarray(sol.h_xx), np.concatenate([g_xx[2:], np.zeros((1, 3, 3))]),
-                               rtol=0, atol=1e-10)
+    h_xx = np.concatenate([g_xx[2:], np.zeros((1, 3, 3))])
+    np.testing.assert_allclose(np.asarray(sol.h_xx), h_xx, rtol=0, atol=1e-10)
     g_ss = np.concatenate([np.asarray(sgu.g_ss), np.asarray(sgu.h_ss)[:1], [0.0]])
     np.testing.assert_allclose(np.asarray(sol.g_ss), g_ss, rtol=0, atol=1e-14)
     np.testing.assert_allclose(np.asarray(sol.h_ss), np.append(g_ss[2:], 0.0), rtol=0,
@@ -128,7 +128,10 @@ def test_newton_steady_state_equals_closed_form_with_implicit_derivatives():
                                np.asarray(exact), rtol=1e-9, atol=1e-9)
 
 
+@pytest.mark.slow
 def test_solution_derivatives_through_newton_agree_with_central_differences():
+    """(slow: three compilations; the default run checks the Newton steady state's own
+    derivatives above and the solver's in tests/test_second_order.py)"""
     def flat(theta):
         sol = NEWTON.solve(dict(zip(rbc.PARAMETERS, theta)))
         return jnp.concatenate([sol.g_x.ravel(), sol.h_x.ravel()])
@@ -171,6 +174,26 @@ def test_auxiliary_variables_for_long_leads_lags_and_lagged_shocks():
     np.testing.assert_allclose(C[1], z, rtol=0, atol=1e-12)
 
 
+def test_solution_and_gradient_kernel_matches_central_differences():
+    """The benchmark kernel: solution and reverse-mode gradient of the sum of its arrays."""
+    p = {"r1": 0.5, "r2": 0.3, "s": 0.7, "th": 0.4}
+    model = nss.DynareModel(arma_equations, ("z", "w", "x"), ("e",), tuple(p),
+                            steady_state=lambda p: {"z": 0.0, "w": 0.0, "x": 0.0})
+    kernel = model.solution_and_gradient(order=2)
+    theta = jnp.asarray(list(p.values()))
+    sol, grad = kernel(theta)
+    assert bool(sol.ok) and sol.A_2.shape == (4, 4, 4)
+
+    def total(t):
+        s = kernel(t)[0]
+        return sum(float(jnp.sum(getattr(s, k))) for k in ("A_0", "A_1", "A_2", "B", "C_0",
+                                                            "C_1", "C_2"))
+
+    fd = [(total(theta.at[i].add(1e-6)) - total(theta.at[i].add(-1e-6))) / 2e-6
+          for i in range(4)]
+    np.testing.assert_allclose(np.asarray(grad), fd, rtol=1e-6)
+
+
 # -- bad input ------------------------------------------------------------------------------
 def test_wrong_number_of_residuals_names_counts():
     with pytest.raises(ValueError, match=r"returned 3 residuals for 4 endogenous"):
@@ -183,6 +206,8 @@ def test_unknown_names_are_reported():
                         rbc.PARAMETERS)
     with pytest.raises(ValueError, match=r"parameter 'delta'"):
         nss.DynareModel(rbc_equations, NAMES, ("e",), ("alpha", "beta", "rho", "sigma"))
+    with pytest.raises(ValueError, match=r"reserved for auxiliary variables; got \['AUX_k'\]"):
+        nss.DynareModel(rbc_equations, ("c", "q", "AUX_k", "z"), ("e",), rbc.PARAMETERS)
     with pytest.raises(ValueError, match=r"observables \['y'\]"):
         nss.DynareModel(rbc_equations, NAMES, ("e",), rbc.PARAMETERS, observables=("c", "y"))
     with pytest.raises(ValueError, match=r"missing \['sigma'\], unknown \['sig'\]"):

@@ -112,11 +112,13 @@ class DynareModel:
     :param observables: endogenous names observed, in order (default: all endogenous).
     :param steady_state_tol: largest ``max |f(steady state)|`` accepted: above it
         :meth:`steady_state` raises (eagerly) or :meth:`solve` returns ``ok`` False (traced).
+        Default: ``sqrt(eps) * max(1, max |steady state|)`` of the dtype (1.5e-8 in float64
+        for a steady state of order one).
     """
 
     def __init__(self, equations: Callable, endogenous, exogenous, parameters, *,
                  steady_state=None, steady_state_guess=None, observables=None,
-                 steady_state_tol=1e-8):
+                 steady_state_tol=None):
         self.equations = equations
         self.endogenous = _names("endogenous", endogenous)
         self.exogenous = _names("exogenous", exogenous)
@@ -124,6 +126,10 @@ class DynareModel:
         clash = sorted(set(self.endogenous) & set(self.exogenous))
         if clash:
             raise ValueError(f"names {clash} are both endogenous and exogenous")
+        reserved = [v for v in self.endogenous + self.exogenous if v.startswith("AUX_")]
+        if reserved:
+            raise ValueError(f"names starting with 'AUX_' are reserved for auxiliary "
+                             f"variables; got {reserved}")
         self._steady_state_fn = steady_state
         guess = dict(steady_state_guess or {})
         unknown = sorted(set(guess) - set(self.endogenous))
@@ -137,7 +143,7 @@ class DynareModel:
             raise ValueError(f"observables {unknown} are not endogenous variables "
                              f"{self.endogenous}")
         self.observable_names = obs
-        self.steady_state_tol = float(steady_state_tol)
+        self.steady_state_tol = None if steady_state_tol is None else float(steady_state_tol)
         self._build(self._incidence())
 
     # -- structure -----------------------------------------------------------------------------
@@ -295,15 +301,24 @@ class DynareModel:
         resid = jnp.where(jnp.all(jnp.isfinite(r)), jnp.max(jnp.abs(r)), jnp.inf)
         return vbar, resid
 
+    def _tol(self, vbar):
+        if self.steady_state_tol is not None:
+            return self.steady_state_tol
+        eps = jnp.finfo(vbar.dtype).eps
+        return jnp.sqrt(eps) * jnp.maximum(1.0, jnp.max(jnp.abs(vbar)))
+
     def _check(self, vbar, resid, p):
-        if isinstance(resid, jax.core.Tracer) or float(resid) <= self.steady_state_tol:
+        tol = self._tol(vbar)
+        if isinstance(resid, jax.core.Tracer) or isinstance(tol, jax.core.Tracer):
+            return
+        if float(resid) <= float(tol):
             return
         r = np.asarray(self._static_residual(vbar, p))
         how = "steady_state(p)" if self._steady_state_fn is not None else \
             "Newton's method from steady_state_guess"
         raise ValueError(f"the steady state from {how} does not solve the equations: residuals "
                          f"{np.array2string(r, precision=3)} (max {float(resid):.3g} > "
-                         f"steady_state_tol = {self.steady_state_tol:g}) at "
+                         f"steady_state_tol = {float(tol):.3g}) at "
                          f"{dict(zip(self.endogenous, np.asarray(vbar).tolist()))}")
 
     def steady_state(self, p):
@@ -348,7 +363,7 @@ class DynareModel:
                 raise ValueError(f"shock_cov must have shape (K, K) = ({K}, {K}) for the shocks "
                                  f"{self.exogenous}; got {tuple(shock_cov.shape)}")
             Gamma = jnp.linalg.cholesky(0.5 * (shock_cov + shock_cov.T))
-        ss_ok = resid <= self.steady_state_tol
+        ss_ok = resid <= self._tol(vbar)
         return self.H, y_ss, x_ss, p, eta, Gamma, self._obs_index, ss_ok, resid
 
     def solve(self, p, order=1, *, shock_cov=None, **kwargs):
@@ -373,3 +388,22 @@ class DynareModel:
             raise ValueError(f"order must be 1 or 2; got {order!r}")
         return sol._replace(ok=sol.ok & ss_ok, steady_state_residual=resid)
 
+    def solution_and_gradient(self, order=2, *, shock_cov=None, **kwargs):
+        """A jitted ``theta -> (solution, gradient)``: the solution at the parameter vector
+        ``theta`` (``(P,)``, in :attr:`parameters` order) and the reverse-mode gradient of the
+        sum of its state-space arrays (``A``/``A_0, A_1, A_2``, ``B``, ``C``/``C_0, C_1, C_2``),
+        a scalar that depends on every array. The kernel ``benchmarks/dsge.py`` times: a
+        likelihood's gradient costs this plus the filter's."""
+        names = self.parameters
+        fields = ("A", "B", "C") if order == 1 else ("A_0", "A_1", "A_2", "B", "C_0", "C_1",
+                                                      "C_2")
+
+        def total(theta):
+            sol = self.solve(dict(zip(names, theta)), order, shock_cov=shock_cov, **kwargs)
+            return sum(jnp.sum(getattr(sol, k)) for k in fields), sol
+
+        def value(theta):
+            (_, sol), grad = jax.value_and_grad(total, has_aux=True)(theta)
+            return sol, grad
+
+        return jax.jit(value)

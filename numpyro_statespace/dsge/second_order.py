@@ -106,7 +106,15 @@ def _second_order_terms(Hv, vbar, J, g_x, h_x, Bm, ok, num_doublings, rtol):
     dtype = g_x.dtype
     eye = jnp.eye(n_x + n_y, dtype=dtype)
     V_x = jnp.concatenate([g_x @ h_x, g_x, h_x, jnp.eye(n_x, dtype=dtype)])
-    E = -jax.hessian(lambda a: Hv(vbar + V_x @ a))(jnp.zeros(n_x, dtype))
+    K = 0 if Bm is None else Bm.shape[1]
+    V = V_x if Bm is None else jnp.concatenate(
+        [V_x, jnp.concatenate([g_x @ Bm, jnp.zeros((n_y, K), dtype), Bm,
+                               jnp.zeros((n_x, K), dtype)])], axis=1)
+    # One Hessian of a -> H(vbar + V a) in the n_x + K directions of states and shocks (the
+    # cross block is not used); forward over forward, since the directions are few and the
+    # graph is differentiated again for the parameter gradients.
+    H_aa = jax.jacfwd(jax.jacfwd(lambda a: Hv(vbar + V @ a)))(jnp.zeros(n_x + K, dtype))
+    E = -H_aa[:, :n_x, :n_x]
     A = jnp.concatenate([J.H_y, J.H_yp @ g_x + J.H_xp], axis=1)
     C = jnp.concatenate([J.H_yp, jnp.zeros((n_x + n_y, n_x), dtype)], axis=1)
     # Stand-ins where the first order failed: A = I, C = 0, E = 0 give X = 0.
@@ -115,15 +123,14 @@ def _second_order_terms(Hv, vbar, J, g_x, h_x, Bm, ok, num_doublings, rtol):
     X = 0.5 * (X + jnp.swapaxes(X, 1, 2))
     resid = jnp.max(jnp.abs(jnp.einsum("ia,ajk->ijk", A, X)
                             + jnp.einsum("ia,ajk->ijk", C, _kron_apply(X, h_x)) - E))
-    scale = jnp.max(jnp.abs(E)) + jnp.max(jnp.abs(X)) * (jnp.max(jnp.abs(A)) + jnp.max(jnp.abs(C)))
+    scale = (jnp.max(jnp.abs(E))
+             + jnp.max(jnp.abs(X)) * (jnp.max(jnp.abs(A)) + jnp.max(jnp.abs(C))))
     ok = ok & jnp.all(jnp.isfinite(X)) & (resid <= rtol * jnp.maximum(scale, 1.0))
     X = jnp.where(ok, X, 0.0)
     g_xx, h_xx = X[:n_y], X[n_y:]
     if Bm is None:
         return g_xx, h_xx, jnp.zeros(n_y, dtype), jnp.zeros(n_x, dtype), ok
-    K = Bm.shape[1]
-    V_e = jnp.concatenate([g_x @ Bm, jnp.zeros((n_y, K), dtype), Bm, jnp.zeros((n_x, K), dtype)])
-    H_ee = jax.hessian(lambda b: Hv(vbar + V_e @ b))(jnp.zeros(K, dtype))
+    H_ee = H_aa[:, n_x:, n_x:]
     rhs = -(jnp.einsum("ikk->i", H_ee) + J.H_yp @ jnp.einsum("ijk,jl,kl->i", g_xx, Bm, Bm))
     M = jnp.concatenate([J.H_yp + J.H_y, J.H_yp @ g_x + J.H_xp], axis=1)
     M_ok = jnp.all(jnp.isfinite(jnp.linalg.solve(M, eye)))

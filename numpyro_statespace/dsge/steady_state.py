@@ -2,10 +2,10 @@ r"""Steady states by Newton's method with implicit derivatives.
 
 The steady state :math:`\bar v(p)` solves :math:`F(\bar v, p) = 0`. Newton's iterations find it
 (with backtracking: of the steps :math:`2^{-i}\,\Delta`, ``i = 0..7``, the first that lowers
-:math:`\|F\|_\infty`), and the derivatives come from the implicit function theorem,
-:math:`\partial \bar v / \partial p = -F_v^{-1} F_p`, through :func:`jax.lax.custom_root`: the
-iterations are never differentiated, so forward and reverse mode both cost one extra linear
-solve with the Jacobian :math:`F_v` at the root.
+:math:`\|F\|_2`, for which the Newton step is a descent direction), and the derivatives come
+from the implicit function theorem, :math:`\partial \bar v / \partial p = -F_v^{-1} F_p`,
+through :func:`jax.lax.custom_root`: the iterations are never differentiated, so forward and
+reverse mode both cost one extra linear solve with the Jacobian :math:`F_v` at the root.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def _newton(F, x0, max_iter, xtol):
 
     def norm(x):
         r = F(x)
-        return jnp.where(jnp.all(jnp.isfinite(r)), jnp.max(jnp.abs(r)), jnp.inf)
+        return jnp.where(jnp.all(jnp.isfinite(r)), jnp.sum(r * r), jnp.inf)
 
     def cond(state):
         k, _, done = state
