@@ -21,6 +21,9 @@ start at MacroModelling.jl's calibration. Writes ``benchmarks/results/dsge_<comm
 
     python benchmarks/dsge.py first-order [--chains 4] [--warmup 1000] [--samples 1000]
     python benchmarks/dsge.py second-order [--routes inversion,joint] [--chains 4] ...
+    python benchmarks/dsge.py second-order --routes inversion   # each route on its own, then
+    python benchmarks/dsge.py second-order --routes joint       # ... their difference:
+    python benchmarks/dsge.py compare
     python benchmarks/dsge.py gradient [--repeats 50]
 """
 
@@ -104,15 +107,26 @@ def second_order(args):
                                        args.samples, args.seed)
         out[route] = _report(f"FS2000 pruned second order, {route}", wall, stats, div)
     if len(out) == 2:
-        a, b = (out[r]["params"] for r in out)
-        print("difference of means / Monte Carlo s.e. of the difference:")
-        z = {}
-        for k in fs2000.PARAMETERS:
-            se = np.hypot(a[k]["sd"] / np.sqrt(a[k]["n_eff"]), b[k]["sd"] / np.sqrt(b[k]["n_eff"]))
-            z[k] = float((a[k]["mean"] - b[k]["mean"]) / se)
-            print(f"  {k:6s} {z[k]:+.2f}")
-        out["z_difference"] = z
+        out["z_difference"] = _compare(*(out[r]["params"] for r in out))
     return out
+
+
+def _compare(a, b):
+    """Difference of two routes' posterior means in units of its Monte Carlo standard error."""
+    print("difference of means / Monte Carlo s.e. of the difference:")
+    z = {}
+    for k in fs2000.PARAMETERS:
+        se = np.hypot(a[k]["sd"] / np.sqrt(a[k]["n_eff"]), b[k]["sd"] / np.sqrt(b[k]["n_eff"]))
+        z[k] = float((a[k]["mean"] - b[k]["mean"]) / se)
+        print(f"  {k:6s} {z[k]:+.2f}")
+    return z
+
+
+def compare(args):
+    """The two routes from separate runs (``--routes inversion`` and ``--routes joint``)."""
+    a, b = (json.loads((RESULTS / f"dsge_second_order_{r}.json").read_text())[r]["params"]
+            for r in ("inversion", "joint"))
+    return {"z_difference": _compare(a, b)}
 
 
 def gradient(args):
@@ -149,7 +163,8 @@ def gradient(args):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=("first-order", "second-order", "gradient"))
+    parser.add_argument("command", choices=("first-order", "second-order", "gradient",
+                                            "compare"))
     parser.add_argument("--chains", type=int, default=4)
     parser.add_argument("--warmup", type=int, default=1000)
     parser.add_argument("--samples", type=int, default=1000)
@@ -157,11 +172,14 @@ def main(argv=None):
     parser.add_argument("--routes", default="inversion,joint")
     parser.add_argument("--repeats", type=int, default=50)
     args = parser.parse_args(argv)
-    run = {"first-order": first_order, "second-order": second_order, "gradient": gradient}
+    run = {"first-order": first_order, "second-order": second_order, "gradient": gradient,
+           "compare": compare}
     out = run[args.command](args)
     out["settings"] = vars(args)
     RESULTS.mkdir(parents=True, exist_ok=True)
     name = args.command.replace("-", "_")
+    if args.command == "second-order" and args.routes != "inversion,joint":
+        name += "_" + args.routes.replace(",", "_")
     (RESULTS / f"dsge_{name}.json").write_text(json.dumps(out, indent=1))
 
 
