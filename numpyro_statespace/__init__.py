@@ -28,6 +28,7 @@ from .distributions import (  # noqa: E402
     from_problem,
     sample_noise,
 )
+from .inversion import InversionFilterLGSS, InversionFilterSS  # noqa: E402
 from .problems import (  # noqa: E402
     LinearStateSpaceProblem,
     PrunedQuadraticStateSpaceProblem,
@@ -60,6 +61,8 @@ __all__ = [
     "JointLGSS",
     "JointQuadraticSS",
     "JointStateSpace",
+    "InversionFilterLGSS",
+    "InversionFilterSS",
     "KalmanLGSS",
     "Whitening",
     "from_problem",
