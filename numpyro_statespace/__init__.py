@@ -77,7 +77,16 @@ __all__ = [
     "StateSpaceSolution",
     "default_algorithm",
     "dsge",
+    "dynare",
     "solve",
     "solve_first_order",
     "solve_second_order",
 ]
+
+
+def __getattr__(name):
+    # ``nss.dynare`` (the .mod reader) is imported on first use: importing the package stays fast
+    if name == "dynare":
+        import importlib
+        return importlib.import_module(".dynare", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import jax
 import numpy as np
+import pytest
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 sys.path.insert(0, str(EXAMPLES))
@@ -36,3 +37,14 @@ def test_mle_example_finds_the_maximum():
     np.testing.assert_allclose(at_hat, float(loglik(beta_hat)), rtol=1e-8)
     for step in (-1e-3, 1e-3):
         assert _statsmodels_loglik(beta_hat + step, y) < at_hat
+
+
+@pytest.mark.slow  # a NUTS compile of the .mod model: ~60 CPU seconds
+def test_dynare_example_summarises_every_prior(monkeypatch):
+    import dynare
+    monkeypatch.setattr(dynare, "T", 60)
+    monkeypatch.setattr(dynare, "WARMUP", 30)
+    monkeypatch.setattr(dynare, "SAMPLES", 30)
+    dfile, summary = dynare.main()
+    assert list(summary.index) == list(dfile.priors)
+    assert np.isfinite(summary["mean"].to_numpy()).all()
