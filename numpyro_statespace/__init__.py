@@ -20,6 +20,7 @@ if _jaxlib.__version__.startswith("0.10.") or _jaxlib.__version__ == "0.11.0":
 from . import dsge  # noqa: E402
 from .distributions import (  # noqa: E402
     ConditionalSS,
+    Diffuse,
     JointLGSS,
     JointQuadraticSS,
     JointStateSpace,
@@ -50,6 +51,7 @@ __all__ = [
     "ConditionalLikelihood",
     "FirstOrderSolution",
     "ConditionalSS",
+    "Diffuse",
     "JointLGSS",
     "JointQuadraticSS",
     "JointStateSpace",
