@@ -39,12 +39,15 @@ def selection(spec, N, dtype):
     return jnp.asarray(np.eye(N)[:, idx], dtype)
 
 
-def _shift(A, C, c, d, y):
-    """``(y shifted, ubar (T + 1, N), ok)`` (no offsets: ``y``, zeros, True)."""
+def _shift(spec, A, C, c, d, y):
+    """``(y shifted, ubar (T + 1, N), ok)`` (no offsets: ``y``, zeros, True). With the prior
+    on ``u_1`` the first step has no transition, so ``c_1`` does not enter."""
     T, M = y.shape
     if c is None and d is None:
         return y, jnp.zeros((T + 1, A.shape[0]), y.dtype), jnp.array(True)
     c = jnp.zeros((1, A.shape[0]), y.dtype) if c is None else c
+    if spec.first_state:
+        c = jnp.broadcast_to(c, (T, A.shape[0])).at[0].set(0.0)
     d = jnp.zeros((1, M), y.dtype) if d is None else d
     return shifted_data(A, C, c, d, y)
 
@@ -97,7 +100,7 @@ def _terms(spec, p):
 def log_likelihood(spec, A, B, C, R, m0, P0, c, d, y, mask):
     """The log-likelihood with every option (``-inf`` on failure), by the general route:
     JAX's derivative of the filter pass (no hand-written adjoint, no steady-state tail)."""
-    y, _, ok = _shift(A, C, c, d, y)
+    y, _, ok = _shift(spec, A, C, c, d, y)
     terms = _terms(spec, _proper(spec, A, B, C, R, m0, P0, y, mask))
     return jnp.where(ok, terms.log_likelihood, -jnp.inf)
 
@@ -105,7 +108,7 @@ def log_likelihood(spec, A, B, C, R, m0, P0, c, d, y, mask):
 def fast_log_likelihood(loglik, A, B, C, R, m0, P0, c, d, y, mask):
     """Offsets only: ``loglik`` (the sequential kernel with its hand-written derivative and
     steady-state tail, or the parallel one) on the shifted data."""
-    y, _, ok = _shift(A, C, c, d, y)
+    y, _, ok = _shift(Spec(None, False, 0), A, C, c, d, y)
     return jnp.where(ok, loglik(A, B, C, R, m0, P0, y, mask), -jnp.inf)
 
 
@@ -116,7 +119,7 @@ def _with_first_row(x, first):
 
 def smooth(spec, A, B, C, R, m0, P0, c, d, y, mask):
     """:class:`.kernels.SmootherResult` with every option (exact diffuse smoother)."""
-    y_s, ubar, ok = _shift(A, C, c, d, y)
+    y_s, ubar, ok = _shift(spec, A, C, c, d, y)
     p = _proper(spec, A, B, C, R, m0, P0, y_s, mask)
     terms = _terms(spec, p)
     A_, B_, C_, R_, m_, P_ = p.params
@@ -142,7 +145,7 @@ def _sub_mask(spec, mask):
 def posterior_sample(spec, key, A, B, C, R, m0, P0, c, d, y, mask, num_samples):
     """``(num_samples, T + 1, N)`` draws of the state path (diffuse part drawn from its
     posterior)."""
-    y_s, ubar, _ = _shift(A, C, c, d, y)
+    y_s, ubar, _ = _shift(spec, A, C, c, d, y)
     p = _proper(spec, A, B, C, R, m0, P0, y_s, mask)
     A_, B_, C_, R_, m_, P_ = p.params
     k1, k2 = jax.random.split(key)
@@ -167,7 +170,7 @@ def filter(spec, A, B, C, R, m0, P0, c, d, y, mask):
     """:class:`.kernels.FilterDetails` with every option. With diffuse states the filtered
     moments are those given ``delta``'s posterior from ``y_1..y_t``: NaN while the data seen
     so far do not identify it."""
-    y_s, ubar, ok = _shift(A, C, c, d, y)
+    y_s, ubar, ok = _shift(spec, A, C, c, d, y)
     p = _proper(spec, A, B, C, R, m0, P0, y_s, mask)
     det = p.details
     means, covs = det.filtered_means, det.filtered_covs

@@ -925,11 +925,14 @@ class ConditionalSS(_LinearMoments, dist.Distribution):
         y_t \mid y_{t-1} \sim N(C A y_{t-1},\ C B B^\top C^\top + R)
 
     (``C = I`` when omitted). With ``B=None`` this is DifferenceEquations.jl's
-    ``ConditionalLikelihood`` exactly (VAR(1) with innovation covariance ``R``).
+    ``ConditionalLikelihood`` exactly (VAR(1) with innovation covariance ``R``). With offsets
+    (intercepts, regressors) the prediction is :math:`d_t + C (c_t + A y_{t-1})`.
 
     :param A: ``(..., N, N)``; :param B: ``(..., N, K)`` or ``None``;
     :param R: ``(..., N, N)`` (or ``(N,)`` variances); :param u0: ``(..., N)``;
     :param C: ``(..., N, N)`` or ``None``; :param num_timesteps: ``T``.
+    :param state_offset: ``c_t``, ``(N,)`` or ``(..., T, N)``; :param obs_offset: ``d_t``,
+        ``(N,)`` or ``(..., T, N)`` (as for :class:`KalmanLGSS`).
     """
 
     arg_constraints = {
@@ -940,10 +943,11 @@ class ConditionalSS(_LinearMoments, dist.Distribution):
         "C": constraints.real_matrix,
     }
     support = constraints.independent(constraints.real, 2)
-    pytree_data_fields = ("A", "B", "R", "u0", "C")
+    pytree_data_fields = ("A", "B", "R", "u0", "C", "_shift")
     pytree_aux_fields = ("num_timesteps",)
 
-    def __init__(self, A, B, R, u0, C=None, *, num_timesteps, validate_args=None):
+    def __init__(self, A, B, R, u0, C=None, *, num_timesteps, state_offset=None,
+                 obs_offset=None, validate_args=None):
         self.A = _square("A", A)
         N = self.A.shape[-1]
         self.B = jnp.zeros((N, 0), self.A.dtype) if B is None else _sized("B", B, -2, N, "N, K")
@@ -951,8 +955,18 @@ class ConditionalSS(_LinearMoments, dist.Distribution):
         self.R = _obs_cov(R, N)
         self.u0 = _param("u0", u0, (N,), "(N,)")
         self.num_timesteps = as_int("num_timesteps", num_timesteps)
-        _promote_fields(self, ("A", "B", "R", "u0", "C"))
-        batch_shape = _batch_shape((self.A, 2), (self.B, 2), (self.R, 2), (self.u0, 1), (self.C, 2))
+        T = self.num_timesteps
+        c = _offset("state_offset", state_offset, N, T, "N")
+        d = _offset("obs_offset", obs_offset, N, T, "N")
+        # the offsets enter the prediction only as d_t + C c_t: one (..., T', N) array
+        shift = None
+        if c is not None or d is not None:
+            shift = 0.0 if c is None else jnp.einsum("...mn,...tn->...tm", self.C, c)
+            shift = shift + (0.0 if d is None else d)
+        self._shift = shift
+        _promote_fields(self, ("A", "B", "R", "u0", "C", "_shift"))
+        batch_shape = _batch_shape((self.A, 2), (self.B, 2), (self.R, 2), (self.u0, 1), (self.C, 2),
+                                   (self._shift, 2))
         super().__init__(batch_shape, (self.num_timesteps, N), validate_args=validate_args)
 
     def _transition_and_cov(self):
@@ -964,8 +978,12 @@ class ConditionalSS(_LinearMoments, dist.Distribution):
     def log_prob(self, value):
         return _compiled_log_prob(self, _check_value(self, value), ())
 
+    def _shift_or_zero(self):
+        N = self.A.shape[-1]
+        return jnp.zeros((1, N), self.A.dtype) if self._shift is None else self._shift
+
     def _log_prob(self, value):
-        def single(A, B, C, R, u0, y):
+        def single(A, B, C, R, u0, h, y):
             (A, B, C, R, u0), ok = finite_tree((A, B, C, R, u0))
             # Entries that enter products are bounded (see kernels._linalg's overflow guards).
             (A, ok_A), (B, ok_B), (C, ok_C) = (bounded_or(x, 0.0, 0.25) for x in (A, B, C))
@@ -974,11 +992,13 @@ class ConditionalSS(_LinearMoments, dist.Distribution):
             states, ok_u = bounded_or(kernels.clamped_states(u0, y)[:-1], 0.0, 0.5)
             ok = ok & ok_A & ok_B & ok_C & ok_u
             CB = C @ B
-            ll = kernels.conditional_loglik(states @ (C @ A).T, y, CB @ CB.T + R)
+            h, ok_h = bounded_or(h, 0.0, 0.5)
+            ok = ok & ok_h
+            ll = kernels.conditional_loglik(states @ (C @ A).T + h, y, CB @ CB.T + R)
             return jnp.where(ok, ll, -jnp.inf)
 
-        return jnp.vectorize(single, signature="(n,n),(n,k),(n,n),(n,n),(n),(t,n)->()")(
-            self.A, self.B, self.C, self.R, self.u0, value)
+        return jnp.vectorize(single, signature="(n,n),(n,k),(n,n),(n,n),(n),(s,n),(t,n)->()")(
+            self.A, self.B, self.C, self.R, self.u0, self._shift_or_zero(), value)
 
     def sample(self, key, sample_shape=()):
         shape = tuple(sample_shape) + self.batch_shape
@@ -986,13 +1006,22 @@ class ConditionalSS(_LinearMoments, dist.Distribution):
         F = _psd_factor(S)
         e = jax.random.normal(key, shape + self.event_shape, self.A.dtype)
 
-        def path(G, F, u0, e):
-            u, _, valid = kernels.linear_states(G, F, u0, e, per_step=True)
+        T, N = self.event_shape
+
+        def path(G, F, u0, e, h):
+            # y_t = h_t + G y_{t-1} + F e_t: the shift enters as a second, known "shock"
+            FI = jnp.concatenate([F, jnp.eye(N, dtype=F.dtype)], axis=1)
+            eh = jnp.concatenate([e, jnp.broadcast_to(h, (T, N))], axis=1)
+            u, _, valid = kernels.linear_states(G, FI, u0, eh, per_step=True)
             return kernels.reported_path(u, valid)[1:]
 
-        return jnp.vectorize(path, signature="(n,n),(n,n),(n),(t,n)->(t,n)")(G, F, self.u0, e)
+        return jnp.vectorize(path, signature="(n,n),(n,n),(n),(t,n),(s,n)->(t,n)")(
+            G, F, self.u0, e, self._shift_or_zero())
 
     def _linear_model(self):
+        if self._shift is not None:
+            raise NotImplementedError("mean and variance of a ConditionalSS with offsets are "
+                                      "not computed; draw samples instead")
         # y_t = G y_{t-1} + F e_t from the known y_0 = u0, observed without noise
         G, S = self._transition_and_cov()
         N = G.shape[-1]
