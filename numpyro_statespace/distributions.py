@@ -189,6 +189,56 @@ def _stationary_prior(A, B):
     return P, ok & ok_P
 
 
+_stationary_priors_jit = jax.jit(jnp.vectorize(_stationary_prior,
+                                               signature="(n,n),(n,k)->(n,n),()"))
+
+
+def _stationary_priors_numpy(A, B, num_doublings=64):
+    """:func:`.kernels.stationary_covariance`'s doubling and checks in NumPy, for concrete
+    ``A``, ``B`` (batched): the same iterates, without compiling a program."""
+    A, B = np.asarray(A), np.asarray(B)
+    big = float(np.finfo(A.dtype).max) ** 0.25
+    with np.errstate(all="ignore"):
+        Q = B @ np.swapaxes(B, -1, -2)
+        # |x| < big is False for NaN too
+        ok = (np.all(np.abs(A) < big, axis=(-2, -1)) & np.all(np.abs(B) < big, axis=(-2, -1))
+              & np.all(np.abs(Q) < big, axis=(-2, -1)))
+        Ak = np.where(ok[..., None, None], A, 0.0)
+        P = np.where(ok[..., None, None], Q, 0.0)
+        for _ in range(num_doublings):
+            Ak, P = (np.clip(Ak @ Ak, -big, big),
+                     np.clip(P + Ak @ P @ np.swapaxes(Ak, -1, -2), -big, big))
+        ok = ok & (np.max(np.abs(P), axis=(-2, -1)) < big) & (
+            np.max(np.abs(Ak), axis=(-2, -1)) < np.sqrt(np.finfo(A.dtype).eps))
+        P = 0.5 * (P + np.swapaxes(P, -1, -2))
+    eye = np.broadcast_to(np.eye(A.shape[-1], dtype=A.dtype), P.shape)
+    return jnp.asarray(np.where(ok[..., None, None], P, eye)), jnp.asarray(ok)
+
+
+def _stationary_priors(A, B):
+    """``(P, ok)`` for (batches of) ``A``, ``B``: one compiled program when traced; in NumPy
+    when concrete (eager construction: the doubling's program would take longer to compile
+    than the whole construction should)."""
+    if isinstance(A, jax.core.Tracer) or isinstance(B, jax.core.Tracer):
+        return _stationary_priors_jit(A, B)
+    return _stationary_priors_numpy(A, B)
+
+
+def _validate_concrete(d, strict):
+    """NumPyro's argument validation on NumPy copies of concrete arguments (eager
+    construction): the same checks, without compiling every ``jnp`` operation of every
+    constraint on first use. Traced arguments take NumPyro's own path."""
+    args = d.get_args()
+    if any(isinstance(v, jax.core.Tracer) for v in jax.tree_util.tree_leaves(args)):
+        return dist.Distribution.validate_args(d, strict)
+    for param, value in args.items():
+        constraint = d.arg_constraints[param]
+        if constraints.is_dependent(constraint) or value is None:
+            continue
+        if not np.all(constraint(np.asarray(value))):
+            raise ValueError(f"{type(d).__name__} distribution got invalid {param} parameter.")
+
+
 def _log_prob(d, value, options):
     """``d._log_prob(value, *options)``, parameters and ``value`` in their common dtype;
     ``options`` holds what must be decided outside a trace: whether ``value`` may hold NaN
@@ -445,8 +495,7 @@ class KalmanLGSS(_LinearMoments, dist.Distribution):
             self.u0_cov, self._prior_ok = _diffuse_cov(u0_cov, flags, self.A, self.B)
             constraints_["u0_cov"] = positive_semidefinite
         elif self.stationary:
-            self.u0_cov, prior_ok = jnp.vectorize(
-                _stationary_prior, signature="(n,n),(n,k)->(n,n),()")(self.A, self.B)
+            self.u0_cov, prior_ok = _stationary_priors(self.A, self.B)
             # a float 1/0, not a bool: jax.grad over the distribution accepts float leaves only
             self._prior_ok = prior_ok.astype(self.A.dtype)
             # computed from A and B, not an argument to check: an unstable A gives -inf
@@ -459,6 +508,9 @@ class KalmanLGSS(_LinearMoments, dist.Distribution):
                                    (self.state_offset, 2), (self.obs_offset, 2),
                                    (self._prior_ok, 0))
         super().__init__(batch_shape, (num_timesteps, M), validate_args=validate_args)
+
+    def validate_args(self, strict=True):
+        _validate_concrete(self, strict)
 
     @property
     def _general(self):
