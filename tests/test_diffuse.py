@@ -64,6 +64,8 @@ def test_mixed_diffuse_and_stationary_match_statsmodels():
     assert_close(f.filtered_means[3:], res.filtered_state.T[2:])
     assert_close(f.filtered_covs[3:], np.moveaxis(res.filtered_state_cov, -1, 0)[2:])
     assert np.all(np.isnan(f.filtered_means[:2]))
+    # per-step terms, the diffuse periods' included, are statsmodels' llf_obs
+    assert_close(f.log_likelihoods, res.llf_obs)
 
 
 # statsmodels' own note on its measurement-disturbance output, which is not compared here
@@ -86,6 +88,7 @@ def test_fully_diffuse_multivariate_full_R_matches_statsmodels():
     res = ks.smooth()
     dist = nss.KalmanLGSS(A, B, C, R, jnp.zeros(N), "diffuse", T, prior_of="u1")
     assert_close(dist.log_prob(y), res.llf)
+    assert_close(dist.filter(y).log_likelihoods, res.llf_obs)
     s = dist.smooth(y)
     assert_close(s.smoothed_means[1:], res.smoothed_state.T)
     assert_close(s.smoothed_covs[1:], np.moveaxis(res.smoothed_state_cov, -1, 0))
