@@ -321,7 +321,7 @@ def _diffuse_cov(diffuse, flags, A, B, name="Diffuse.cov"):
             return jnp.zeros(A.shape, A.dtype), jnp.ones(A.shape[:-2], A.dtype)
         A_s = A[..., idx[:, None], idx]
         B_s = B[..., idx, :]
-        P_s, ok = jnp.vectorize(_stationary_prior, signature="(n,n),(n,k)->(n,n),()")(A_s, B_s)
+        P_s, ok = _stationary_priors(A_s, B_s)
         P = jnp.zeros(jnp.broadcast_shapes(A.shape, P_s.shape[:-2] + (N, N)), A.dtype)
         return P.at[..., idx[:, None], idx].set(P_s), ok.astype(A.dtype)
     P = _param(name, diffuse.cov, (N, N), "(N, N)")
@@ -586,12 +586,26 @@ class KalmanLGSS(_LinearMoments, dist.Distribution):
             y = jnp.where(self._mask, y, jnp.nan)
         return y
 
+    def _moments(self):
+        means, var = super()._moments()
+        if self.state_offset is None and self.obs_offset is None:
+            return means, var
+        T, M = self.event_shape
+        N = self.A.shape[-1]
+        c = jnp.zeros((1, N), self.A.dtype) if self.state_offset is None else self.state_offset
+        d = jnp.zeros((1, M), self.A.dtype) if self.obs_offset is None else self.obs_offset
+
+        def shift(A, C, c, d):  # the offsets' deterministic path (kernels.offsets)
+            ubar = kernels.offset_path(A, c, T)[0]
+            return kernels.observation_shift(C, ubar, jnp.broadcast_to(d, (T, M)))
+
+        return means + jnp.vectorize(shift, signature="(n,n),(m,n),(s,n),(r,m)->(t,m)")(
+            self.A, self.C, c, d), var
+
     def _linear_model(self):
-        if self.time_varying_C or self._spec.first_state or self.state_offset is not None \
-                or self.obs_offset is not None:
-            raise NotImplementedError("mean and variance are computed for time-invariant "
-                                      "models without offsets with the prior on u_0; draw "
-                                      "samples instead")
+        if self.time_varying_C or self._spec.first_state:
+            raise NotImplementedError("mean and variance are computed for a time-invariant C "
+                                      "with the prior on u_0; draw samples instead")
         return self.A, self.B, self.C, self.R, self.u0_mean, self.u0_cov, self._prior_ok
 
     # -- the Bayesian workflow around the likelihood (unbatched distributions) ------------
@@ -705,13 +719,13 @@ def _workflow_forecast(spec, A, B, C, R, m0, P0, c, d, y, mask, c_f, d_f, C_f, s
 
 @vmap_over.register
 def _vmap_over_kalman(d: KalmanLGSS, A=None, B=None, C=None, R=None, u0_mean=None,
-                      u0_cov=None, mask=None):
+                      u0_cov=None, mask=None, state_offset=None, obs_offset=None):
     """``in_axes`` for a :class:`KalmanLGSS` (``numpyro.distributions.batch_util.vmap_over``):
     a stationary ``u0_cov`` and its flag are computed from ``A`` and ``B`` and share their axis."""
     derived = (A if A is not None else B) if d.stationary else None
     return vmap_over.dispatch(dist.Distribution)(
         d, A=A, B=B, C=C, R=R, u0_mean=u0_mean, u0_cov=u0_cov if derived is None else derived,
-        _mask=mask, _prior_ok=derived)
+        _mask=mask, _prior_ok=derived, state_offset=state_offset, obs_offset=obs_offset)
 
 
 # -- joint likelihoods given the noise --------------------------------------------------------

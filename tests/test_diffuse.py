@@ -68,6 +68,7 @@ def test_mixed_diffuse_and_stationary_match_statsmodels():
     assert_close(f.log_likelihoods, res.llf_obs)
 
 
+@pytest.mark.slow
 # statsmodels' own note on its measurement-disturbance output, which is not compared here
 @pytest.mark.filterwarnings("ignore:The univariate filtering approach diagonalized")
 def test_fully_diffuse_multivariate_full_R_matches_statsmodels():
@@ -94,6 +95,7 @@ def test_fully_diffuse_multivariate_full_R_matches_statsmodels():
     assert_close(s.smoothed_covs[1:], np.moveaxis(res.smoothed_state_cov, -1, 0))
 
 
+@pytest.mark.slow
 def test_diffuse_u0_differs_from_u1_by_the_transition_determinant():
     """A flat prior on ``u_0`` is a flat prior on ``u_1 = A u_0 + B w_1`` scaled by ``A``:
     the same posterior, and a log-likelihood lower by ``log|det A|``."""
@@ -107,7 +109,7 @@ def test_diffuse_u0_differs_from_u1_by_the_transition_determinant():
     assert_close(u0.smooth(y[:, None]).smoothed_means[1:], u1.smooth(y[:, None]).smoothed_means[1:])
 
 
-@pytest.mark.parametrize("diffuse", [False, True])
+@pytest.mark.parametrize("diffuse", [pytest.param(False, marks=pytest.mark.slow), True])
 def test_burn_in_matches_statsmodels(diffuse):
     y = _unemployment()[:80]
     A, B, C, R, _ = _ucm(y, PARAMS)
@@ -130,6 +132,7 @@ def test_diffuse_gradient_matches_finite_differences():
         B = jnp.diag(jnp.sqrt(theta[1:4]))
         return _mixed(y, A, B, jnp.array([[1.0, 0.0, 1.0]]), theta[4:5]).log_prob(y)
 
+    ll = jax.jit(ll)
     theta = np.array([0.8, 0.01, 0.001, 0.2, 0.05])
     g = jax.grad(ll)(theta)
     h = 1e-6 * np.maximum(np.abs(theta), 1e-3)
@@ -139,6 +142,7 @@ def test_diffuse_gradient_matches_finite_differences():
     assert np.all(np.isfinite(g))
 
 
+@pytest.mark.slow
 def test_diffuse_posterior_draws_match_the_smoother():
     """Simulation smoother with the diffuse part drawn from its posterior: the draws' mean and
     variance against the exact smoother, within Monte Carlo error (4,000 draws)."""
@@ -155,6 +159,7 @@ def test_diffuse_posterior_draws_match_the_smoother():
     assert np.all(np.isfinite(draws))
 
 
+@pytest.mark.slow
 def test_unidentified_diffuse_state_gives_minus_inf():
     """A diffuse state the data never see (a zero column of ``C``) has no exact diffuse
     likelihood: -inf with finite gradients."""
