@@ -30,6 +30,7 @@ from numpyro.distributions import constraints
 from numpyro.distributions.batch_util import vmap_over
 from numpyro.distributions.transforms import IdentityTransform, biject_to
 from numpyro.distributions.util import validate_sample
+from numpyro.util import not_jax_tracer
 
 from . import _kalman_routes as routes
 from . import kernels
@@ -219,7 +220,7 @@ def _stationary_priors(A, B):
     """``(P, ok)`` for (batches of) ``A``, ``B``: one compiled program when traced; in NumPy
     when concrete (eager construction: the doubling's program would take longer to compile
     than the whole construction should)."""
-    if isinstance(A, jax.core.Tracer) or isinstance(B, jax.core.Tracer):
+    if not (not_jax_tracer(A) and not_jax_tracer(B)):
         return _stationary_priors_jit(A, B)
     return _stationary_priors_numpy(A, B)
 
@@ -229,7 +230,7 @@ def _validate_concrete(d, strict):
     construction): the same checks, without compiling every ``jnp`` operation of every
     constraint on first use. Traced arguments take NumPyro's own path."""
     args = d.get_args()
-    if any(isinstance(v, jax.core.Tracer) for v in jax.tree_util.tree_leaves(args)):
+    if not all(not_jax_tracer(v) for v in jax.tree_util.tree_leaves(args)):
         return dist.Distribution.validate_args(d, strict)
     for param, value in args.items():
         constraint = d.arg_constraints[param]
@@ -669,7 +670,8 @@ class KalmanLGSS(_LinearMoments, dist.Distribution):
     def _future(self, name, value, current, steps, size):
         """The future offsets ``(steps, size)`` (zeros without offsets)."""
         if value is not None:
-            return _param(name, value, (steps, size), "(steps, size)")
+            what = "(steps, N)" if name == "state_offset" else "(steps, M)"
+            return _param(name, value, (steps, size), what)
         if current is None:
             return jnp.zeros((steps, size), self.A.dtype)
         if current.shape[-2] != 1:

@@ -247,6 +247,11 @@ def test_bad_offsets_refused_by_name():
         _ours(m, C=np.zeros((2, 3)), time_varying_C=True)
     with pytest.raises(ValueError, match="method='parallel'"):
         _ours(m, C=np.zeros((10, 2, 3)), time_varying_C=True, method="parallel")
+    tv = _ours(m, C=np.zeros((10, 2, 3)), time_varying_C=True, state_offset=np.ones(3))
+    with pytest.raises(ValueError, match=r"future design matrices: C of shape \(steps, M, N\)"):
+        tv.forecast(m["y"][:10], 2)
+    with pytest.raises(ValueError, match=r"state_offset must have shape \(\.\.\., steps, N\) = \(\.\.\., 2, 3\)"):
+        tv.forecast(m["y"][:10], 2, state_offset=np.ones((3, 3)), C=np.zeros((2, 2, 3)))
     with pytest.raises(ValueError, match="obs_offset"):
         nss.ConditionalSS(m["A"], None, np.eye(3), m["m0"], num_timesteps=10,
                           obs_offset=np.zeros(2))
