@@ -576,7 +576,7 @@ class KalmanLGSS(_LinearMoments, dist.Distribution):
             path = kernels.reported_path(u, valid)  # NaN from an overflow on
             return path if first else path[1:]
 
-        u = jnp.vectorize(states, signature="(n,n),(n,k),(n),(t,k),(s,n)->(t,n)")(
+        u = jnp.vectorize(states, signature="(n,n),(n,k),(n),(r,k),(s,n)->(t,n)")(
             self.A, self.B, u0, w, c)
         subs = "...tmn,...tn->...tm" if self.time_varying_C else "...mn,...tn->...tm"
         y = jnp.einsum(subs, self.C, u)

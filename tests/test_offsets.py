@@ -190,6 +190,14 @@ def test_sample_and_posterior_draws_follow_offsets():
     dist = nss.KalmanLGSS(A, None, C, np.zeros((2, 2)), m["m0"], np.zeros((3, 3)), 12,
                           state_offset=c, obs_offset=d)
     assert_close(dist.sample(jax.random.key(1)), y_expected, rtol=1e-12)
+    # the prior on u_1: u_1 = m0, then c_t + A u_{t-1}; c_1 does not enter
+    first = nss.KalmanLGSS(A, None, C, np.zeros((2, 2)), m["m0"], np.zeros((3, 3)), 12,
+                           state_offset=c, obs_offset=d, prior_of="u1")
+    u, path1 = m["m0"], [m["m0"]]
+    for t in range(1, 12):
+        u = c[t] + A @ u
+        path1.append(u)
+    assert_close(first.sample(jax.random.key(1)), np.array(path1) @ C.T + d, rtol=1e-12)
     # posterior draws with a tiny observation noise sit on the path
     noisy = nss.KalmanLGSS(A, None, C, 1e-4 * np.eye(2), m["m0"], np.zeros((3, 3)), 12,
                            state_offset=c, obs_offset=d)
