@@ -123,7 +123,8 @@ def smooth(spec, A, B, C, R, m0, P0, c, d, y, mask):
     p = _proper(spec, A, B, C, R, m0, P0, y_s, mask)
     terms = _terms(spec, p)
     A_, B_, C_, R_, m_, P_ = p.params
-    res = kernels.rts_smoother(A_, B_, C_, R_, m_ + p.X0 @ terms.delta, P_, p.y, _sub_mask(spec, mask))
+    res = kernels.rts_smoother(A_, B_, C_, R_, m_ + p.X0 @ terms.delta, P_, p.y,
+                               _sub_mask(spec, mask))
     covs = res.smoothed_covs
     if p.X0.shape[-1]:
         H = smoothed_mean_effects(A_, C_, p.gains, p.X0, p.details.filtered_covs,

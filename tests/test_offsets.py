@@ -68,7 +68,8 @@ def _ours(m, **kw):
 
 @pytest.mark.parametrize("case", [
     pytest.param("constant", marks=pytest.mark.slow), "time_varying",
-    pytest.param("obs_only", marks=pytest.mark.slow), pytest.param("first_state", marks=pytest.mark.slow)])
+    pytest.param("obs_only", marks=pytest.mark.slow),
+    pytest.param("first_state", marks=pytest.mark.slow)])
 def test_offsets_match_statsmodels(case):
     m = _model(0)
     y = m["y"].copy()
@@ -121,7 +122,8 @@ def test_regressors_as_obs_offset_match_statsmodels_exog():
     mod = sm.tsa.SARIMAX(y, exog=X, order=(1, 0, 0))
     llf = mod.loglike(np.r_[beta, phi, s2])
     dist = nss.KalmanLGSS(jnp.array([[phi]]), jnp.array([[np.sqrt(s2)]]), jnp.eye(1),
-                          jnp.zeros(1), jnp.zeros(1), "stationary", T, obs_offset=(X @ beta)[:, None])
+                          jnp.zeros(1), jnp.zeros(1), "stationary", T,
+                          obs_offset=(X @ beta)[:, None])
     assert_close(dist.log_prob(y[:, None]), llf)
 
 
@@ -258,7 +260,8 @@ def test_bad_offsets_refused_by_name():
     tv = _ours(m, C=np.zeros((10, 2, 3)), time_varying_C=True, state_offset=np.ones(3))
     with pytest.raises(ValueError, match=r"future design matrices: C of shape \(steps, M, N\)"):
         tv.forecast(m["y"][:10], 2)
-    with pytest.raises(ValueError, match=r"state_offset must have shape \(\.\.\., steps, N\) = \(\.\.\., 2, 3\)"):
+    with pytest.raises(ValueError,
+                       match=r"state_offset must have shape \(\.\.\., steps, N\) = \(\.\.\., 2, 3\)"):
         tv.forecast(m["y"][:10], 2, state_offset=np.ones((3, 3)), C=np.zeros((2, 2, 3)))
     with pytest.raises(ValueError, match="obs_offset"):
         nss.ConditionalSS(m["A"], None, np.eye(3), m["m0"], num_timesteps=10,
