@@ -106,6 +106,13 @@ def test_time_varying_design_matches_statsmodels():
     assert_close(s.smoothed_means[1:], res.smoothed_state.T)
     assert_close(s.smoothed_covs[1:], np.moveaxis(res.smoothed_state_cov, -1, 0))
     assert_close(dist.filter(y).predicted_obs[1:], res.forecasts.T)
+    # impulse responses: u_1 = B e_k, u_t = A u_{t-1}, observed through C_t (no offsets)
+    irf = dist.impulse_response(4, 1)
+    u = m["B"][:, 1]
+    for t in range(4):
+        assert_close(irf.states[t], u)
+        assert_close(irf.observables[t], m["Ct"][t] @ u)
+        u = m["A"] @ u
 
 
 def test_regressors_as_obs_offset_match_statsmodels_exog():
