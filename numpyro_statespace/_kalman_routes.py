@@ -125,12 +125,12 @@ def smooth(spec, A, B, C, R, m0, P0, c, d, y, mask):
     A_, B_, C_, R_, m_, P_ = p.params
     res = kernels.rts_smoother(A_, B_, C_, R_, m_ + p.X0 @ terms.delta, P_, p.y,
                                _sub_mask(spec, mask))
-    covs = res.smoothed_covs
+    means, covs, cross = res.smoothed_means, res.smoothed_covs, res.cross_covs
     if p.X0.shape[-1]:
         H = smoothed_mean_effects(A_, C_, p.gains, p.X0, p.details.filtered_covs,
                                   p.details.observed)
-        covs = covs + dk.added_covariance(H, terms.precision_factor)
-    means, cross = res.smoothed_means, res.cross_covs
+        extra, extra_cross = dk.added_covariance(H, terms.precision_factor)
+        covs, cross = covs + extra, cross + extra_cross
     if spec.first_state:
         means, covs = _with_first_row(means, means[0]), _with_first_row(covs, covs[0])
         cross = _with_first_row(cross, covs[0])

@@ -59,6 +59,9 @@ def test_mixed_diffuse_and_stationary_match_statsmodels():
     assert_close(s.log_likelihood, res.llf)
     assert_close(s.smoothed_means[1:], res.smoothed_state.T)
     assert_close(s.smoothed_covs[1:], np.moveaxis(res.smoothed_state_cov, -1, 0))
+    # statsmodels' smoothed_state_autocov[..., t] is Cov(alpha_{t+1}, alpha_t | y); it reports
+    # zeros for the two diffuse periods, compared after them
+    assert_close(s.cross_covs[3:], np.moveaxis(res.smoothed_state_autocov, -1, 0)[2:-1])
     f = dist.filter(y[:, None])
     # once the diffuse part is identified, the filtered moments are statsmodels'
     assert_close(f.filtered_means[3:], res.filtered_state.T[2:])
