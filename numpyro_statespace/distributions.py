@@ -528,16 +528,22 @@ class KalmanLGSS(_LinearMoments, dist.Distribution):
     def log_prob(self, value):
         parallel = self.method == "parallel" or (self.method == "auto"
                                                  and jax.default_backend() != "cpu")
-        return _compiled_log_prob(self, _check_value(self, value), (parallel,))
+        # before any jnp call: inside a trace that would turn a NumPy `value` into a tracer
+        missing = kernels.may_have_missing(value, self._mask)
+        return _compiled_log_prob(self, _check_value(self, value), (parallel, missing))
 
-    def _log_prob(self, value, parallel):
+    def _log_prob(self, value, parallel, missing=True):
         mask = jnp.ones(self.event_shape, bool) if self._mask is None else self._mask
         loglik = kernels.parallel_loglik if parallel else kernels.kalman_loglik
 
         def single(A, B, C, R, m0, P0, y, mask, prior_ok, c=None, d=None):
             R = jnp.diagonal(R) if self._diagonal_R else R
-            if self._general:
+            if self.time_varying_C:
                 ll = routes.log_likelihood(self._spec, A, B, C, R, m0, P0, c, d, y, mask)
+            elif self._general:
+                ll = routes.head_and_tail_log_likelihood(
+                    kernels.kalman_loglik, self._spec, missing, A, B, C, R, m0, P0, c, d, y,
+                    mask)
             else:
                 ll = routes.fast_log_likelihood(loglik, A, B, C, R, m0, P0, c, d, y, mask)
             return jnp.where(prior_ok > 0, ll, -jnp.inf)

@@ -71,6 +71,33 @@ def test_mixed_diffuse_and_stationary_match_statsmodels():
     assert_close(f.log_likelihoods, res.llf_obs)
 
 
+def _missing_start():
+    y = _unemployment()[:60]
+    y[:5] = np.nan
+    return y
+
+
+def test_missing_start_takes_the_general_route():
+    """The first five observations missing: the head (N + 1 = 4 steps) cannot identify the
+    diffuse part, and the likelihood falls back to the general route over the whole series."""
+    y = _missing_start()
+    A, B, C, R, res = _ucm(y, PARAMS)
+    assert_close(_mixed(y, A, B, C, R).log_prob(y[:, None]), res.llf)
+
+
+@pytest.mark.slow
+def test_missing_start_gradient_matches_finite_differences():
+    y = _missing_start()
+    A, B, C, R, _ = _ucm(y, PARAMS)
+
+    def ll(s2):
+        return _mixed(y, A, B, C, jnp.reshape(s2, (1,))).log_prob(y[:, None])
+
+    g = jax.grad(ll)(0.05)
+    fd = (ll(0.05 + 1e-7) - ll(0.05 - 1e-7)) / 2e-7
+    np.testing.assert_allclose(g, fd, rtol=1e-5)
+
+
 @pytest.mark.slow
 # statsmodels' own note on its measurement-disturbance output, which is not compared here
 @pytest.mark.filterwarnings("ignore:The univariate filtering approach diagonalized")
