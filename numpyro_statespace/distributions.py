@@ -528,9 +528,11 @@ class KalmanLGSS(_LinearMoments, dist.Distribution):
     def log_prob(self, value):
         parallel = self.method == "parallel" or (self.method == "auto"
                                                  and jax.default_backend() != "cpu")
-        # before any jnp call: inside a trace that would turn a NumPy `value` into a tracer
-        missing = kernels.may_have_missing(value, self._mask)
-        return _compiled_log_prob(self, _check_value(self, value), (parallel, missing))
+        options = (parallel,)
+        if self._general and not self.time_varying_C:  # the head-and-tail route
+            # before any jnp call: inside a trace that would turn a NumPy `value` into a tracer
+            options += (kernels.may_have_missing(value, self._mask),)
+        return _compiled_log_prob(self, _check_value(self, value), options)
 
     def _log_prob(self, value, parallel, missing=True):
         mask = jnp.ones(self.event_shape, bool) if self._mask is None else self._mask
