@@ -643,7 +643,8 @@ class KalmanLGSS(_LinearMoments, dist.Distribution):
         per-step log-likelihoods, innovations (a :class:`kernels.FilterDetails`; the means and
         covariances are ``(T + 1, .)``, row 0 the prior of ``u_0``). With diffuse states,
         moments that the data so far do not identify are NaN, and ``log_likelihood`` is the
-        exact diffuse one (the per-step terms are the proper filter's)."""
+        exact diffuse one; its per-step terms are statsmodels' ``llf_obs`` (Koopman and
+        Durbin's split of the diffuse periods)."""
         return _workflow_filter(self._spec, *self._args(y), self._mask)
 
     def smooth(self, y):
