@@ -17,9 +17,9 @@ if _jaxlib.__version__.startswith("0.10.") or _jaxlib.__version__ == "0.11.0":
                    "triangular solves on CPU; numpyro_statespace needs jaxlib != 0.10.*, 0.11.0",
                    RuntimeWarning, stacklevel=2)
 
-from . import dsge  # noqa: E402
 from .distributions import (  # noqa: E402
     ConditionalSS,
+    Diffuse,
     JointLGSS,
     JointQuadraticSS,
     JointStateSpace,
@@ -35,13 +35,6 @@ from .problems import (  # noqa: E402
     QuadraticStateSpaceProblem,
     StateSpaceProblem,
 )
-from .dsge import (  # noqa: E402
-    DynareModel,
-    FirstOrderSolution,
-    SecondOrderSolution,
-    solve_first_order,
-    solve_second_order,
-)
 from .solve import (  # noqa: E402
     ConditionalLikelihood,
     DirectIteration,
@@ -53,10 +46,34 @@ from .solve import (  # noqa: E402
 
 __version__ = "0.1.0"
 
+# Imported on first use (``import numpyro_statespace`` stays light; arviz and plots are
+# separate modules imported on demand too).
+_LAZY = {"dsge": ("dsge", None), "dynare": ("dynare", None),
+         **{name: ("dsge", name) for name in ("DynareModel", "FirstOrderSolution",
+                                              "SecondOrderSolution", "solve_first_order",
+                                              "solve_second_order")}}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        value = importlib.import_module(f".{module}", __name__)
+        value = value if attr is None else getattr(value, attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
+
 __all__ = [
     "ConditionalLikelihood",
     "FirstOrderSolution",
     "ConditionalSS",
+    "Diffuse",
     "DynareModel",
     "JointLGSS",
     "JointQuadraticSS",
@@ -83,10 +100,3 @@ __all__ = [
     "solve_second_order",
 ]
 
-
-def __getattr__(name):
-    # ``nss.dynare`` (the .mod reader) is imported on first use: importing the package stays fast
-    if name == "dynare":
-        import importlib
-        return importlib.import_module(".dynare", __name__)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
