@@ -18,6 +18,7 @@ if _jaxlib.__version__.startswith("0.10.") or _jaxlib.__version__ == "0.11.0":
                    RuntimeWarning, stacklevel=2)
 
 from . import dsge  # noqa: E402
+from . import structural  # noqa: E402
 from .distributions import (  # noqa: E402
     ConditionalSS,
     JointLGSS,
@@ -68,4 +69,5 @@ __all__ = [
     "dsge",
     "solve",
     "solve_first_order",
+    "structural",
 ]
