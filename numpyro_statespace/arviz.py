@@ -68,6 +68,7 @@ from .kernels._linalg import psd_factor
 
 __all__ = [
     "add_forecast",
+    "add_log_likelihood",
     "add_impulse_responses",
     "add_posterior_predictive",
     "add_states",
@@ -264,10 +265,22 @@ def _first_step_before(index, before):
 
 
 def _coord(index):
-    """A pandas index as xarray coordinate values (periods become timestamps)."""
+    """A pandas index as xarray coordinate values (a PeriodIndex stays periods: xarray keeps
+    it as its index)."""
     if isinstance(index, pd.PeriodIndex):
-        index = index.to_timestamp()
+        return index
     return np.asarray(index)
+
+
+def _check_data_shape(y_shape, observed, ss_names):
+    """Refuse ``y`` whose ``(T, M)`` differs from the state-space sites' (names would be
+    attached to the wrong steps, or silently dropped)."""
+    for name in ss_names:
+        shape = tuple(np.shape(observed[name]["value"]))[-2:]
+        if shape != tuple(y_shape[-2:]):
+            raise ValueError(f"y has shape (T, M) = {tuple(y_shape[-2:])} but the model's "
+                             f"site {name!r} observes {shape}: pass the data the model was "
+                             f"run on (the same rows and columns)")
 
 
 def _names(names, n, what, argname):
@@ -337,7 +350,7 @@ def _single_series(sites, name, what):
 # -- conversion -------------------------------------------------------------------------------
 def to_inference_data(posterior, *, y=None, time=None, syms=None, obs_syms=None,
                       shock_names=None, model=None, model_args=None, model_kwargs=None,
-                      coords=None, dims=None, **kwargs):
+                      coords=None, dims=None, log_likelihood="per_step", **kwargs):
     """``InferenceData`` of a state-space model with named dimensions and coordinates.
 
     :param posterior: a ``numpyro.infer.MCMC`` after ``run`` (converted by
@@ -354,10 +367,11 @@ def to_inference_data(posterior, *, y=None, time=None, syms=None, obs_syms=None,
     :param model, model_args, model_kwargs: the model and its arguments, for a dict of draws
         (an ``MCMC`` supplies its own, which ArviZ's converter uses).
     :param coords, dims: extra ArviZ coordinates and dimensions; they take precedence.
+    :param log_likelihood: ``"per_step"`` (default): group ``log_likelihood`` holds, for each
+        unbatched state-space site, its per-step terms ``(chain, draw, time)`` (see
+        :func:`add_log_likelihood`: ``az.loo`` and ``az.waic`` then work); ``True``: ArviZ's
+        own (one number per draw and series); ``False``: none.
     :param kwargs: passed to :func:`arviz.from_numpyro` or :func:`arviz.from_dict`.
-        ``log_likelihood`` defaults to False: the likelihood of a whole series is one number
-        per draw, so pointwise criteria (``az.loo``) do not apply; pass
-        ``log_likelihood=True`` to store it anyway.
     :return: ``arviz.InferenceData``. The state-space coordinates (``time``,
         ``time_with_initial``, ``state``, ``observable``, ``shock``) are also attached to the
         ``observed_data`` group, so that the ``add_*`` helpers find them.
@@ -370,6 +384,12 @@ def to_inference_data(posterior, *, y=None, time=None, syms=None, obs_syms=None,
 
     # T and M: the DataFrame, else the first observed site with a (T, M) value.
     frame = y if y is not None and _is_frame(y) else None
+    if y is not None and frame is None and hasattr(y, "to_frame"):
+        frame = y.to_frame()  # a Series: one observable named by the Series
+    if y is not None and frame is None and not hasattr(y, "shape") and not isinstance(
+            y, (list, tuple)):
+        raise ValueError(f"y must be the data: a pandas DataFrame (T rows, one column per "
+                         f"observable), a Series or a (T, M) array; got {type(y).__name__}")
     if y is not None:
         y_shape = np.shape(frame.to_numpy() if frame is not None else y)
     else:
@@ -379,6 +399,8 @@ def to_inference_data(posterior, *, y=None, time=None, syms=None, obs_syms=None,
         raise ValueError("cannot tell T and M: pass y (T, M), or observe a (T, M) site in the "
                          "model")
     T, M = y_shape[-2], y_shape[-1]
+    if y is not None:
+        _check_data_shape(y_shape, observed, ss_names)
     if time is None and frame is not None:
         time = frame.index
     if obs_syms is None and frame is not None:
@@ -418,9 +440,12 @@ def to_inference_data(posterior, *, y=None, time=None, syms=None, obs_syms=None,
     all_coords.update(coords or {})
     all_dims = {**auto_dims, **(dims or {})}
 
+    if log_likelihood not in ("per_step", True, False):
+        raise ValueError(f"log_likelihood must be 'per_step', True or False; "
+                         f"got {log_likelihood!r}")
     if src.mcmc is not None:
-        kwargs.setdefault("log_likelihood", False)
-        idata = az.from_numpyro(src.mcmc, coords=all_coords, dims=all_dims, **kwargs)
+        idata = az.from_numpyro(src.mcmc, coords=all_coords, dims=all_dims,
+                                log_likelihood=log_likelihood is True, **kwargs)
     else:
         if any(isinstance(s["value"], jax.core.Tracer) for s in observed.values()):
             observed = _observed_sites(_trace(src, _first_draw(src)))  # computed observations
@@ -432,7 +457,49 @@ def to_inference_data(posterior, *, y=None, time=None, syms=None, obs_syms=None,
     extra = {k: v for k, v in all_coords.items()
              if k in (TIME, TIME0, OBS, STATE, SHOCK) and k not in idata[group].coords}
     _replace_group(idata, group, idata[group].assign_coords(extra))
+    if log_likelihood == "per_step" and _pointwise_sites(trace):
+        add_log_likelihood(idata, src)
     return idata
+
+
+def add_log_likelihood(idata, posterior, *, sites=None, model=None, model_args=None,
+                       model_kwargs=None, batch_size=256):
+    """Add per-step log-likelihood terms as group ``log_likelihood``: for each state-space
+    site (unbatched: one series) ``(chain, draw, time)``,
+    :func:`numpyro_statespace.residuals.pointwise_log_likelihood` at every draw.
+
+    For :class:`KalmanLGSS` the terms are the one-step-ahead predictive densities
+    ``log p(y_t | y_1..y_{t-1}, theta)``: ``az.loo`` on them treats each step as an
+    observation given the past (exact leave-future-out needs refits, Bürkner, Gabry & Vehtari
+    2020). :return: ``idata``, modified in place.
+    """
+    src = posterior if isinstance(posterior, _Source) else _source(
+        posterior, model, model_args, model_kwargs)
+    trace = _inspect(src)
+    candidates = _pointwise_sites(trace)
+    sites = candidates if sites is None else list(sites)
+    bad = [n for n in sites if n not in candidates]
+    if bad or not sites:
+        raise ValueError(f"add_log_likelihood needs observed, unbatched KalmanLGSS or Joint* "
+                         f"sites; {bad or 'none found'} (candidates: {candidates})")
+
+    def fn(params, _):
+        from .residuals import pointwise_log_likelihood
+        tr = _trace(src, params)
+        return {n: pointwise_log_likelihood(tr[n]["fn"], tr[n]["value"]) for n in sites}
+
+    data = _per_draw(src, fn, None, batch_size)
+    T = data[sites[0]].shape[-1]
+    time, _ = _time_coords(idata, T)
+    return _replace_group(idata, "log_likelihood",
+                          _dataset(data, {TIME: time}, {n: [TIME] for n in sites}))
+
+
+def _pointwise_sites(trace):
+    return [n for n, s in _observed_sites(trace).items()
+            if isinstance(_unwrap(s["fn"]), (KalmanLGSS, JointLGSS, JointQuadraticSS,
+                                             JointStateSpace))
+            and not _unwrap(s["fn"]).batch_shape and np.ndim(s["value"]) == 2]
 
 
 # -- groups -----------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ matplotlib is imported inside the functions: ``pip install "numpyro_statespace[e
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 __all__ = [
     "plot_forecast",
@@ -83,7 +84,16 @@ def _draws(da):
                          f"{da.name!r} has {da.dims}")
     time_dim, series_dim = other
     values = da.stack(sample=_SAMPLE_DIMS).transpose("sample", time_dim, series_dim).values
-    return values, da[time_dim].values, [str(s) for s in da[series_dim].values], series_dim
+    return values, _time_values(da, time_dim), [str(s) for s in da[series_dim].values], \
+        series_dim
+
+
+def _time_values(da, dim):
+    """Time coordinate values matplotlib can place: periods at their start timestamps."""
+    values = da[dim].values
+    if values.dtype == object and len(values) and isinstance(values[0], pd.Period):
+        return pd.PeriodIndex(values).to_timestamp().values
+    return values
 
 
 def _band(values, prob):
@@ -196,7 +206,7 @@ def plot_forecast(idata, var="y", *, probs=(0.5, 0.8, 0.95), history=None, axes=
     past = observed.transpose(time_dim[0], series_dim)
     if history is not None:
         past = past.isel({time_dim[0]: slice(-int(history), None)})
-    data, time = past.values, past[time_dim[0]].values
+    data, time = past.values, _time_values(past, time_dim[0])
     fig, panels = _axes(axes, len(names))
     probs = sorted(probs, reverse=True)
     for i, (ax, name) in enumerate(zip(panels, names)):

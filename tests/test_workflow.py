@@ -404,3 +404,73 @@ def test_readme_shows_the_quickstart_figure():
     assert (ROOT / "docs" / "quickstart.png").is_file()
     for script in EXAMPLES:
         assert f"examples/{script}.py" in readme
+
+
+# -- per-step log-likelihoods, residuals, data checks ------------------------------------------
+def test_log_likelihood_group_is_per_step_and_loo_runs(fitted, data):
+    _, idata = fitted
+    ll = idata.log_likelihood["y"]
+    assert ll.dims == ("chain", "draw", "time") and ll.shape == (2, 20, T)
+    np.testing.assert_array_equal(ll["time"].values, data.index.values)
+    post = idata.posterior
+    A, B, C = rbc.matrices(*(post[k].values[1, 3] for k in ("a", "rho", "sigma")))
+    d = nss.KalmanLGSS(A, B, C, rbc.R, jnp.zeros(2), "stationary", T)
+    # the terms sum to the likelihood at that draw
+    np.testing.assert_allclose(ll.values[1, 3].sum(), d.log_prob(data.to_numpy()), rtol=1e-10)
+    loo = az.loo(idata)
+    assert loo.n_data_points == T and np.isfinite(loo.elpd_loo)
+
+
+def test_residuals_and_terms_equal_statsmodels():
+    from tests._reference import statsmodels_filter
+    from numpyro_statespace.residuals import pointwise_log_likelihood, standardized_residuals
+    rng = np.random.default_rng(3)
+    A = np.array([[0.7, 0.2], [-0.1, 0.5]])
+    B = np.array([[0.5], [0.3]])
+    C = np.array([[1.0, 0.4], [0.2, 1.0]])
+    R = np.array([[0.3, 0.1], [0.1, 0.2]])
+    m0, P0 = np.array([0.1, -0.2]), np.eye(2)
+    y = rng.normal(size=(30, 2))
+    y[rng.random((30, 2)) < 0.15] = np.nan
+    y[7] = np.nan
+    res = statsmodels_filter(A, B, C, R, m0, P0, y)
+    d = nss.KalmanLGSS(A, B, C, R, m0, P0, 30)
+    np.testing.assert_allclose(pointwise_log_likelihood(d, y), res.llf_obs, rtol=1e-10,
+                               atol=1e-12)
+    e = standardized_residuals(d, y)
+    want = res.standardized_forecasts_error.T
+    np.testing.assert_array_equal(np.isnan(e), np.isnan(y))
+    np.testing.assert_allclose(e[~np.isnan(y)], want[~np.isnan(y)], rtol=1e-9)
+    # a joint likelihood's terms: Gaussian densities of y_t around the path, missing left out
+    w = rng.normal(size=(30, 1))
+    j = nss.JointLGSS(A, B, C, R, m0, w)
+    z = np.asarray(j.mean_path())
+    from scipy.stats import multivariate_normal
+    want = [multivariate_normal(z[t][o], R[np.ix_(o, o)]).logpdf(y[t][o]) if o.any() else 0.0
+            for t in range(30) for o in [~np.isnan(y[t])]]
+    np.testing.assert_allclose(pointwise_log_likelihood(j, y), want, rtol=1e-10)
+    np.testing.assert_allclose(np.sum(want), j.log_prob(y), rtol=1e-10)
+
+
+def test_data_of_the_wrong_length_is_refused(fitted, data):
+    mcmc, _ = fitted
+    with pytest.raises(ValueError, match=r"y has shape \(T, M\) = \(39, 2\) but the model's "
+                                         r"site 'y' observes \(40, 2\)"):
+        nss_az.to_inference_data(mcmc, y=data.iloc[1:])
+    with pytest.raises(ValueError, match="y must be the data"):
+        nss_az.to_inference_data(mcmc, y="y")
+
+
+def test_period_index_stays_periods(fitted, data):
+    mcmc, _ = fitted
+    frame = data.set_axis(pd.period_range("2001Q1", periods=T, freq="Q"))
+    idata = nss_az.to_inference_data(mcmc, y=frame, log_likelihood=False, **NAMES)
+    time = idata.observed_data["time"].values
+    assert isinstance(time[0], pd.Period) and str(time[0]) == "2001Q1"  # not timestamps
+    assert "log_likelihood" not in idata.groups()
+    nss_az.add_forecast(idata, mcmc, 3, key=jax.random.key(15))
+    future = idata.predictions["forecast_time"].values
+    assert isinstance(future[0], pd.Period) and str(future[0]) == "2011Q1"
+    fig = plots.plot_forecast(idata)
+    assert fig.axes
+    plt.close("all")
