@@ -72,6 +72,7 @@ __all__ = [
     "add_impulse_responses",
     "add_posterior_predictive",
     "add_states",
+    "forecast_table",
     "to_inference_data",
 ]
 
@@ -743,3 +744,32 @@ def add_impulse_responses(idata, posterior, steps, *, site=None, syms=None, mode
     dims = {"state_response": [SHOCK, HORIZON, STATE],
             "observable_response": [SHOCK, HORIZON, obs_name]}
     return _replace_group(idata, "impulse_responses", _dataset(data, coords, dims))
+
+
+def forecast_table(idata, var="y", *, prob=0.9):
+    """The forecasts of group ``predictions`` (:func:`add_forecast`) as a pandas DataFrame.
+
+    Rows: ``forecast_time``; columns ``(observable, stat)`` with ``stat`` in ``mean``,
+    ``median``, ``sd``, ``lower``, ``upper`` (the equal-tailed ``prob`` interval over all
+    draws: parameter, state and noise uncertainty); with one observable the columns are just
+    the stats. :return: ``pandas.DataFrame``.
+    """
+    if "predictions" not in idata.groups() or var not in idata.predictions:
+        raise ValueError(f"forecast_table needs variable {var!r} in group 'predictions': run "
+                         f"add_forecast first")
+    if not 0 < prob < 1:
+        raise ValueError(f"prob must lie in (0, 1); got {prob!r}")
+    da = idata.predictions[var]
+    time_dim, obs_dim = [d for d in da.dims if d not in ("chain", "draw")]
+    x = da.stack(sample=("chain", "draw")).transpose("sample", time_dim, obs_dim).values
+    lo, hi = (1 - prob) / 2, (1 + prob) / 2
+    stats = {"mean": np.nanmean(x, 0), "median": np.nanmedian(x, 0), "sd": np.nanstd(x, 0),
+             "lower": np.nanquantile(x, lo, 0), "upper": np.nanquantile(x, hi, 0)}
+    index = pd.Index(da[time_dim].values, name=time_dim)
+    observables = [str(o) for o in da[obs_dim].values]
+    if len(observables) == 1:
+        return pd.DataFrame({k: v[:, 0] for k, v in stats.items()}, index=index)
+    columns = pd.MultiIndex.from_product([observables, list(stats)],
+                                         names=[obs_dim, "stat"])
+    values = np.stack([stats[k] for k in stats], axis=-1).reshape(len(index), -1)
+    return pd.DataFrame(values, index=index, columns=columns)

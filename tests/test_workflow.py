@@ -474,3 +474,34 @@ def test_period_index_stays_periods(fitted, data):
     fig = plots.plot_forecast(idata)
     assert fig.axes
     plt.close("all")
+
+
+def test_forecast_table_summarises_the_draws(fitted):
+    _, idata = fitted
+    table = nss_az.forecast_table(idata, prob=0.8)
+    draws = idata.predictions["y"].stack(sample=("chain", "draw")).transpose("sample", ...)
+    assert table.shape == (6, 10) and table.index.name == "forecast_time"
+    np.testing.assert_array_equal(table.index.values, idata.predictions["forecast_time"].values)
+    np.testing.assert_allclose(table[("k_obs", "mean")], draws.values[:, :, 1].mean(0))
+    np.testing.assert_allclose(table[("c", "upper")], np.quantile(draws.values[:, :, 0], 0.9, 0))
+    assert np.all(table.xs("lower", axis=1, level="stat") < table.xs("upper", axis=1, level="stat"))
+    with pytest.raises(ValueError, match="prob must lie in"):
+        nss_az.forecast_table(idata, prob=90)
+
+
+def test_plot_diagnostics_draws_statsmodels_correlogram(tmp_path):
+    from statsmodels.tsa.stattools import acf
+    rng = np.random.default_rng(0)
+    e = rng.normal(size=80)
+    e[[3, 40]] = np.nan
+    series = pd.Series(e, index=pd.period_range("2000Q1", periods=80, freq="Q"), name="y")
+    fig = plots.plot_diagnostics(series, lags=8)
+    assert len(fig.axes) == 4
+    stems = fig.axes[3].collections[0].get_segments()
+    np.testing.assert_allclose([seg[1][1] for seg in stems], acf(e[np.isfinite(e)], nlags=8)[1:],
+                               rtol=1e-12)
+    fig.savefig(tmp_path / "diag.png")
+    assert (tmp_path / "diag.png").stat().st_size > 10_000
+    with pytest.raises(ValueError, match="more than lags = 8"):
+        plots.plot_diagnostics(np.ones(5), lags=8)
+    plt.close("all")

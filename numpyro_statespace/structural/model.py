@@ -121,13 +121,14 @@ class StructuralModel:
         return StructuralSystem(A, B, C, R, obs_offset, diffuse, jnp.zeros(A.shape[0], dtype),
                                 u0_cov, ok)
 
-    def components_of(self, states, params=None):
+    def components_of(self, states, params=None, *, static=True):
         """Each component's contribution ``c_{j,t}' u^{(j)}_t`` to the observable.
 
         :param states: ``(..., T, N)`` states ``u_1..u_T`` (e.g. smoothed means without row 0,
             or simulation-smoother draws).
         :return: a dict ``{component name: (..., T)}``; a static regression's contribution is
-            its offset ``X beta`` (``params`` needed), measurement error has none.
+            its offset ``X beta`` (``params`` needed; left out with ``static=False``),
+            measurement error has none.
         """
         states = jnp.asarray(states)
         T = states.shape[-2]
@@ -138,7 +139,7 @@ class StructuralModel:
                 tv = getattr(c, "time_varying", False)
                 design = jnp.asarray(c.X if tv else _fixed_design(c, T))
                 out[c.name] = jnp.sum(states[..., i:i + n] * design, axis=-1)
-            elif hasattr(c, "X"):
+            elif hasattr(c, "X") and static:
                 if params is None:
                     raise ValueError(f"the static regression {c.name!r} needs params")
                 out[c.name] = jnp.broadcast_to(c.block(params, T).obs_offset,
