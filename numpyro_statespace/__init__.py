@@ -19,6 +19,7 @@ if _jaxlib.__version__.startswith("0.10.") or _jaxlib.__version__ == "0.11.0":
 
 from . import dsge  # noqa: E402
 from . import structural  # noqa: E402
+from .checks import Diagnosis, diagnose  # noqa: E402
 from .distributions import (  # noqa: E402
     ConditionalSS,
     JointLGSS,
@@ -51,6 +52,7 @@ __all__ = [
     "ConditionalLikelihood",
     "FirstOrderSolution",
     "ConditionalSS",
+    "Diagnosis",
     "JointLGSS",
     "JointQuadraticSS",
     "JointStateSpace",
@@ -66,6 +68,7 @@ __all__ = [
     "StateSpaceProblem",
     "StateSpaceSolution",
     "default_algorithm",
+    "diagnose",
     "dsge",
     "solve",
     "solve_first_order",

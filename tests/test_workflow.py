@@ -5,6 +5,7 @@ started at the beginning of this module, so they run while the in-process tests 
 """
 
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -505,3 +506,38 @@ def test_plot_diagnostics_draws_statsmodels_correlogram(tmp_path):
     with pytest.raises(ValueError, match="more than lags = 8"):
         plots.plot_diagnostics(np.ones(5), lags=8)
     plt.close("all")
+
+
+def _ar1_model(y=None, stationary=True):
+    rho = numpyro.sample("rho", numpyro.distributions.Uniform(0.0, 2.0))
+    s = numpyro.sample("s", numpyro.distributions.Normal(1.0, 1.0))
+    numpyro.sample("y", nss.KalmanLGSS(rho * jnp.eye(1), jnp.eye(1), jnp.eye(1), s * jnp.ones(1),
+                                       jnp.zeros(1), "stationary" if stationary else jnp.eye(1),
+                                       10), obs=y)
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"rho": 1.05, "s": 0.5}, r"site 'y': u0_cov='stationary' needs a stable A, but A has "
+                               r"spectral radius 1\.05 >= 1"),
+    ({"rho": 0.5, "s": -0.5}, r"site 'y': R is not positive semi-definite \(smallest "
+                               r"eigenvalue -0\.5\); it is a covariance"),
+    ({"rho": -0.5, "s": 0.5}, r"site 'rho': log density -inf at value -0\.5 \(Uniform"),
+])
+def test_diagnose_names_the_failing_check(params, message):
+    y = np.zeros((10, 1))
+    found = nss.diagnose(_ar1_model, y, params=params)
+    assert not found.ok and len(found.problems) == 1
+    assert re.search(message, str(found)), str(found)
+    assert nss.diagnose(_ar1_model, y, params={"rho": 0.5, "s": 0.5}).ok
+    # the same draw without a stationary prior passes the checks
+    assert nss.diagnose(_ar1_model, y, False, params={"rho": 1.05, "s": 0.5}).ok
+
+
+def test_diagnose_reports_a_failed_guard():
+    def model():
+        numpyro.sample("a", numpyro.distributions.Normal())
+        nss.dsge.log_prob_guard("determinacy", False)
+
+    found = nss.diagnose(model)
+    assert found.problems == (found.problems[0],) and "factor 'determinacy'" in str(found)
+    assert "Blanchard-Kahn" in str(found) and set(found.params) == {"a"}
