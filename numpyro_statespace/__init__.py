@@ -18,7 +18,7 @@ if _jaxlib.__version__.startswith("0.10.") or _jaxlib.__version__ == "0.11.0":
                    RuntimeWarning, stacklevel=2)
 
 from . import dsge  # noqa: E402
-from . import structural  # noqa: E402
+from . import residuals, structural  # noqa: E402
 from .checks import Diagnosis, diagnose  # noqa: E402
 from .distributions import (  # noqa: E402
     ConditionalSS,
@@ -72,5 +72,6 @@ __all__ = [
     "dsge",
     "solve",
     "solve_first_order",
+    "residuals",
     "structural",
 ]
