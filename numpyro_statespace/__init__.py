@@ -22,6 +22,7 @@ from . import residuals, structural  # noqa: E402
 from .checks import Diagnosis, diagnose  # noqa: E402
 from .distributions import (  # noqa: E402
     ConditionalSS,
+    Diffuse,
     JointLGSS,
     JointQuadraticSS,
     JointStateSpace,
@@ -53,6 +54,7 @@ __all__ = [
     "FirstOrderSolution",
     "ConditionalSS",
     "Diagnosis",
+    "Diffuse",
     "JointLGSS",
     "JointQuadraticSS",
     "JointStateSpace",

@@ -31,6 +31,7 @@ from numpyro.distributions.batch_util import vmap_over
 from numpyro.distributions.transforms import IdentityTransform, biject_to
 from numpyro.distributions.util import validate_sample
 
+from . import _kalman_routes as routes
 from . import kernels
 from ._validation import as_float_array, as_int, float_leaves, promote_floats
 from .kernels._linalg import bounded_or, finite_tree, psd_factor
@@ -39,6 +40,7 @@ from .solve import ConditionalLikelihood, DirectIteration, KalmanFilter, default
 
 __all__ = [
     "ConditionalSS",
+    "Diffuse",
     "JointLGSS",
     "JointQuadraticSS",
     "JointStateSpace",
@@ -202,6 +204,80 @@ def _log_prob(d, value, options):
 _compiled_log_prob = jax.jit(_log_prob, static_argnums=2)
 
 
+def _offset(name, x, size, T, what):
+    """An offset as ``(..., T', size)`` with ``T'`` 1 (the same at every step) or ``T``: a 1-D
+    ``(size,)`` is time-invariant; 2-D and more are ``(..., T, size)`` (batches of a constant
+    offset: ``(..., 1, size)``)."""
+    if x is None:
+        return None
+    x = as_float_array(name, x)
+    if x.ndim == 1 and x.shape[0] == size:
+        return x[None]
+    if x.ndim < 2 or x.shape[-1] != size or x.shape[-2] not in (1, T):
+        raise ValueError(f"{name} must have shape ({what},) (the same at every step) or "
+                         f"(..., T, {what}) = (..., {T}, {size}) (one per step; (..., 1, "
+                         f"{size}) for a batch of constant ones); got {tuple(x.shape)}")
+    return x
+
+
+class Diffuse(NamedTuple):
+    """An exact diffuse initialisation (Koopman & Durbin 2003) for ``KalmanLGSS(u0_cov=...)``.
+
+    :param states: the diffuse states: indices, or ``(N,)`` bools; ``None`` (default) for all.
+        Their prior is flat (``u0_mean`` is ignored for them); ``u0_cov="diffuse"`` is
+        ``Diffuse()``.
+    :param cov: the covariance of the other states: ``(N, N)`` (rows and columns of the
+        diffuse states are ignored), ``"stationary"`` (the stationary covariance of their own
+        block of ``A`` and ``B B'``, as statsmodels' mixed initialisation) or ``None`` (known
+        exactly: ``u0_mean``).
+    """
+
+    states: Any = None
+    cov: Any = None
+
+
+def _diffuse_flags(diffuse, N):
+    """The static ``(N,)`` tuple of bools of a :class:`Diffuse`'s ``states``."""
+    if diffuse.states is None:
+        return (True,) * N
+    states = np.asarray(diffuse.states)
+    if states.dtype == bool:
+        if states.shape != (N,):
+            raise ValueError(f"Diffuse.states as bools must have shape (N,) = ({N},); got "
+                             f"{states.shape}")
+        return tuple(bool(f) for f in states)
+    if states.ndim != 1 or not np.issubdtype(states.dtype, np.integer) or states.size == 0 \
+            or states.min() < -N or states.max() >= N:
+        raise ValueError(f"Diffuse.states must be indices in [0, {N}) or (N,) bools; got "
+                         f"{diffuse.states!r}")
+    flags = np.zeros(N, bool)
+    flags[states] = True
+    return tuple(bool(f) for f in flags)
+
+
+def _diffuse_cov(diffuse, flags, A, B, name="Diffuse.cov"):
+    """``(P_*, ok)``: the proper part of the prior covariance (zero on the diffuse states)."""
+    N = A.shape[-1]
+    keep = np.array([not f for f in flags])
+    zero_out = jnp.asarray(np.outer(keep, keep), A.dtype)
+    if diffuse.cov is None:
+        return jnp.zeros(A.shape, A.dtype), jnp.ones(A.shape[:-2], A.dtype)
+    if isinstance(diffuse.cov, str):
+        if diffuse.cov != "stationary":
+            raise ValueError(f"{name} must be an (N, N) array, 'stationary' or None; got "
+                             f"{diffuse.cov!r}")
+        idx = np.flatnonzero(keep)
+        if idx.size == 0:
+            return jnp.zeros(A.shape, A.dtype), jnp.ones(A.shape[:-2], A.dtype)
+        A_s = A[..., idx[:, None], idx]
+        B_s = B[..., idx, :]
+        P_s, ok = jnp.vectorize(_stationary_prior, signature="(n,n),(n,k)->(n,n),()")(A_s, B_s)
+        P = jnp.zeros(jnp.broadcast_shapes(A.shape, P_s.shape[:-2] + (N, N)), A.dtype)
+        return P.at[..., idx[:, None], idx].set(P_s), ok.astype(A.dtype)
+    P = _param(name, diffuse.cov, (N, N), "(N, N)")
+    return P * zero_out, jnp.ones(P.shape[:-2], A.dtype)
+
+
 # -- marginal likelihood ------------------------------------------------------------------
 class _LinearMoments:
     """``mean`` and ``variance`` of ``y_t``, ``batch_shape + event_shape``, by the moment
@@ -252,6 +328,26 @@ class KalmanLGSS(_LinearMoments, dist.Distribution):
         :func:`.kernels.likelihood.steady_state_start`),
         ``"parallel"`` (associative scan, ``O(log T)`` depth: :mod:`.kernels.parallel`) or
         ``"auto"``: parallel when JAX's default backend is an accelerator, else sequential.
+    :param state_offset: ``c_t``, added to the state equation:
+        :math:`u_t = c_t + A u_{t-1} + B w_t`. ``(N,)`` (constant) or ``(..., T, N)``.
+    :param obs_offset: ``d_t``, added to the observation equation:
+        :math:`y_t = d_t + C u_t + v_t`; regressors :math:`X_t \beta` are an observation
+        offset. ``(M,)`` (constant) or ``(..., T, M)``. Offsets are carried through every
+        method (:mod:`.kernels.offsets`); impulse responses, deviations from the path without
+        the shock, do not depend on them.
+    :param time_varying_C: ``C`` is ``(..., T, M, N)``, one design matrix per step
+        (:math:`y_t = C_t u_t + v_t`, dynamic regression); sequential filter only.
+    :param prior_of: ``"u0"`` (default): ``u0_mean, u0_cov`` are the prior of ``u_0``;
+        ``"u1"``: they are the prior of the first observed state ``u_1`` (statsmodels'
+        ``a_1, P_1``), and ``u_0 = u_1`` (no shock in the first step).
+    :param loglikelihood_burn: the first ``b`` steps are left out of the log-likelihood
+        (``log p(y_{b+1..T} | y_{1..b})``, statsmodels' ``loglikelihood_burn``).
+
+    ``u0_cov="diffuse"`` (or a :class:`Diffuse` naming the diffuse states) gives the exact
+    diffuse initialisation of Koopman & Durbin (2003), statsmodels'
+    ``initialization="diffuse"`` (use ``prior_of="u1"`` for statsmodels' timing): see
+    :mod:`.kernels.diffuse`. Diffuse states have no proper prior, so ``sample``, ``mean``
+    and ``variance`` treat them as fixed at ``u0_mean``.
     """
 
     arg_constraints = {
@@ -264,15 +360,28 @@ class KalmanLGSS(_LinearMoments, dist.Distribution):
     }
     support = constraints.independent(real_or_missing, 2)
     # The mask is stored as ``_mask``: ``mask`` is Distribution's own method (numpyro.handlers.mask).
-    pytree_data_fields = ("A", "B", "C", "R", "u0_mean", "u0_cov", "_mask", "_prior_ok")
-    pytree_aux_fields = ("num_timesteps", "method", "stationary", "_diagonal_R")
+    pytree_data_fields = ("A", "B", "C", "R", "u0_mean", "u0_cov", "_mask", "_prior_ok",
+                          "state_offset", "obs_offset")
+    pytree_aux_fields = ("num_timesteps", "method", "stationary", "_diagonal_R", "_spec",
+                         "time_varying_C")
 
     def __init__(self, A, B, C, R, u0_mean, u0_cov, num_timesteps=None, *, mask=None,
-                 method="auto", validate_args=None):
+                 method="auto", state_offset=None, obs_offset=None, time_varying_C=False,
+                 prior_of="u0", loglikelihood_burn=0, validate_args=None):
         self.A = _square("A", A)
         N = self.A.shape[-1]
         self.B = jnp.zeros((N, 0), self.A.dtype) if B is None else _sized("B", B, -2, N, "N, K")
-        self.C = _sized("C", C, -1, N, "M, N")
+        self.time_varying_C = bool(time_varying_C)
+        if self.time_varying_C:
+            C = as_float_array("C", C)
+            if C.ndim < 3 or C.shape[-1] != N:
+                raise ValueError(f"C must have shape (..., T, M, N) with N = {N} when "
+                                 f"time_varying_C=True; got {tuple(C.shape)}")
+            if num_timesteps is None and mask is None:
+                num_timesteps = C.shape[-3]
+            self.C = C
+        else:
+            self.C = _sized("C", C, -1, N, "M, N")
         M = self.C.shape[-2]
         # R given as variances is diagonal by declaration (not detected from its values, which
         # grad or vmap over the distribution may change): the filter's univariate update.
@@ -298,26 +407,65 @@ class KalmanLGSS(_LinearMoments, dist.Distribution):
             raise ValueError(f"mask must have shape (..., T, M) = (..., {num_timesteps}, {M}); "
                              f"got {tuple(mask.shape)}")
         self.num_timesteps = num_timesteps
+        if self.time_varying_C and self.C.shape[-3] != num_timesteps:
+            raise ValueError(f"C must have shape (..., T, M, N) = (..., {num_timesteps}, {M}, "
+                             f"{N}) when time_varying_C=True; got {tuple(self.C.shape)}")
+        self.state_offset = _offset("state_offset", state_offset, N, num_timesteps, "N")
+        self.obs_offset = _offset("obs_offset", obs_offset, M, num_timesteps, "M")
+        if prior_of not in ("u0", "u1"):
+            raise ValueError(f"prior_of must be 'u0' or 'u1'; got {prior_of!r}")
+        burn = as_int("loglikelihood_burn", loglikelihood_burn)
+        if burn >= num_timesteps:
+            raise ValueError(f"loglikelihood_burn must be less than num_timesteps = "
+                             f"{num_timesteps}; got {burn}")
+        if isinstance(u0_cov, str) and u0_cov == "diffuse":
+            u0_cov = Diffuse()
+        diffuse = isinstance(u0_cov, Diffuse)
+        flags = _diffuse_flags(u0_cov, N) if diffuse else None
+        self._spec = routes.Spec(flags if flags and any(flags) else None, prior_of == "u1", burn)
         self.stationary = isinstance(u0_cov, str)
         if self.stationary and u0_cov != "stationary":
-            raise ValueError(f"u0_cov must be an (N, N) array or 'stationary'; got {u0_cov!r}")
-        self.u0_cov = None if self.stationary else _param("u0_cov", u0_cov, (N, N), "(N, N)")
+            raise ValueError(f"u0_cov must be an (N, N) array, 'stationary', 'diffuse' or a "
+                             f"Diffuse(...); got {u0_cov!r}")
+        self.u0_cov = (None if self.stationary or diffuse
+                       else _param("u0_cov", u0_cov, (N, N), "(N, N)"))
+        if self._general and method == "parallel":
+            raise ValueError("method='parallel' takes no time-varying C, diffuse states, "
+                             "prior_of='u1' or loglikelihood_burn: use method='sequential'")
         # one dtype before the stationary covariance is computed from A and B
-        _promote_fields(self, ("A", "B", "C", "R", "u0_mean", "u0_cov"))
-        if self.stationary:
+        _promote_fields(self, ("A", "B", "C", "R", "u0_mean", "u0_cov", "state_offset",
+                               "obs_offset"))
+        constraints_ = dict(KalmanLGSS.arg_constraints)
+        for name in ("state_offset", "obs_offset"):
+            if getattr(self, name) is not None:
+                constraints_[name] = constraints.real_matrix
+        if self.time_varying_C:
+            constraints_["C"] = constraints.independent(constraints.real, 3)
+        if diffuse:
+            self.u0_cov, self._prior_ok = _diffuse_cov(u0_cov, flags, self.A, self.B)
+            constraints_["u0_cov"] = positive_semidefinite
+        elif self.stationary:
             self.u0_cov, prior_ok = jnp.vectorize(
                 _stationary_prior, signature="(n,n),(n,k)->(n,n),()")(self.A, self.B)
             # a float 1/0, not a bool: jax.grad over the distribution accepts float leaves only
             self._prior_ok = prior_ok.astype(self.A.dtype)
             # computed from A and B, not an argument to check: an unstable A gives -inf
-            self.arg_constraints = {**KalmanLGSS.arg_constraints,
-                                    "u0_cov": constraints.dependent(is_discrete=False,
-                                                                    event_dim=2)}
+            constraints_["u0_cov"] = constraints.dependent(is_discrete=False, event_dim=2)
         else:
             self._prior_ok = jnp.ones((), self.A.dtype)
-        batch_shape = _batch_shape((self.A, 2), (self.B, 2), (self.C, 2), (self.R, 2),
-                                   (self.u0_mean, 1), (self.u0_cov, 2), (mask, 2))
+        self.arg_constraints = constraints_
+        batch_shape = _batch_shape((self.A, 2), (self.B, 2), (self.C, 3 if self.time_varying_C else 2),
+                                   (self.R, 2), (self.u0_mean, 1), (self.u0_cov, 2), (mask, 2),
+                                   (self.state_offset, 2), (self.obs_offset, 2),
+                                   (self._prior_ok, 0))
         super().__init__(batch_shape, (num_timesteps, M), validate_args=validate_args)
+
+    @property
+    def _general(self):
+        """Options that the fast likelihood kernels do not take (see :mod:`._kalman_routes`)."""
+        spec = self._spec
+        return (self.time_varying_C or spec.diffuse is not None or spec.first_state
+                or spec.burn > 0)
 
     @validate_sample
     def log_prob(self, value):
@@ -329,13 +477,31 @@ class KalmanLGSS(_LinearMoments, dist.Distribution):
         mask = jnp.ones(self.event_shape, bool) if self._mask is None else self._mask
         loglik = kernels.parallel_loglik if parallel else kernels.kalman_loglik
 
-        def single(A, B, C, R, m0, P0, y, mask, prior_ok):
+        def single(A, B, C, R, m0, P0, y, mask, prior_ok, c=None, d=None):
             R = jnp.diagonal(R) if self._diagonal_R else R
-            ll = loglik(A, B, C, R, m0, P0, y, mask)
+            if self._general:
+                ll = routes.log_likelihood(self._spec, A, B, C, R, m0, P0, c, d, y, mask)
+            else:
+                ll = routes.fast_log_likelihood(loglik, A, B, C, R, m0, P0, c, d, y, mask)
             return jnp.where(prior_ok > 0, ll, -jnp.inf)
 
-        return jnp.vectorize(single, signature="(n,n),(n,k),(m,n),(m,m),(n),(n,n),(t,m),(t,m),()->()")(
-            self.A, self.B, self.C, self.R, self.u0_mean, self.u0_cov, value, mask, self._prior_ok)
+        args, sig = self._vectorized_args(value, mask)
+        return jnp.vectorize(single, signature=sig + "->()")(*args)
+
+    def _vectorized_args(self, value, mask):
+        """The arrays ``single`` functions take, and their ``jnp.vectorize`` signature."""
+        c_sig = "(t,m,n)" if self.time_varying_C else "(m,n)"
+        args = [self.A, self.B, self.C, self.R, self.u0_mean, self.u0_cov, value, mask,
+                self._prior_ok]
+        sig = f"(n,n),(n,k),{c_sig},(m,m),(n),(n,n),(t,m),(t,m),()"
+        if self.state_offset is not None or self.obs_offset is not None:
+            N, M = self.A.shape[-1], self.event_shape[1]
+            args += [jnp.zeros((1, N), self.A.dtype) if self.state_offset is None
+                     else self.state_offset,
+                     jnp.zeros((1, M), self.A.dtype) if self.obs_offset is None
+                     else self.obs_offset]
+            sig += ",(s,n),(r,m)"
+        return args, sig
 
     def sample(self, key, sample_shape=()):
         shape = tuple(sample_shape) + self.batch_shape
@@ -344,20 +510,36 @@ class KalmanLGSS(_LinearMoments, dist.Distribution):
         u0 = self.u0_mean + _gaussian(k0, shape, _psd_factor(self.u0_cov))
         # no stationary distribution (unstable A): NaN paths, as log_prob is -inf
         u0 = jnp.where(self._prior_ok[..., None] > 0, u0, jnp.nan)
-        w = jax.random.normal(kw, shape + (T, self.B.shape[-1]), self.A.dtype)
+        first = self._spec.first_state  # u0 is then u_1, and the first step has no shock
+        w = jax.random.normal(kw, shape + (T - first, self.B.shape[-1]), self.A.dtype)
+        N = self.A.shape[-1]
+        c = (jnp.zeros((1, N), self.A.dtype) if self.state_offset is None
+             else self.state_offset)
 
-        def states(A, B, u0, w):
-            u, _, valid = kernels.linear_states(A, B, u0, w, per_step=True)
-            return kernels.reported_path(u, valid)[1:]  # NaN from an overflow on
+        def states(A, B, u0, w, c):
+            shocks = w @ B.T + jnp.broadcast_to(c, (T, N))[first:]
+            u, _, valid = kernels.linear_states(A, jnp.eye(N, dtype=A.dtype), u0, shocks,
+                                                per_step=True)
+            path = kernels.reported_path(u, valid)  # NaN from an overflow on
+            return path if first else path[1:]
 
-        u = jnp.vectorize(states, signature="(n,n),(n,k),(n),(t,k)->(t,n)")(self.A, self.B, u0, w)
-        y = jnp.einsum("...mn,...tn->...tm", self.C, u)
+        u = jnp.vectorize(states, signature="(n,n),(n,k),(n),(t,k),(s,n)->(t,n)")(
+            self.A, self.B, u0, w, c)
+        subs = "...tmn,...tn->...tm" if self.time_varying_C else "...mn,...tn->...tm"
+        y = jnp.einsum(subs, self.C, u)
+        if self.obs_offset is not None:
+            y = y + self.obs_offset
         y = y + _gaussian(kv, shape + (T,), _psd_factor(self.R)[..., None, :, :])
         if self._mask is not None:
             y = jnp.where(self._mask, y, jnp.nan)
         return y
 
     def _linear_model(self):
+        if self.time_varying_C or self._spec.first_state or self.state_offset is not None \
+                or self.obs_offset is not None:
+            raise NotImplementedError("mean and variance are computed for time-invariant "
+                                      "models without offsets with the prior on u_0; draw "
+                                      "samples instead")
         return self.A, self.B, self.C, self.R, self.u0_mean, self.u0_cov, self._prior_ok
 
     # -- the Bayesian workflow around the likelihood (unbatched distributions) ------------
@@ -369,39 +551,104 @@ class KalmanLGSS(_LinearMoments, dist.Distribution):
     def _args(self, y):
         self._unbatched("this method")
         y = _check_value(self, y)
-        return promote_floats((self.A, self.B, self.C, self.R, self.u0_mean, self.u0_cov, y))
+        R = jnp.diagonal(self.R) if self._diagonal_R else self.R
+        arrays = (self.A, self.B, self.C, R, self.u0_mean, self.u0_cov, self.state_offset,
+                  self.obs_offset, y)
+        return promote_floats(arrays)
+
+    def _routed(self, y):
+        return not self._general and self.state_offset is None and self.obs_offset is None
 
     def filter(self, y):
         """Kalman filter of ``y (T, M)``: filtered and predicted means and covariances,
         per-step log-likelihoods, innovations (a :class:`kernels.FilterDetails`; the means and
-        covariances are ``(T + 1, .)``, row 0 the prior of ``u_0``)."""
-        return kernels.filter_details(*self._args(y), self._mask)
+        covariances are ``(T + 1, .)``, row 0 the prior of ``u_0``). With diffuse states,
+        moments that the data so far do not identify are NaN, and ``log_likelihood`` is the
+        exact diffuse one (the per-step terms are the proper filter's)."""
+        return _workflow_filter(self._spec, *self._args(y), self._mask)
 
     def smooth(self, y):
         """Rauch–Tung–Striebel smoothed means ``(T + 1, N)``, covariances and lag-one
-        cross-covariances of ``u_0..u_T`` given ``y`` (a :class:`kernels.SmootherResult`)."""
-        return kernels.rts_smoother(*self._args(y), self._mask)
+        cross-covariances of ``u_0..u_T`` given ``y`` (a :class:`kernels.SmootherResult`;
+        exact diffuse smoother with diffuse states)."""
+        return _workflow_smooth(self._spec, *self._args(y), self._mask)
 
     def posterior_sample(self, key, y, num_samples):
         """``(num_samples, T + 1, N)`` draws of the state path ``u_0..u_T`` given ``y``
         (Durbin–Koopman simulation smoother)."""
-        return kernels.simulation_smoother(key, *self._args(y), num_samples, self._mask)
+        num_samples = as_int("num_samples", num_samples)
+        return _workflow_sample(self._spec, key, *self._args(y), self._mask, num_samples)
 
-    def forecast(self, y, steps):
+    def forecast(self, y, steps, *, state_offset=None, obs_offset=None, C=None):
         """Means and covariances of ``u_{T+1..T+steps}`` and ``y_{T+1..T+steps}`` given ``y``
-        (a :class:`kernels.ForecastResult`)."""
-        A, B, C, R, m0, P0, y = self._args(y)
-        details = kernels.filter_details(A, B, C, R, m0, P0, y, self._mask)
-        return kernels.forecast(A, B, C, R, details.filtered_means[-1],
-                                details.filtered_covs[-1], steps)
+        (a :class:`kernels.ForecastResult`). ``state_offset (steps, N)``, ``obs_offset
+        (steps, M)`` are the future offsets (default: a constant offset continues; a
+        time-varying one must be given), ``C (steps, M, N)`` the future design matrices of a
+        time-varying ``C``."""
+        steps = as_int("steps", steps)
+        A, B, C_, R, m0, P0, c, d, y = self._args(y)
+        N, M = A.shape[-1], self.event_shape[1]
+        c_f = self._future("state_offset", state_offset, c, steps, N)
+        d_f = self._future("obs_offset", obs_offset, d, steps, M)
+        if self.time_varying_C:
+            if C is None:
+                raise ValueError(f"forecast with a time-varying C needs the future design "
+                                 f"matrices: C of shape (steps, M, N) = ({steps}, {M}, {N})")
+            C_f = _param("C", C, (steps, M, N), "(steps, M, N)")
+        else:
+            C_f = C_
+        return _workflow_forecast(self._spec, A, B, C_, R, m0, P0, c, d, y, self._mask,
+                                  c_f, d_f, C_f, steps)
+
+    def _future(self, name, value, current, steps, size):
+        """The future offsets ``(steps, size)`` (zeros without offsets)."""
+        if value is not None:
+            return _param(name, value, (steps, size), "(steps, size)")
+        if current is None:
+            return jnp.zeros((steps, size), self.A.dtype)
+        if current.shape[-2] != 1:
+            raise ValueError(f"forecast needs the future {name} of shape (steps, "
+                             f"{size}) = ({steps}, {size}): the model's {name} is "
+                             f"time-varying")
+        return jnp.broadcast_to(current, (steps, size))
 
     def impulse_response(self, steps, shock=None):
         """Responses ``(steps, N)`` of the states and ``(steps, M)`` of the observables to a
         one-standard-deviation shock (index ``shock``, a ``(K,)`` vector, or ``None`` for each
         shock in turn: a leading ``(K,)`` axis) hitting at ``t = 1`` (a
-        :class:`kernels.ImpulseResponse`)."""
+        :class:`kernels.ImpulseResponse`). Offsets do not enter (a response is the difference
+        of two paths); with a time-varying ``C`` the observables use ``C_1..C_steps``."""
         self._unbatched("impulse_response")
+        if self.time_varying_C:
+            res = kernels.impulse_response(self.A, self.B, self.C[0], steps, shock)
+            if steps > self.num_timesteps:
+                raise ValueError(f"steps must be at most T = {self.num_timesteps} with a "
+                                 f"time-varying C; got {steps}")
+            obs = jnp.einsum("tmn,...tn->...tm", self.C[:steps], res.states)
+            return res._replace(observables=obs)
         return kernels.impulse_response(self.A, self.B, self.C, steps, shock)
+
+
+# The workflow methods as compiled programs (the specification and the mask's presence are
+# part of the cache key): a second call with the same shapes runs in milliseconds.
+@partial(jax.jit, static_argnums=0)
+def _workflow_filter(spec, A, B, C, R, m0, P0, c, d, y, mask):
+    return routes.filter(spec, A, B, C, R, m0, P0, c, d, y, mask)
+
+
+@partial(jax.jit, static_argnums=0)
+def _workflow_smooth(spec, A, B, C, R, m0, P0, c, d, y, mask):
+    return routes.smooth(spec, A, B, C, R, m0, P0, c, d, y, mask)
+
+
+@partial(jax.jit, static_argnums=(0, 12))
+def _workflow_sample(spec, key, A, B, C, R, m0, P0, c, d, y, mask, num_samples):
+    return routes.posterior_sample(spec, key, A, B, C, R, m0, P0, c, d, y, mask, num_samples)
+
+
+@partial(jax.jit, static_argnums=(0, 14))
+def _workflow_forecast(spec, A, B, C, R, m0, P0, c, d, y, mask, c_f, d_f, C_f, steps):
+    return routes.forecast(spec, A, B, C, R, m0, P0, c, d, y, mask, c_f, d_f, C_f, steps)
 
 
 @vmap_over.register
@@ -678,11 +925,14 @@ class ConditionalSS(_LinearMoments, dist.Distribution):
         y_t \mid y_{t-1} \sim N(C A y_{t-1},\ C B B^\top C^\top + R)
 
     (``C = I`` when omitted). With ``B=None`` this is DifferenceEquations.jl's
-    ``ConditionalLikelihood`` exactly (VAR(1) with innovation covariance ``R``).
+    ``ConditionalLikelihood`` exactly (VAR(1) with innovation covariance ``R``). With offsets
+    (intercepts, regressors) the prediction is :math:`d_t + C (c_t + A y_{t-1})`.
 
     :param A: ``(..., N, N)``; :param B: ``(..., N, K)`` or ``None``;
     :param R: ``(..., N, N)`` (or ``(N,)`` variances); :param u0: ``(..., N)``;
     :param C: ``(..., N, N)`` or ``None``; :param num_timesteps: ``T``.
+    :param state_offset: ``c_t``, ``(N,)`` or ``(..., T, N)``; :param obs_offset: ``d_t``,
+        ``(N,)`` or ``(..., T, N)`` (as for :class:`KalmanLGSS`).
     """
 
     arg_constraints = {
@@ -693,10 +943,11 @@ class ConditionalSS(_LinearMoments, dist.Distribution):
         "C": constraints.real_matrix,
     }
     support = constraints.independent(constraints.real, 2)
-    pytree_data_fields = ("A", "B", "R", "u0", "C")
+    pytree_data_fields = ("A", "B", "R", "u0", "C", "_shift")
     pytree_aux_fields = ("num_timesteps",)
 
-    def __init__(self, A, B, R, u0, C=None, *, num_timesteps, validate_args=None):
+    def __init__(self, A, B, R, u0, C=None, *, num_timesteps, state_offset=None,
+                 obs_offset=None, validate_args=None):
         self.A = _square("A", A)
         N = self.A.shape[-1]
         self.B = jnp.zeros((N, 0), self.A.dtype) if B is None else _sized("B", B, -2, N, "N, K")
@@ -704,8 +955,18 @@ class ConditionalSS(_LinearMoments, dist.Distribution):
         self.R = _obs_cov(R, N)
         self.u0 = _param("u0", u0, (N,), "(N,)")
         self.num_timesteps = as_int("num_timesteps", num_timesteps)
-        _promote_fields(self, ("A", "B", "R", "u0", "C"))
-        batch_shape = _batch_shape((self.A, 2), (self.B, 2), (self.R, 2), (self.u0, 1), (self.C, 2))
+        T = self.num_timesteps
+        c = _offset("state_offset", state_offset, N, T, "N")
+        d = _offset("obs_offset", obs_offset, N, T, "N")
+        # the offsets enter the prediction only as d_t + C c_t: one (..., T', N) array
+        shift = None
+        if c is not None or d is not None:
+            shift = 0.0 if c is None else jnp.einsum("...mn,...tn->...tm", self.C, c)
+            shift = shift + (0.0 if d is None else d)
+        self._shift = shift
+        _promote_fields(self, ("A", "B", "R", "u0", "C", "_shift"))
+        batch_shape = _batch_shape((self.A, 2), (self.B, 2), (self.R, 2), (self.u0, 1), (self.C, 2),
+                                   (self._shift, 2))
         super().__init__(batch_shape, (self.num_timesteps, N), validate_args=validate_args)
 
     def _transition_and_cov(self):
@@ -717,8 +978,12 @@ class ConditionalSS(_LinearMoments, dist.Distribution):
     def log_prob(self, value):
         return _compiled_log_prob(self, _check_value(self, value), ())
 
+    def _shift_or_zero(self):
+        N = self.A.shape[-1]
+        return jnp.zeros((1, N), self.A.dtype) if self._shift is None else self._shift
+
     def _log_prob(self, value):
-        def single(A, B, C, R, u0, y):
+        def single(A, B, C, R, u0, h, y):
             (A, B, C, R, u0), ok = finite_tree((A, B, C, R, u0))
             # Entries that enter products are bounded (see kernels._linalg's overflow guards).
             (A, ok_A), (B, ok_B), (C, ok_C) = (bounded_or(x, 0.0, 0.25) for x in (A, B, C))
@@ -727,11 +992,13 @@ class ConditionalSS(_LinearMoments, dist.Distribution):
             states, ok_u = bounded_or(kernels.clamped_states(u0, y)[:-1], 0.0, 0.5)
             ok = ok & ok_A & ok_B & ok_C & ok_u
             CB = C @ B
-            ll = kernels.conditional_loglik(states @ (C @ A).T, y, CB @ CB.T + R)
+            h, ok_h = bounded_or(h, 0.0, 0.5)
+            ok = ok & ok_h
+            ll = kernels.conditional_loglik(states @ (C @ A).T + h, y, CB @ CB.T + R)
             return jnp.where(ok, ll, -jnp.inf)
 
-        return jnp.vectorize(single, signature="(n,n),(n,k),(n,n),(n,n),(n),(t,n)->()")(
-            self.A, self.B, self.C, self.R, self.u0, value)
+        return jnp.vectorize(single, signature="(n,n),(n,k),(n,n),(n,n),(n),(s,n),(t,n)->()")(
+            self.A, self.B, self.C, self.R, self.u0, self._shift_or_zero(), value)
 
     def sample(self, key, sample_shape=()):
         shape = tuple(sample_shape) + self.batch_shape
@@ -739,13 +1006,22 @@ class ConditionalSS(_LinearMoments, dist.Distribution):
         F = _psd_factor(S)
         e = jax.random.normal(key, shape + self.event_shape, self.A.dtype)
 
-        def path(G, F, u0, e):
-            u, _, valid = kernels.linear_states(G, F, u0, e, per_step=True)
+        T, N = self.event_shape
+
+        def path(G, F, u0, e, h):
+            # y_t = h_t + G y_{t-1} + F e_t: the shift enters as a second, known "shock"
+            FI = jnp.concatenate([F, jnp.eye(N, dtype=F.dtype)], axis=1)
+            eh = jnp.concatenate([e, jnp.broadcast_to(h, (T, N))], axis=1)
+            u, _, valid = kernels.linear_states(G, FI, u0, eh, per_step=True)
             return kernels.reported_path(u, valid)[1:]
 
-        return jnp.vectorize(path, signature="(n,n),(n,n),(n),(t,n)->(t,n)")(G, F, self.u0, e)
+        return jnp.vectorize(path, signature="(n,n),(n,n),(n),(t,n),(s,n)->(t,n)")(
+            G, F, self.u0, e, self._shift_or_zero())
 
     def _linear_model(self):
+        if self._shift is not None:
+            raise NotImplementedError("mean and variance of a ConditionalSS with offsets are "
+                                      "not computed; draw samples instead")
         # y_t = G y_{t-1} + F e_t from the known y_0 = u0, observed without noise
         G, S = self._transition_and_cov()
         N = G.shape[-1]

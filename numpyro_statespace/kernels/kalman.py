@@ -184,16 +184,18 @@ def _filter_scan(A, Q, C, R, univariate, m0, P0, y, observed, ok, save_everystep
     the scan's, by default all steps of a short series (``FULL_UNROLL_MAX_STEPS``)."""
     eye = jnp.eye(A.shape[0], dtype=P0.dtype)
 
+    varying_C = C.ndim == 3  # (T, M, N): a design matrix per step, scanned with the data
+
     def step(carry, inputs):
         m, P, ll, ok, _ = carry
-        y_t, obs_t = inputs
+        y_t, obs_t, C_t = inputs if varying_C else (*inputs, C)
         AP = matmul(A, P)  # kept by save_predicted: the hand-written gradient needs it (dA)
         m_pred, P_pred = matmul(A, m), matmul(AP, A.T) + Q
         m_pred, ok_mp = bounded_or(m_pred, jnp.zeros_like(m_pred), 0.5)
         P_pred, ok_Pp = bounded_or(P_pred, eye, 0.5)
-        z = matmul(C, m_pred)
+        z = matmul(C_t, m_pred)
         m_f, P_f, ll_t, ok_t = (update_univariate if univariate else update)(
-            m_pred, P_pred, y_t, obs_t, C, R)
+            m_pred, P_pred, y_t, obs_t, C_t, R)
         # an update may overflow where its inputs did not (a gain against a tiny variance)
         big = max_power(P_f.dtype, 0.5)
         ok_t = ok_t & ok_mp & ok_Pp & jnp.all(jnp.abs(m_f) < big) & jnp.all(jnp.abs(P_f) < big)
@@ -206,18 +208,25 @@ def _filter_scan(A, Q, C, R, univariate, m0, P0, y, observed, ok, save_everystep
             out = out + (m_pred, P_pred, AP)
         return (m_f, P_f, ll + ll_t, ok & ok_t, z), out
 
-    init = (m0, P0, jnp.zeros((), P0.dtype), ok, C @ m0)
+    init = (m0, P0, jnp.zeros((), P0.dtype), ok, _first(C) @ m0)
     # Short series: unrolling removes the loop's per-step overhead and lets XLA fuse across steps.
     T = y.shape[0]
     if unroll is None:
         unroll = T if 1 <= T <= FULL_UNROLL_MAX_STEPS else 1
-    return lax.scan(step, init, (y, observed), unroll=unroll)
+    xs = (y, observed, C) if varying_C else (y, observed)
+    return lax.scan(step, init, xs, unroll=unroll)
+
+
+def _first(C):
+    """``C_1``: the design matrix of the first step, time-varying ``(T, M, N)`` or not."""
+    return C[0] if C.ndim == 3 else C
 
 
 def kalman_filter(A, B, C, R, m0, P0, y, mask=None, *, save_everystep=True):
     """Run the filter over ``y (T, M)``; see :class:`KalmanFilterResult`.
 
-    :param A: ``(N, N)``; :param B: ``(N, K)``; :param C: ``(M, N)``.
+    :param A: ``(N, N)``; :param B: ``(N, K)``; :param C: ``(M, N)``, or ``(T, M, N)`` for a
+        design matrix per step (``y_t = C_t u_t + v_t``: dynamic regression).
     :param R: ``(M, M)`` covariance, or ``(M,)`` variances of a diagonal one (faster for a few
         observables: see :func:`update_univariate`).
     :param m0: ``(N,)`` and :param P0: ``(N, N)``, the prior of ``u_0``.
@@ -228,7 +237,7 @@ def kalman_filter(A, B, C, R, m0, P0, y, mask=None, *, save_everystep=True):
     A, Q, C, R, m0, P0, y, observed, univariate, params_ok = _prepare(A, B, C, R, m0, P0, y, mask)
     (m_T, P_T, ll, ok, z_T), out = _filter_scan(A, Q, C, R, univariate, m0, P0, y, observed,
                                                 params_ok, save_everystep)
-    z0 = C @ m0
+    z0 = _first(C) @ m0
     if save_everystep:
         ms, Ps, zs, lls = out
         means = jnp.concatenate([m0[None], ms])

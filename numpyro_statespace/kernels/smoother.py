@@ -31,6 +31,7 @@ smoothed-mean recursion and is therefore just as robust to singular covariances.
 
 from __future__ import annotations
 
+from functools import partial
 from numbers import Integral
 from typing import NamedTuple
 
@@ -184,7 +185,8 @@ def _gains(A, C, R, P_pred, observed):
     S = jnp.einsum("tmi,tmj->tij", G, G)
     K = jnp.einsum("tij,tjm->tim", P_pred, H)
     L = A @ (jnp.eye(N, dtype=A.dtype) - jnp.einsum("tim,tmj->tij", K, C_t))
-    F = jnp.einsum("mn,tnk,jk->tmj", C, P_pred, C) + R
+    C_all = jnp.broadcast_to(C, P_pred.shape[:1] + C.shape[-2:])  # time-varying or not
+    F = jnp.einsum("tmn,tnk,tjk->tmj", C_all, P_pred, C_all) + R
     return _Gains(P_pred, symmetrize(F), K, H, S, L, jnp.all(ok))
 
 
@@ -220,16 +222,32 @@ def _mean_smoother(A, C, gains, m0, filtered_covs, y, observed):
     this (cheap, vmappable) pass per draw.
     """
     def step(m, inputs):
-        y_t, obs_t, K_t = inputs
+        y_t, obs_t, K_t, C_t = inputs
         m_pred = A @ m
-        v = jnp.where(obs_t, y_t - C @ m_pred, 0.0)
+        v = jnp.where(obs_t, y_t - C_t @ m_pred, 0.0)
         m = m_pred + K_t @ v
         return m, (m, v)
 
-    _, (ms, v) = lax.scan(step, m0, (y, observed, gains.K))
+    C_all = jnp.broadcast_to(C, y.shape[:1] + C.shape[-2:])
+    _, (ms, v) = lax.scan(step, m0, (y, observed, gains.K, C_all))
     means = jnp.concatenate([m0[None], ms])
     r = _backward_means(gains.L, gains.H, v)
     return _smoothed_from_r(A, means, filtered_covs, r)
+
+
+def smoothed_mean_effects(A, C, gains, X0, filtered_covs, observed):
+    """``(T + 1, N, d)``: the smoothed means of zero data started from each column of ``X0``
+    (``(N, d)``), on the gains of a filter pass (the smoothed mean is affine in the prior mean
+    and the data; used by the exact diffuse smoother, :mod:`.diffuse`)."""
+    zeros = jnp.zeros(observed.shape, X0.dtype)
+    smooth = jax.vmap(lambda x0: _mean_smoother(A, C, gains, x0, filtered_covs, zeros,
+                                                observed), out_axes=-1)
+    return smooth(X0.T)
+
+
+def _observe(C, u):
+    """``C_t u_t`` for states ``u (T, N)``: ``C`` is ``(M, N)`` or time-varying ``(T, M, N)``."""
+    return jnp.einsum("tmn,tn->tm", C, u) if C.ndim == 3 else u @ C.T
 
 
 def _covariance(R):
@@ -252,7 +270,7 @@ def _filter_pass(A, B, C, R, m0, P0, y, mask):
     P_pred = _predicted_covs(A, Q, filt.filtered_covs)
     m_pred = filt.filtered_means[:-1] @ A.T
     gains = _gains(A, C, R, P_pred, observed)
-    innovations = jnp.where(observed, y0 - m_pred @ C.T, 0.0)
+    innovations = jnp.where(observed, y0 - _observe(C, m_pred), 0.0)
     ok = filt.ok & params_ok & gains.ok
     details = FilterDetails(
         filtered_means=filt.filtered_means,
@@ -296,7 +314,8 @@ def _impulse_noise(shock, steps, K, dtype):
 def filter_details(A, B, C, R, m0, P0, y, mask=None) -> FilterDetails:
     """Kalman filter of ``y (T, M)`` with predicted moments and innovations.
 
-    :param A: ``(N, N)``; :param B: ``(N, K)``; :param C: ``(M, N)``; :param R: ``(M, M)``,
+    :param A: ``(N, N)``; :param B: ``(N, K)``; :param C: ``(M, N)`` or time-varying
+    ``(T, M, N)``; :param R: ``(M, M)``,
     or ``(M,)`` variances of a diagonal one (as :func:`.kalman.kalman_filter`).
     :param m0: ``(N,)`` and :param P0: ``(N, N)``, the prior of ``u_0``.
     :param y: ``(T, M)``, NaN marks a missing entry.
@@ -352,7 +371,7 @@ def simulation_smoother(key, A, B, C, R, m0, P0, y, num_samples, mask=None) -> A
     w = z[:, N:N + T * K].reshape(num_samples, T, K)
     u_plus = jax.vmap(lambda u0_s, w_s: linear_states(A, B, u0_s, w_s)[0])(u0, w)
     v = z[:, N + T * K:].reshape(num_samples, T, M) @ psd_factor(R).T
-    y_plus = u_plus[:, 1:] @ C.T + v
+    y_plus = jax.vmap(partial(_observe, C))(u_plus[:, 1:]) + v
     observed = details.observed
     y_star = jnp.where(observed, jnp.where(observed, y, 0.0) - y_plus, 0.0)
     means = jax.vmap(lambda ys: _mean_smoother(A, C, gains, m0, details.filtered_covs, ys,
@@ -367,7 +386,8 @@ def forecast(A, B, C, R, m_T, P_T, steps) -> ForecastResult:
     """Moments of ``u_{T+h}`` and ``y_{T+h}``, ``h = 1..steps``, given ``u_T ~ N(m_T, P_T)``.
 
     Typically ``m_T, P_T`` are the last filtered moments. ``steps`` is a static int. ``R``:
-    ``(M, M)`` or ``(M,)`` variances.
+    ``(M, M)`` or ``(M,)`` variances. ``C``: ``(M, N)``, or ``(steps, M, N)`` for the design
+    matrices of the forecast steps.
 
     :return: :class:`ForecastResult` (observation covariances include ``R``).
     """
@@ -380,8 +400,9 @@ def forecast(A, B, C, R, m_T, P_T, steps) -> ForecastResult:
         return (m, P), (m, P)
 
     _, (ms, Ps) = lax.scan(step, (m_T, P_T), None, length=steps)
-    obs_means = ms @ C.T
-    obs_covs = symmetrize(jnp.einsum("mi,tij,nj->tmn", C, Ps, C) + _covariance(R))
+    C_all = jnp.broadcast_to(C, (steps,) + C.shape[-2:])
+    obs_means = _observe(C_all, ms)
+    obs_covs = symmetrize(jnp.einsum("tmi,tij,tnj->tmn", C_all, Ps, C_all) + _covariance(R))
     return ForecastResult(ms, Ps, obs_means, obs_covs)
 
 

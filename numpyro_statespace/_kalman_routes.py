@@ -1,0 +1,246 @@
+"""What :class:`~numpyro_statespace.KalmanLGSS` computes for one (unbatched) model when it has
+offsets, a time-varying ``C``, diffuse states, the prior on ``u_1`` or a burn-in.
+
+The offsets are removed by the change of variables of :mod:`.kernels.offsets`; the rest is
+:mod:`.kernels.diffuse` on the proper filter and smoother of :mod:`.kernels.smoother`. Every
+function takes a :class:`Spec` (the static options) and arrays of one model; state paths have
+``T + 1`` rows, ``u_0`` first (with the prior on ``u_1``, ``u_0 = u_1``).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy.linalg import solve_triangular
+
+from . import kernels
+from .kernels import diffuse as dk
+from .kernels.kalman import observed_mask
+from .kernels.offsets import observation_shift, offset_path, shifted_data
+from .kernels.smoother import _filter_pass, smoothed_mean_effects
+
+
+class Spec(NamedTuple):
+    """Static options: ``diffuse`` (tuple of bools, one per state, or ``None``),
+    ``first_state`` (the prior is that of ``u_1``), ``burn`` (steps left out of the
+    log-likelihood)."""
+
+    diffuse: Optional[tuple]
+    first_state: bool
+    burn: int
+
+
+def selection(spec, N, dtype):
+    """``S (N, d)``: the unit vectors of the diffuse states (``d = 0`` without any)."""
+    idx = [] if spec.diffuse is None else [i for i, f in enumerate(spec.diffuse) if f]
+    return jnp.asarray(np.eye(N)[:, idx], dtype)
+
+
+def _shift(spec, A, C, c, d, y):
+    """``(y shifted, ubar (T + 1, N), ok)`` (no offsets: ``y``, zeros, True). With the prior
+    on ``u_1`` the first step has no transition, so ``c_1`` does not enter."""
+    T, M = y.shape
+    if c is None and d is None:
+        return y, jnp.zeros((T + 1, A.shape[0]), y.dtype), jnp.array(True)
+    c = jnp.zeros((1, A.shape[0]), y.dtype) if c is None else c
+    if spec.first_state:
+        c = jnp.broadcast_to(c, (T, A.shape[0])).at[0].set(0.0)
+    d = jnp.zeros((1, M), y.dtype) if d is None else d
+    return shifted_data(A, C, c, d, y)
+
+
+class _Proper(NamedTuple):
+    """The proper (offset-free, ``delta = 0``) problem after the optional first step."""
+
+    head: Optional[dk.FirstStep]
+    details: kernels.FilterDetails
+    gains: object
+    params: tuple        # (A, B, C, R, m0, P0) with finite stand-ins, of the sub-problem
+    X0: jax.Array        # (N, d) loading of the sub-problem's prior mean on delta
+    y: jax.Array         # the sub-problem's data (offsets removed)
+
+
+def _proper(spec, A, B, C, R, m0, P0, y, mask):
+    S = selection(spec, A.shape[0], A.dtype)
+    R = jnp.diag(R) if R.ndim == 1 else R
+    head = None
+    if spec.first_state:
+        observed = observed_mask(y, mask)
+        C1 = C[0] if C.ndim == 3 else C
+        head = dk.first_state_update(C1, R, m0, P0, S, jnp.where(observed[0], y[0], 0.0),
+                                     observed[0])
+        m0, P0, S = head.mean, head.cov, head.loading
+        y, C = y[1:], (C[1:] if C.ndim == 3 else C)
+        mask = None if mask is None else mask[1:]
+    details, gains, params = _filter_pass(A, B, C, R, m0, P0, y, mask)
+    return _Proper(head, details, gains, params, S, y)
+
+
+def _terms(spec, p):
+    """:class:`.kernels.diffuse.DiffuseTerms` of a :class:`_Proper` (``d = 0`` included)."""
+    A, _, C = p.params[:3]
+    e, L, ok_w = dk.whitened(p.details.innovations, p.details.innovation_covs,
+                             p.details.observed)
+    V = dk.whiten_loadings(L, dk.prior_mean_effects(A, C, p.gains.K, p.X0, p.details.observed)[0])
+    lls = p.details.log_likelihoods
+    ok = p.details.ok & ok_w
+    if p.head is not None:
+        lls = jnp.concatenate([p.head.log_likelihood[None], lls])
+        e = jnp.concatenate([p.head.e[None], e])
+        V = jnp.concatenate([p.head.V[None], V])
+        ok = ok & p.head.ok
+    terms = dk.diffuse_loglik(lls, e, V, spec.burn)
+    ok = ok & terms.ok
+    return terms._replace(log_likelihood=jnp.where(ok, terms.log_likelihood, -jnp.inf), ok=ok)
+
+
+def log_likelihood(spec, A, B, C, R, m0, P0, c, d, y, mask):
+    """The log-likelihood with every option (``-inf`` on failure), by the general route:
+    JAX's derivative of the filter pass (no hand-written adjoint, no steady-state tail)."""
+    y, _, ok = _shift(spec, A, C, c, d, y)
+    terms = _terms(spec, _proper(spec, A, B, C, R, m0, P0, y, mask))
+    return jnp.where(ok, terms.log_likelihood, -jnp.inf)
+
+
+def fast_log_likelihood(loglik, A, B, C, R, m0, P0, c, d, y, mask):
+    """Offsets only: ``loglik`` (the sequential kernel with its hand-written derivative and
+    steady-state tail, or the parallel one) on the shifted data."""
+    y, _, ok = _shift(Spec(None, False, 0), A, C, c, d, y)
+    return jnp.where(ok, loglik(A, B, C, R, m0, P0, y, mask), -jnp.inf)
+
+
+def _with_first_row(x, first):
+    """Rows of the sub-problem (``u_1..u_T``) with ``u_0`` (``= u_1``) in front."""
+    return jnp.concatenate([first[None], x])
+
+
+def smooth(spec, A, B, C, R, m0, P0, c, d, y, mask):
+    """:class:`.kernels.SmootherResult` with every option (exact diffuse smoother)."""
+    y_s, ubar, ok = _shift(spec, A, C, c, d, y)
+    p = _proper(spec, A, B, C, R, m0, P0, y_s, mask)
+    terms = _terms(spec, p)
+    A_, B_, C_, R_, m_, P_ = p.params
+    res = kernels.rts_smoother(A_, B_, C_, R_, m_ + p.X0 @ terms.delta, P_, p.y, _sub_mask(spec, mask))
+    covs = res.smoothed_covs
+    if p.X0.shape[-1]:
+        H = smoothed_mean_effects(A_, C_, p.gains, p.X0, p.details.filtered_covs,
+                                  p.details.observed)
+        covs = covs + dk.added_covariance(H, terms.precision_factor)
+    means, cross = res.smoothed_means, res.cross_covs
+    if spec.first_state:
+        means, covs = _with_first_row(means, means[0]), _with_first_row(covs, covs[0])
+        cross = _with_first_row(cross, covs[0])
+    ok = ok & terms.ok & res.ok
+    return kernels.SmootherResult(means + ubar, covs, cross,
+                                  jnp.where(ok, terms.log_likelihood, -jnp.inf), ok)
+
+
+def _sub_mask(spec, mask):
+    return mask[1:] if spec.first_state and mask is not None else mask
+
+
+def posterior_sample(spec, key, A, B, C, R, m0, P0, c, d, y, mask, num_samples):
+    """``(num_samples, T + 1, N)`` draws of the state path (diffuse part drawn from its
+    posterior)."""
+    y_s, ubar, _ = _shift(spec, A, C, c, d, y)
+    p = _proper(spec, A, B, C, R, m0, P0, y_s, mask)
+    A_, B_, C_, R_, m_, P_ = p.params
+    k1, k2 = jax.random.split(key)
+    dim = p.X0.shape[-1]
+    if dim:
+        terms = _terms(spec, p)
+        m_ = m_ + p.X0 @ terms.delta
+    draws = kernels.simulation_smoother(k1, A_, B_, C_, R_, m_, P_, p.y, num_samples,
+                                        _sub_mask(spec, mask))
+    if dim:
+        H = smoothed_mean_effects(A_, C_, p.gains, p.X0, p.details.filtered_covs,
+                                  p.details.observed)
+        z = jax.random.normal(k2, (num_samples, dim), A.dtype)
+        offsets = solve_triangular(terms.precision_factor, z.T, lower=True, trans=1).T
+        draws = draws + jnp.einsum("tnd,sd->stn", H, offsets)
+    if spec.first_state:
+        draws = jnp.concatenate([draws[:, :1], draws], axis=1)
+    return draws + ubar
+
+
+def filter(spec, A, B, C, R, m0, P0, c, d, y, mask):
+    """:class:`.kernels.FilterDetails` with every option. With diffuse states the filtered
+    moments are those given ``delta``'s posterior from ``y_1..y_t``: NaN while the data seen
+    so far do not identify it."""
+    y_s, ubar, ok = _shift(spec, A, C, c, d, y)
+    p = _proper(spec, A, B, C, R, m0, P0, y_s, mask)
+    det = p.details
+    means, covs = det.filtered_means, det.filtered_covs
+    pmeans, pcovs = det.predicted_means, det.predicted_covs
+    terms = _terms(spec, p)
+    lls = det.log_likelihoods
+    if p.X0.shape[-1]:
+        means, covs, pmeans, pcovs = _diffuse_filtered(p, means, covs, pmeans, pcovs)
+    pred_obs = det.predicted_obs
+    innov, icovs, observed = det.innovations, det.innovation_covs, det.observed
+    if spec.first_state:
+        # rows: u_0 (= u_1 before y_1: the prior), u_1 given y_1, ... (the sub-problem's rows)
+        m1, P1 = m0, P0
+        if p.X0.shape[-1]:  # an improper prior
+            m1, P1 = jnp.full_like(m0, jnp.nan), jnp.full_like(P0, jnp.nan)
+        two = lambda x, first: jnp.concatenate([first[None], first[None], x[1:]])
+        means, covs = _with_first_row(means, m1), _with_first_row(covs, P1)
+        pmeans, pcovs = two(pmeans, m1), two(pcovs, P1)
+        C1 = C[0] if C.ndim == 3 else C
+        pred_obs = two(pred_obs, C1 @ m1)
+        R2 = jnp.diag(R) if R.ndim == 1 else R
+        obs1 = observed_mask(y_s[:1], None if mask is None else mask[:1])
+        innov = _with_first_row(innov, jnp.where(obs1[0], y_s[0] - C1 @ m0, 0.0))
+        icovs = _with_first_row(icovs, C1 @ P0 @ C1.T + R2)
+        observed = jnp.concatenate([obs1, observed])
+        lls = _with_first_row(lls, p.head.log_likelihood)
+    shift = observation_shift(C, ubar, _obs_offset(d, y))
+    pred_obs = pred_obs + jnp.concatenate([shift[:1], shift])
+    ok = ok & terms.ok
+    return kernels.FilterDetails(means + ubar, covs, pmeans + ubar, pcovs, pred_obs, innov,
+                                 icovs, observed, lls,
+                                 jnp.where(ok, terms.log_likelihood, -jnp.inf), ok)
+
+
+def _obs_offset(d, y):
+    return jnp.zeros((1, y.shape[1]), y.dtype) if d is None else d
+
+
+def _diffuse_filtered(p, means, covs, pmeans, pcovs):
+    """Filtered and predicted moments given ``delta``'s posterior from the data so far (rows
+    of the sub-problem: row 0 its prior, improper without a first step)."""
+    A_, _, C_ = p.params[:3]
+    e, L, _ = dk.whitened(p.details.innovations, p.details.innovation_covs, p.details.observed)
+    V, G = dk.prior_mean_effects(A_, C_, p.gains.K, p.X0, p.details.observed)
+    V = dk.whiten_loadings(L, V)
+    d = p.X0.shape[-1]
+    lead_e = jnp.zeros_like(e[0]) if p.head is None else p.head.e
+    lead_V = jnp.zeros_like(V[0]) if p.head is None else p.head.V
+    e, V = jnp.concatenate([lead_e[None], e]), jnp.concatenate([lead_V[None], V])
+    Omega = jnp.cumsum(jnp.einsum("tmi,tmj->tij", V, V), axis=0)
+    s = -jnp.cumsum(jnp.einsum("tmi,tm->ti", V, e), axis=0)
+    # before the data identify delta, Omega_t is singular: NaN moments (infinite variance)
+    good = jnp.linalg.matrix_rank(Omega) == d
+    Oinv = jnp.where(good[:, None, None], jnp.linalg.pinv(Omega), jnp.nan)
+    delta = jnp.einsum("tij,tj->ti", Oinv, s)
+    means = means + jnp.einsum("tnd,td->tn", G, delta)
+    covs = covs + jnp.einsum("tnd,tde,tme->tnm", G, Oinv, G)
+    Gp = jnp.concatenate([G[:1], jnp.einsum("ij,tjd->tid", A_, G[:-1])])
+    dp = jnp.concatenate([delta[:1], delta[:-1]])
+    Op = jnp.concatenate([Oinv[:1], Oinv[:-1]])
+    pmeans = pmeans + jnp.einsum("tnd,td->tn", Gp, dp)
+    pcovs = pcovs + jnp.einsum("tnd,tde,tme->tnm", Gp, Op, Gp)
+    return means, covs, pmeans, pcovs
+
+
+def forecast(spec, A, B, C, R, m0, P0, c, d, y, mask, c_f, d_f, C_f, steps):
+    """:class:`.kernels.ForecastResult` from the last filtered moments, with the future
+    offsets ``c_f (steps, N)``, ``d_f (steps, M)`` and design matrices ``C_f``."""
+    f = filter(spec, A, B, C, R, m0, P0, c, d, y, mask)
+    res = kernels.forecast(A, B, C_f, R, f.filtered_means[-1], f.filtered_covs[-1], steps)
+    ubar = offset_path(A, c_f, steps)[0]
+    return res._replace(state_means=res.state_means + ubar[1:],
+                        obs_means=res.obs_means + observation_shift(C_f, ubar, d_f))
