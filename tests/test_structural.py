@@ -158,3 +158,47 @@ def test_gradient_through_system_matches_finite_differences():
 def test_bad_input_is_refused_by_name(make, message):
     with pytest.raises((ValueError, TypeError), match=message):
         make()
+
+
+# -- the must-show: trend + seasonal + regression on macrodata, 10 % missing, exact diffuse --
+def _macro():
+    from statsmodels.datasets import macrodata  # bundled with statsmodels: no download
+    df = macrodata.load_pandas().data
+    y = 100 * np.log(df["realcons"].to_numpy())
+    X = df[["unemp", "infl"]].to_numpy()
+    rng = np.random.default_rng(24)
+    y[rng.choice(len(y), size=len(y) // 10, replace=False)] = np.nan
+    return y, X
+
+
+MACRO = {"trend_level_sigma": 0.6, "trend_slope_sigma": 0.05, "seasonal_sigma": 0.1,
+         "beta": np.array([-0.4, 0.05]), "irregular_sigma": 0.3}
+
+
+@pytest.mark.parametrize("time_varying", [False, True])
+def test_macrodata_trend_seasonal_regression_equals_unobserved_components(time_varying):
+    y, X = _macro()
+    T = len(y)
+    reg = st.Regression(X, time_varying=time_varying, names=("unemp", "infl"))
+    model = st.LocalLinearTrend() + st.Seasonal(4) + reg + st.MeasurementError()
+    params = dict(MACRO)
+    uc = UnobservedComponents(y, level=True, trend=True, stochastic_level=True,
+                              stochastic_trend=True, seasonal=4, exog=X, irregular=True,
+                              use_exact_diffuse=True, mle_regression=not time_varying)
+    sm_params = [MACRO["irregular_sigma"] ** 2, MACRO["trend_level_sigma"] ** 2,
+                 MACRO["trend_slope_sigma"] ** 2, MACRO["seasonal_sigma"] ** 2]
+    if time_varying:  # statsmodels' regression states are constant: our sigma = 0
+        params = {k: v for k, v in params.items() if k != "beta"}
+        params["beta_sigma"] = np.zeros(2)
+    else:
+        sm_params += list(MACRO["beta"])
+    res = uc.smooth(sm_params)
+    d = model.distribution(params, T)
+    np.testing.assert_allclose(d.log_prob(y[:, None]), res.llf, rtol=1e-10)
+    smoothed = d.smooth(y[:, None]).smoothed_means[1:]
+    np.testing.assert_allclose(smoothed, res.smoothed_state.T, rtol=1e-8, atol=1e-8)
+    parts = model.components_of(smoothed, params)
+    np.testing.assert_allclose(parts["trend"], res.level.smoothed, rtol=1e-8)
+    np.testing.assert_allclose(parts["seasonal"], res.seasonal.smoothed, rtol=1e-8, atol=1e-8)
+    if not time_varying:
+        np.testing.assert_allclose(parts["beta"], X @ MACRO["beta"], rtol=1e-12)

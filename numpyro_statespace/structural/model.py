@@ -179,21 +179,26 @@ class StructuralModel:
                              f"parameters are {[q.name for q in self.params]}")
         return out
 
-    def distribution(self, params, num_timesteps, *, mask=None, diffuse_var=None):
+    def distribution(self, params, num_timesteps, *, mask=None, diffuse_var=None, **kwargs):
         """The :class:`~numpyro_statespace.KalmanLGSS` of the model at ``params``.
 
-        The diffuse states get the exact diffuse initialisation; with ``diffuse_var`` a
-        variance instead, an approximate one (``u0_cov = diffuse_var`` on them).
+        Statsmodels' timing (``prior_of="u1"``: the initialisation is that of the first
+        observed state): the diffuse states get the exact diffuse initialisation (Koopman &
+        Durbin 2003), the others their stationary distribution. With ``diffuse_var`` a
+        variance, the diffuse states get ``N(0, diffuse_var)`` instead (an approximate diffuse
+        prior). ``kwargs`` go to ``KalmanLGSS`` (e.g. ``loglikelihood_burn``, ``method``).
         """
-        from ..distributions import KalmanLGSS
+        from ..distributions import Diffuse, KalmanLGSS
         s = self.system(params, num_timesteps)
         if diffuse_var is None:
-            raise NotImplementedError("exact diffuse initialisation needs KalmanLGSS's "
-                                      "u0_cov='diffuse'; pass diffuse_var")
-        P0 = s.u0_cov + jnp.diag(jnp.where(jnp.asarray(s.diffuse), diffuse_var, 0.0))
-        if s.obs_offset is not None or s.C.ndim == 3:
-            raise NotImplementedError("regression components need KalmanLGSS's offsets")
-        return KalmanLGSS(s.A, s.B, s.C, s.R, s.u0_mean, P0, num_timesteps, mask=mask)
+            flags = tuple(bool(f) for f in s.diffuse)
+            cov = "stationary" if not all(flags) else None
+            u0_cov = Diffuse(states=np.asarray(flags), cov=cov) if any(flags) else "stationary"
+        else:
+            u0_cov = s.u0_cov + jnp.diag(jnp.where(jnp.asarray(s.diffuse), diffuse_var, 0.0))
+        return KalmanLGSS(s.A, s.B, s.C, s.R, s.u0_mean, u0_cov, num_timesteps, mask=mask,
+                          obs_offset=s.obs_offset, time_varying_C=s.C.ndim == 3,
+                          prior_of="u1", **kwargs)
 
     def sample(self, y=None, *, num_timesteps=None, priors=None, site="y", **kwargs):
         """In a NumPyro model: sample the parameters (:meth:`sample_params`), guard the
