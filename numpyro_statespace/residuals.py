@@ -56,7 +56,7 @@ def pointwise_log_likelihood(d, y):
     d = _unwrap(d)
     y = jnp.asarray(y)
     if isinstance(d, KalmanLGSS):
-        return d.filter(y).log_likelihoods
+        return _kalman_terms(d, y)
     if isinstance(d, (JointLGSS, JointQuadraticSS, JointStateSpace)):
         if d.batch_shape:
             raise ValueError(f"pointwise_log_likelihood works on an unbatched distribution; "
@@ -67,6 +67,33 @@ def pointwise_log_likelihood(d, y):
         return _gaussian_terms(y - z, R, observed)
     raise ValueError(f"per-step log-likelihoods are defined for KalmanLGSS and the Joint* "
                      f"distributions; got {type(d).__name__}")
+
+
+def _kalman_terms(d, y):
+    """One-step-ahead predictive densities of a :class:`KalmanLGSS`.
+
+    With diffuse states (:class:`~numpyro_statespace.Diffuse`) the first steps have no proper
+    predictive density until the data identify the diffuse part: those steps form one term,
+    placed on the last of them (zeros before it), so that the terms still sum to
+    ``log_prob``. Burned-in steps (``loglikelihood_burn``) contribute 0.
+    """
+    f = d.filter(y)
+    spec = getattr(d, "_spec", None)
+    terms = f.log_likelihoods
+    if spec is not None and spec.diffuse is not None:
+        C = d.C if d.C.ndim == 3 else jnp.broadcast_to(d.C, (y.shape[0],) + d.C.shape)
+        offset = 0.0 if d.obs_offset is None else d.obs_offset
+        mean = jnp.einsum("tmn,tn->tm", C, f.predicted_means[1:]) + offset
+        cov = jnp.einsum("tmn,tnk,tjk->tmj", C, f.predicted_covs[1:], C) + d.R
+        proper = jnp.all(jnp.isfinite(cov), axis=(-2, -1))
+        cov = jnp.where(proper[:, None, None], cov, jnp.eye(cov.shape[-1], dtype=cov.dtype))
+        terms = jnp.where(proper, _gaussian_terms(y - mean, cov, f.observed), 0.0)
+        last = jnp.max(jnp.where(~proper, jnp.arange(y.shape[0]), -1))
+        lump = f.log_likelihood - jnp.sum(terms)
+        terms = terms + jnp.where(jnp.arange(y.shape[0]) == last, lump, 0.0)
+    if spec is not None and spec.burn:
+        terms = terms.at[:spec.burn].set(0.0)
+    return terms
 
 
 def standardized_residuals(d, y):

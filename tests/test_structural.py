@@ -10,6 +10,7 @@ from statsmodels.tsa.statespace.tools import constrain_stationary_univariate
 
 import numpyro_statespace as nss
 from numpyro_statespace import structural as st
+from numpyro_statespace.residuals import pointwise_log_likelihood
 
 
 def _uc_matrices(uc, params):
@@ -202,3 +203,39 @@ def test_macrodata_trend_seasonal_regression_equals_unobserved_components(time_v
     np.testing.assert_allclose(parts["seasonal"], res.seasonal.smoothed, rtol=1e-8, atol=1e-8)
     if not time_varying:
         np.testing.assert_allclose(parts["beta"], X @ MACRO["beta"], rtol=1e-12)
+    # per-step terms (ArviZ' log_likelihood group): statsmodels' llf_obs after the diffuse
+    # steps, which form one term (the sum of statsmodels' terms for them) on the last of them
+    terms = np.asarray(pointwise_log_likelihood(d, y[:, None]))
+    k = int(np.flatnonzero(terms)[0]) + 1
+    np.testing.assert_allclose(terms[k:], res.llf_obs[k:], rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(terms[:k].sum(), res.llf_obs[:k].sum(), rtol=1e-9)
+    assert k >= d.A.shape[0] and not np.any(terms[:k - 1])  # d diffuse states, d steps
+
+
+def test_nuts_and_loo_on_the_macrodata_model():
+    """The NumPyro helper (default priors) under NUTS, then ArviZ: per-step terms that sum to
+    the likelihood at a draw, az.loo, components and forecasts need nothing more."""
+    import arviz as az
+    import numpyro
+    from numpyro.infer import MCMC, NUTS
+    from numpyro_statespace import arviz as nss_az
+
+    y, X = _macro()
+    model = (st.LocalLinearTrend() + st.Seasonal(4) + st.Regression(X, names=("unemp", "infl"))
+             + st.MeasurementError())
+
+    def numpyro_model(y):
+        model.sample(y)
+
+    mcmc = MCMC(NUTS(numpyro_model, init_strategy=numpyro.infer.init_to_median),
+                num_warmup=40, num_samples=20, progress_bar=False)
+    mcmc.run(jax.random.key(0), y)
+    idata = nss_az.to_inference_data(mcmc, y=y[:, None], syms=model.state_names)
+    ll = idata.log_likelihood["y"].values
+    assert ll.shape == (1, 20, len(y))
+    draw = {k: v[0, 7] for k, v in mcmc.get_samples(group_by_chain=True).items()}
+    d = model.distribution(draw, len(y))
+    np.testing.assert_allclose(ll[0, 7].sum(), d.log_prob(y[:, None]), rtol=1e-9)
+    loo = az.loo(idata)
+    assert np.isfinite(loo.elpd_loo) and loo.n_data_points == len(y)
+    assert list(idata.observed_data["state"].values) == list(model.state_names)

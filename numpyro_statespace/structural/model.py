@@ -244,12 +244,13 @@ def _stationary_part(A, B, diffuse):
 
 
 def _data_scale(y):
+    """The standard deviation of the first differences of ``y`` (NaN skipped; 1 without
+    data). JAX operations: ``y`` is traced inside a sampler."""
     if y is None:
         return 1.0
-    y = np.asarray(getattr(y, "to_numpy", lambda: y)(), float).reshape(-1)
-    d = np.diff(y)
-    s = np.nanstd(d) if np.sum(np.isfinite(d)) > 1 else np.nanstd(y)
-    return float(s) if np.isfinite(s) and s > 0 else 1.0
+    y = jnp.reshape(jnp.asarray(y), (-1,))
+    s = jnp.nanstd(jnp.diff(y))
+    return jnp.where(jnp.isfinite(s) & (s > 0), s, 1.0)
 
 
 def _default_prior(c, q, scale):
@@ -257,7 +258,8 @@ def _default_prior(c, q, scale):
         return dist.HalfNormal(scale)
     if q.kind == "coef":
         rms = np.sqrt(np.mean(np.asarray(c.X) ** 2, axis=0))
-        return dist.Normal(0.0, 10.0 * scale / np.where(rms > 0, rms, 1.0)).to_event(1)
+        return dist.Normal(0.0, 10.0 * scale / jnp.asarray(np.where(rms > 0, rms, 1.0))
+                           ).to_event(1)
     if q.kind == "unit":
         return dist.Uniform(0.0, 1.0)
     if q.kind == "frequency":
