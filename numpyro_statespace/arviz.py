@@ -522,7 +522,10 @@ def _state_paths(d, y, key):
         if key is not None:
             out["state_path"] = d.posterior_sample(key, y, 1)[0]
         path = out.get("state_path", out["smoothed_state"])
-        out["fitted_obs"] = path[1:] @ d.C.T
+        # C_t u_t + d_t: a time-varying C (dynamic regression) and observation offsets
+        C = d.C if d.C.ndim == 3 else d.C[None]
+        offset = 0.0 if getattr(d, "obs_offset", None) is None else d.obs_offset
+        out["fitted_obs"] = jnp.einsum("tmn,tn->tm", C, path[1:]) + offset
         return out
     if isinstance(d, JointLGSS):
         u, *_, valid = kernels.linear_states(d.A, d.B, d.u0, d.noise, per_step=True)
@@ -639,18 +642,22 @@ def add_posterior_predictive(idata, posterior, *, key, sites=None, model=None,
 
 
 def _forecast_draw(d, y, steps, key):
-    """One path ``u_{T+1..T+steps}``, ``y_{T+1..T+steps}`` from the filtered ``u_T``."""
+    """One path ``u_{T+1..T+steps}``, ``y_{T+1..T+steps}`` given ``y``: the forecast means
+    (:meth:`KalmanLGSS.forecast`, offsets included) plus a deviation that starts from the
+    filtered ``u_T``'s spread and is driven by new shocks and measurement noise."""
     details = d.filter(y)
-    m_T, P_T = details.filtered_means[-1], details.filtered_covs[-1]
+    P_T = details.filtered_covs[-1]
+    moments = d.forecast(y, steps)
     k0, kw, kv = jax.random.split(key, 3)
-    N, K = d.B.shape
-    M = d.C.shape[0]
-    u_T = m_T + psd_factor(P_T) @ jax.random.normal(k0, (N,), m_T.dtype)
-    w = jax.random.normal(kw, (steps, K), m_T.dtype)
-    u = kernels.linear_states(d.A, d.B, u_T, w)[0][1:]
-    v = jax.random.normal(kv, (steps, M), m_T.dtype) @ psd_factor(d.R).T
-    moments = kernels.forecast(d.A, d.B, d.C, d.R, m_T, P_T, steps)
-    return u, u @ d.C.T + v, moments.obs_means
+    N, K = d.B.shape[-2:]
+    M = d.R.shape[-1]
+    dtype = P_T.dtype
+    dev_T = psd_factor(P_T) @ jax.random.normal(k0, (N,), dtype)
+    w = jax.random.normal(kw, (steps, K), dtype)
+    dev = kernels.linear_states(d.A, d.B, dev_T, w)[0][1:]
+    v = jax.random.normal(kv, (steps, M), dtype) @ psd_factor(d.R).T
+    u = moments.state_means + dev
+    return u, moments.obs_means + dev @ d.C.T + v, moments.obs_means
 
 
 def add_forecast(idata, posterior, steps, *, key, site=None, syms=None, forecast_time=None,

@@ -69,6 +69,27 @@ def pointwise_log_likelihood(d, y):
                      f"distributions; got {type(d).__name__}")
 
 
+def _diffuse(d):
+    spec = getattr(d, "_spec", None)
+    return spec is not None and spec.diffuse is not None
+
+
+def _one_step(d, f, y):
+    """``(innovations, covariances, proper)`` of the one-step-ahead predictions from the
+    filter ``f`` of ``d``. With diffuse states, from the exact diffuse predicted moments:
+    ``proper`` is False (and the covariance the identity) until the data identify the
+    diffuse part."""
+    if not _diffuse(d):
+        return f.innovations, f.innovation_covs, jnp.ones(y.shape[0], bool)
+    C = d.C if d.C.ndim == 3 else jnp.broadcast_to(d.C, (y.shape[0],) + d.C.shape)
+    offset = 0.0 if d.obs_offset is None else d.obs_offset
+    mean = jnp.einsum("tmn,tn->tm", C, f.predicted_means[1:]) + offset
+    cov = jnp.einsum("tmn,tnk,tjk->tmj", C, f.predicted_covs[1:], C) + d.R
+    proper = jnp.all(jnp.isfinite(cov), axis=(-2, -1))
+    cov = jnp.where(proper[:, None, None], cov, jnp.eye(cov.shape[-1], dtype=cov.dtype))
+    return jnp.where(f.observed, y - mean, 0.0), cov, proper
+
+
 def _kalman_terms(d, y):
     """One-step-ahead predictive densities of a :class:`KalmanLGSS`.
 
@@ -78,33 +99,31 @@ def _kalman_terms(d, y):
     ``log_prob``. Burned-in steps (``loglikelihood_burn``) contribute 0.
     """
     f = d.filter(y)
-    spec = getattr(d, "_spec", None)
     terms = f.log_likelihoods
-    if spec is not None and spec.diffuse is not None:
-        C = d.C if d.C.ndim == 3 else jnp.broadcast_to(d.C, (y.shape[0],) + d.C.shape)
-        offset = 0.0 if d.obs_offset is None else d.obs_offset
-        mean = jnp.einsum("tmn,tn->tm", C, f.predicted_means[1:]) + offset
-        cov = jnp.einsum("tmn,tnk,tjk->tmj", C, f.predicted_covs[1:], C) + d.R
-        proper = jnp.all(jnp.isfinite(cov), axis=(-2, -1))
-        cov = jnp.where(proper[:, None, None], cov, jnp.eye(cov.shape[-1], dtype=cov.dtype))
-        terms = jnp.where(proper, _gaussian_terms(y - mean, cov, f.observed), 0.0)
+    if _diffuse(d):
+        innovations, cov, proper = _one_step(d, f, y)
+        terms = jnp.where(proper, _gaussian_terms(innovations, cov, f.observed), 0.0)
         last = jnp.max(jnp.where(~proper, jnp.arange(y.shape[0]), -1))
         lump = f.log_likelihood - jnp.sum(terms)
         terms = terms + jnp.where(jnp.arange(y.shape[0]) == last, lump, 0.0)
-    if spec is not None and spec.burn:
-        terms = terms.at[:spec.burn].set(0.0)
+    burn = getattr(getattr(d, "_spec", None), "burn", 0)
+    if burn:
+        terms = terms.at[:burn].set(0.0)
     return terms
 
 
 def standardized_residuals(d, y):
     """``(T, M)`` standardised one-step-ahead prediction errors of a :class:`KalmanLGSS`
-    (NaN where ``y`` is missing)."""
+    (NaN where ``y`` is missing, and with diffuse states while the data have not identified
+    them: statsmodels' ``plot_diagnostics`` leaves those steps out too)."""
     d = _unwrap(d)
     if not isinstance(d, KalmanLGSS):
         raise ValueError(f"standardized_residuals needs a KalmanLGSS (one-step-ahead "
                          f"predictions); got {type(d).__name__}")
-    f = d.filter(jnp.asarray(y))
-    L = jnp.linalg.cholesky(_masked_cov(f.innovation_covs, f.observed))
-    r = jnp.where(f.observed, f.innovations, 0.0)
+    y = jnp.asarray(y)
+    f = d.filter(y)
+    innovations, cov, proper = _one_step(d, f, y)
+    L = jnp.linalg.cholesky(_masked_cov(cov, f.observed))
+    r = jnp.where(f.observed, innovations, 0.0)
     e = solve_triangular(L, r[..., None], lower=True)[..., 0]
-    return jnp.where(f.observed, e, jnp.nan)
+    return jnp.where(f.observed & proper[:, None], e, jnp.nan)

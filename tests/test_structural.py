@@ -10,7 +10,7 @@ from statsmodels.tsa.statespace.tools import constrain_stationary_univariate
 
 import numpyro_statespace as nss
 from numpyro_statespace import structural as st
-from numpyro_statespace.residuals import pointwise_log_likelihood
+from numpyro_statespace.residuals import pointwise_log_likelihood, standardized_residuals
 
 
 def _uc_matrices(uc, params):
@@ -210,6 +210,13 @@ def test_macrodata_trend_seasonal_regression_equals_unobserved_components(time_v
     np.testing.assert_allclose(terms[k:], res.llf_obs[k:], rtol=1e-9, atol=1e-11)
     np.testing.assert_allclose(terms[:k].sum(), res.llf_obs[:k].sum(), rtol=1e-9)
     assert k >= d.A.shape[0] and not np.any(terms[:k - 1])  # d diffuse states, d steps
+    # standardised residuals: statsmodels' after its diffuse steps, NaN during them
+    e = np.asarray(standardized_residuals(d, y[:, None]))[:, 0]
+    want = res.filter_results.standardized_forecasts_error[0]
+    assert np.all(np.isnan(e[:res.nobs_diffuse]))
+    np.testing.assert_array_equal(np.isnan(e[res.nobs_diffuse:]), np.isnan(y[res.nobs_diffuse:]))
+    ok = np.isfinite(e)
+    np.testing.assert_allclose(e[ok], want[ok], rtol=1e-8, atol=1e-10)
 
 
 def test_nuts_and_loo_on_the_macrodata_model():
