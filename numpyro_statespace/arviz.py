@@ -52,7 +52,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-import arviz as az
+import warnings
+
+with warnings.catch_warnings():
+    # ArviZ 0.23 announces its 1.0 refactor with a FutureWarning on import, once a day per
+    # user cache directory: on every run in a fresh environment (CI, containers). The 0.x API
+    # used here is unaffected; only that notice is silenced, nothing ArviZ says later.
+    warnings.filterwarnings("ignore", message=r"\s*ArviZ is undergoing a major refactor",
+                            category=FutureWarning)
+    import arviz as az
 import jax
 import jax.numpy as jnp
 import numpy as np

@@ -37,6 +37,7 @@ EXAMPLES = {
     # examples/quickstart.py is not here: it is the README's main job, which CI (.ci/run) runs
     # in full before the tests; its pieces (NUTS on RBC, ArviZ, plot_states) are tested below.
     "forecasting": ["forecasting_fit.png", "forecasting_fan.png"],
+    "structural": ["structural_components.png", "structural_diagnostics.png"],
     "joint_latent_shocks": ["joint_latent_shocks.png", "joint_latent_shocks_irf.png"],
     "svi": ["svi.png"],
 }
@@ -374,6 +375,9 @@ def test_example_runs_in_short_mode(example_runs, example):
         assert "r_hat" in output and "sigma" in output  # the ArviZ summary
     if example == "joint_latent_shocks":
         assert "('chain', 'draw', 'time', 'shock')" in output
+    if example == "structural":
+        assert "elpd_loo" in output and "trend_level_sigma" in output
+        assert "Warning" not in output
 
 
 def test_notebook_is_valid_and_in_sync():
