@@ -17,9 +17,6 @@ if _jaxlib.__version__.startswith("0.10.") or _jaxlib.__version__ == "0.11.0":
                    "triangular solves on CPU; numpyro_statespace needs jaxlib != 0.10.*, 0.11.0",
                    RuntimeWarning, stacklevel=2)
 
-from . import dsge  # noqa: E402
-from . import residuals, structural  # noqa: E402
-from .checks import Diagnosis, diagnose  # noqa: E402
 from .distributions import (  # noqa: E402
     ConditionalSS,
     Diffuse,
@@ -37,7 +34,6 @@ from .problems import (  # noqa: E402
     QuadraticStateSpaceProblem,
     StateSpaceProblem,
 )
-from .dsge import FirstOrderSolution, solve_first_order  # noqa: E402
 from .solve import (  # noqa: E402
     ConditionalLikelihood,
     DirectIteration,
@@ -48,6 +44,29 @@ from .solve import (  # noqa: E402
 )
 
 __version__ = "0.1.0"
+
+# Imported on first use (``import numpyro_statespace`` stays light; arviz and plots are
+# separate modules imported on demand too).
+_LAZY = {"dsge": ("dsge", None), "FirstOrderSolution": ("dsge", "FirstOrderSolution"),
+         "solve_first_order": ("dsge", "solve_first_order"),
+         "structural": ("structural", None), "residuals": ("residuals", None),
+         "diagnose": ("checks", "diagnose"), "Diagnosis": ("checks", "Diagnosis")}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        value = importlib.import_module(f".{module}", __name__)
+        value = value if attr is None else getattr(value, attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
 
 __all__ = [
     "ConditionalLikelihood",
@@ -72,8 +91,8 @@ __all__ = [
     "default_algorithm",
     "diagnose",
     "dsge",
+    "residuals",
     "solve",
     "solve_first_order",
-    "residuals",
     "structural",
 ]

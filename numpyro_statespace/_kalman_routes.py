@@ -177,8 +177,12 @@ def filter(spec, A, B, C, R, m0, P0, c, d, y, mask):
     pmeans, pcovs = det.predicted_means, det.predicted_covs
     terms = _terms(spec, p)
     lls = det.log_likelihoods
+    profile = jnp.zeros(1, lls.dtype)
     if p.X0.shape[-1]:
-        means, covs, pmeans, pcovs = _diffuse_filtered(p, means, covs, pmeans, pcovs)
+        means, covs, pmeans, pcovs, profile = _diffuse_filtered(p, means, covs, pmeans, pcovs)
+        # per-step terms that add up to the exact diffuse total: each step gets the change of
+        # 1/2 s' Omega^-1 s - 1/2 log|Omega| (zero until delta is identified)
+        lls = lls + jnp.diff(profile)
     pred_obs = det.predicted_obs
     innov, icovs, observed = det.innovations, det.innovation_covs, det.observed
     if spec.first_state:
@@ -196,7 +200,7 @@ def filter(spec, A, B, C, R, m0, P0, c, d, y, mask):
         innov = _with_first_row(innov, jnp.where(obs1[0], y_s[0] - C1 @ m0, 0.0))
         icovs = _with_first_row(icovs, C1 @ P0 @ C1.T + R2)
         observed = jnp.concatenate([obs1, observed])
-        lls = _with_first_row(lls, p.head.log_likelihood)
+        lls = _with_first_row(lls, p.head.log_likelihood + profile[0])
     shift = observation_shift(C, ubar, _obs_offset(d, y))
     pred_obs = pred_obs + jnp.concatenate([shift[:1], shift])
     ok = ok & terms.ok
@@ -233,7 +237,16 @@ def _diffuse_filtered(p, means, covs, pmeans, pcovs):
     Op = jnp.concatenate([Oinv[:1], Oinv[:-1]])
     pmeans = pmeans + jnp.einsum("tnd,td->tn", Gp, dp)
     pcovs = pcovs + jnp.einsum("tnd,tde,tme->tnm", Gp, Op, Gp)
-    return means, covs, pmeans, pcovs
+    # partly identified: the same on the identified subspace (pseudo-inverse and
+    # pseudo-determinant), which splits the diffuse periods' total as Koopman and Durbin's
+    # univariate filter does
+    w, U = jnp.linalg.eigh(Omega)
+    seen = w > jnp.finfo(w.dtype).eps ** 0.5 * jnp.max(w, axis=-1, keepdims=True)
+    w_inv = jnp.where(seen, 1.0 / jnp.where(seen, w, 1.0), 0.0)
+    Us = jnp.einsum("tij,ti->tj", U, s)
+    profile = 0.5 * jnp.sum(w_inv * Us**2, axis=-1) - 0.5 * jnp.sum(jnp.where(seen, jnp.log(
+        jnp.where(seen, w, 1.0)), 0.0), axis=-1)
+    return means, covs, pmeans, pcovs, profile
 
 
 def forecast(spec, A, B, C, R, m0, P0, c, d, y, mask, c_f, d_f, C_f, steps):

@@ -30,6 +30,7 @@ from numpyro.distributions import constraints
 from numpyro.distributions.batch_util import vmap_over
 from numpyro.distributions.transforms import IdentityTransform, biject_to
 from numpyro.distributions.util import validate_sample
+from numpyro.util import not_jax_tracer
 
 from . import _kalman_routes as routes
 from . import kernels
@@ -189,6 +190,56 @@ def _stationary_prior(A, B):
     return P, ok & ok_P
 
 
+_stationary_priors_jit = jax.jit(jnp.vectorize(_stationary_prior,
+                                               signature="(n,n),(n,k)->(n,n),()"))
+
+
+def _stationary_priors_numpy(A, B, num_doublings=64):
+    """:func:`.kernels.stationary_covariance`'s doubling and checks in NumPy, for concrete
+    ``A``, ``B`` (batched): the same iterates, without compiling a program."""
+    A, B = np.asarray(A), np.asarray(B)
+    big = float(np.finfo(A.dtype).max) ** 0.25
+    with np.errstate(all="ignore"):
+        Q = B @ np.swapaxes(B, -1, -2)
+        # |x| < big is False for NaN too
+        ok = (np.all(np.abs(A) < big, axis=(-2, -1)) & np.all(np.abs(B) < big, axis=(-2, -1))
+              & np.all(np.abs(Q) < big, axis=(-2, -1)))
+        Ak = np.where(ok[..., None, None], A, 0.0)
+        P = np.where(ok[..., None, None], Q, 0.0)
+        for _ in range(num_doublings):
+            Ak, P = (np.clip(Ak @ Ak, -big, big),
+                     np.clip(P + Ak @ P @ np.swapaxes(Ak, -1, -2), -big, big))
+        ok = ok & (np.max(np.abs(P), axis=(-2, -1)) < big) & (
+            np.max(np.abs(Ak), axis=(-2, -1)) < np.sqrt(np.finfo(A.dtype).eps))
+        P = 0.5 * (P + np.swapaxes(P, -1, -2))
+    eye = np.broadcast_to(np.eye(A.shape[-1], dtype=A.dtype), P.shape)
+    return jnp.asarray(np.where(ok[..., None, None], P, eye)), jnp.asarray(ok)
+
+
+def _stationary_priors(A, B):
+    """``(P, ok)`` for (batches of) ``A``, ``B``: one compiled program when traced; in NumPy
+    when concrete (eager construction: the doubling's program would take longer to compile
+    than the whole construction should)."""
+    if not (not_jax_tracer(A) and not_jax_tracer(B)):
+        return _stationary_priors_jit(A, B)
+    return _stationary_priors_numpy(A, B)
+
+
+def _validate_concrete(d, strict):
+    """NumPyro's argument validation on NumPy copies of concrete arguments (eager
+    construction): the same checks, without compiling every ``jnp`` operation of every
+    constraint on first use. Traced arguments take NumPyro's own path."""
+    args = d.get_args()
+    if not all(not_jax_tracer(v) for v in jax.tree_util.tree_leaves(args)):
+        return dist.Distribution.validate_args(d, strict)
+    for param, value in args.items():
+        constraint = d.arg_constraints[param]
+        if constraints.is_dependent(constraint) or value is None:
+            continue
+        if not np.all(constraint(np.asarray(value))):
+            raise ValueError(f"{type(d).__name__} distribution got invalid {param} parameter.")
+
+
 def _log_prob(d, value, options):
     """``d._log_prob(value, *options)``, parameters and ``value`` in their common dtype;
     ``options`` holds what must be decided outside a trace: whether ``value`` may hold NaN
@@ -271,7 +322,7 @@ def _diffuse_cov(diffuse, flags, A, B, name="Diffuse.cov"):
             return jnp.zeros(A.shape, A.dtype), jnp.ones(A.shape[:-2], A.dtype)
         A_s = A[..., idx[:, None], idx]
         B_s = B[..., idx, :]
-        P_s, ok = jnp.vectorize(_stationary_prior, signature="(n,n),(n,k)->(n,n),()")(A_s, B_s)
+        P_s, ok = _stationary_priors(A_s, B_s)
         P = jnp.zeros(jnp.broadcast_shapes(A.shape, P_s.shape[:-2] + (N, N)), A.dtype)
         return P.at[..., idx[:, None], idx].set(P_s), ok.astype(A.dtype)
     P = _param(name, diffuse.cov, (N, N), "(N, N)")
@@ -445,8 +496,7 @@ class KalmanLGSS(_LinearMoments, dist.Distribution):
             self.u0_cov, self._prior_ok = _diffuse_cov(u0_cov, flags, self.A, self.B)
             constraints_["u0_cov"] = positive_semidefinite
         elif self.stationary:
-            self.u0_cov, prior_ok = jnp.vectorize(
-                _stationary_prior, signature="(n,n),(n,k)->(n,n),()")(self.A, self.B)
+            self.u0_cov, prior_ok = _stationary_priors(self.A, self.B)
             # a float 1/0, not a bool: jax.grad over the distribution accepts float leaves only
             self._prior_ok = prior_ok.astype(self.A.dtype)
             # computed from A and B, not an argument to check: an unstable A gives -inf
@@ -459,6 +509,9 @@ class KalmanLGSS(_LinearMoments, dist.Distribution):
                                    (self.state_offset, 2), (self.obs_offset, 2),
                                    (self._prior_ok, 0))
         super().__init__(batch_shape, (num_timesteps, M), validate_args=validate_args)
+
+    def validate_args(self, strict=True):
+        _validate_concrete(self, strict)
 
     @property
     def _general(self):
@@ -534,12 +587,26 @@ class KalmanLGSS(_LinearMoments, dist.Distribution):
             y = jnp.where(self._mask, y, jnp.nan)
         return y
 
+    def _moments(self):
+        means, var = super()._moments()
+        if self.state_offset is None and self.obs_offset is None:
+            return means, var
+        T, M = self.event_shape
+        N = self.A.shape[-1]
+        c = jnp.zeros((1, N), self.A.dtype) if self.state_offset is None else self.state_offset
+        d = jnp.zeros((1, M), self.A.dtype) if self.obs_offset is None else self.obs_offset
+
+        def shift(A, C, c, d):  # the offsets' deterministic path (kernels.offsets)
+            ubar = kernels.offset_path(A, c, T)[0]
+            return kernels.observation_shift(C, ubar, jnp.broadcast_to(d, (T, M)))
+
+        return means + jnp.vectorize(shift, signature="(n,n),(m,n),(s,n),(r,m)->(t,m)")(
+            self.A, self.C, c, d), var
+
     def _linear_model(self):
-        if self.time_varying_C or self._spec.first_state or self.state_offset is not None \
-                or self.obs_offset is not None:
-            raise NotImplementedError("mean and variance are computed for time-invariant "
-                                      "models without offsets with the prior on u_0; draw "
-                                      "samples instead")
+        if self.time_varying_C or self._spec.first_state:
+            raise NotImplementedError("mean and variance are computed for a time-invariant C "
+                                      "with the prior on u_0; draw samples instead")
         return self.A, self.B, self.C, self.R, self.u0_mean, self.u0_cov, self._prior_ok
 
     # -- the Bayesian workflow around the likelihood (unbatched distributions) ------------
@@ -603,7 +670,8 @@ class KalmanLGSS(_LinearMoments, dist.Distribution):
     def _future(self, name, value, current, steps, size):
         """The future offsets ``(steps, size)`` (zeros without offsets)."""
         if value is not None:
-            return _param(name, value, (steps, size), "(steps, size)")
+            what = "(steps, N)" if name == "state_offset" else "(steps, M)"
+            return _param(name, value, (steps, size), what)
         if current is None:
             return jnp.zeros((steps, size), self.A.dtype)
         if current.shape[-2] != 1:
@@ -653,13 +721,13 @@ def _workflow_forecast(spec, A, B, C, R, m0, P0, c, d, y, mask, c_f, d_f, C_f, s
 
 @vmap_over.register
 def _vmap_over_kalman(d: KalmanLGSS, A=None, B=None, C=None, R=None, u0_mean=None,
-                      u0_cov=None, mask=None):
+                      u0_cov=None, mask=None, state_offset=None, obs_offset=None):
     """``in_axes`` for a :class:`KalmanLGSS` (``numpyro.distributions.batch_util.vmap_over``):
     a stationary ``u0_cov`` and its flag are computed from ``A`` and ``B`` and share their axis."""
     derived = (A if A is not None else B) if d.stationary else None
     return vmap_over.dispatch(dist.Distribution)(
         d, A=A, B=B, C=C, R=R, u0_mean=u0_mean, u0_cov=u0_cov if derived is None else derived,
-        _mask=mask, _prior_ok=derived)
+        _mask=mask, _prior_ok=derived, state_offset=state_offset, obs_offset=obs_offset)
 
 
 # -- joint likelihoods given the noise --------------------------------------------------------

@@ -3,7 +3,8 @@ r"""Per-step log-likelihood terms and standardised one-step-ahead residuals.
 For the marginal likelihood (:class:`~numpyro_statespace.KalmanLGSS`) the terms are the
 prediction-error decomposition :math:`\log p(y_t \mid y_{1:t-1})`, whose sum is ``log_prob``;
 for the likelihoods given the noise (``Joint*``) they are :math:`\log N(y_t; z_t, R)`. Missing
-entries (NaN) are left out of each term; a step with nothing observed contributes 0.
+entries (NaN) are left out of each term; a step with nothing observed contributes 0, and so
+does a step left out by ``loglikelihood_burn``.
 
 The standardised residuals are :math:`e_t = L_t^{-1} v_t` with :math:`v_t` the innovation
 :math:`y_t - E[y_t \mid y_{1:t-1}]` and :math:`L_t L_t^\top` its covariance (over the observed
@@ -91,21 +92,10 @@ def _one_step(d, f, y):
 
 
 def _kalman_terms(d, y):
-    """One-step-ahead predictive densities of a :class:`KalmanLGSS`.
-
-    With diffuse states (:class:`~numpyro_statespace.Diffuse`) the first steps have no proper
-    predictive density until the data identify the diffuse part: those steps form one term,
-    placed on the last of them (zeros before it), so that the terms still sum to
-    ``log_prob``. Burned-in steps (``loglikelihood_burn``) contribute 0.
-    """
-    f = d.filter(y)
-    terms = f.log_likelihoods
-    if _diffuse(d):
-        innovations, cov, proper = _one_step(d, f, y)
-        terms = jnp.where(proper, _gaussian_terms(innovations, cov, f.observed), 0.0)
-        last = jnp.max(jnp.where(~proper, jnp.arange(y.shape[0]), -1))
-        lump = f.log_likelihood - jnp.sum(terms)
-        terms = terms + jnp.where(jnp.arange(y.shape[0]) == last, lump, 0.0)
+    """One-step-ahead predictive densities of a :class:`KalmanLGSS` (the filter's per-step
+    terms; with diffuse states, those of the exact diffuse filter, statsmodels' ``llf_obs``);
+    burned-in steps (``loglikelihood_burn``) contribute 0, so the terms sum to ``log_prob``."""
+    terms = d.filter(y).log_likelihoods
     burn = getattr(getattr(d, "_spec", None), "burn", 0)
     if burn:
         terms = terms.at[:burn].set(0.0)

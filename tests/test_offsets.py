@@ -66,7 +66,9 @@ def _ours(m, **kw):
     return nss.KalmanLGSS(m["A"], m["B"], C, m["R"], m["m0"], m["P0"], m["T"], **kw)
 
 
-@pytest.mark.parametrize("case", ["constant", "time_varying", "obs_only", "first_state"])
+@pytest.mark.parametrize("case", [
+    pytest.param("constant", marks=pytest.mark.slow), "time_varying",
+    pytest.param("obs_only", marks=pytest.mark.slow), pytest.param("first_state", marks=pytest.mark.slow)])
 def test_offsets_match_statsmodels(case):
     m = _model(0)
     y = m["y"].copy()
@@ -123,6 +125,7 @@ def test_regressors_as_obs_offset_match_statsmodels_exog():
     assert_close(dist.log_prob(y[:, None]), llf)
 
 
+@pytest.mark.slow
 def test_routes_agree_with_offsets():
     """The fast route (hand-written adjoint and steady-state tail: N = 8, T = 300), the
     parallel route and the general route (a time-varying ``C``) on the same model."""
@@ -147,7 +150,7 @@ def _central_fd(f, x, h=1e-6):
     return g
 
 
-@pytest.mark.parametrize("route", ["fast", "general"])
+@pytest.mark.parametrize("route", ["fast", pytest.param("general", marks=pytest.mark.slow)])
 def test_offset_gradients_match_finite_differences(route):
     """Gradients in the regression coefficients and the state intercept (and ``A``)."""
     m = _model(4, N=2, K=2, M=2, T=25)
@@ -173,6 +176,7 @@ def test_offset_gradients_match_finite_differences(route):
                                rtol=FD_RTOL, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_sample_and_posterior_draws_follow_offsets():
     """Without noise the path is the offsets' deterministic path, a NumPy loop."""
     m = _model(6, T=12)
@@ -243,6 +247,11 @@ def test_bad_offsets_refused_by_name():
         _ours(m, C=np.zeros((2, 3)), time_varying_C=True)
     with pytest.raises(ValueError, match="method='parallel'"):
         _ours(m, C=np.zeros((10, 2, 3)), time_varying_C=True, method="parallel")
+    tv = _ours(m, C=np.zeros((10, 2, 3)), time_varying_C=True, state_offset=np.ones(3))
+    with pytest.raises(ValueError, match=r"future design matrices: C of shape \(steps, M, N\)"):
+        tv.forecast(m["y"][:10], 2)
+    with pytest.raises(ValueError, match=r"state_offset must have shape \(\.\.\., steps, N\) = \(\.\.\., 2, 3\)"):
+        tv.forecast(m["y"][:10], 2, state_offset=np.ones((3, 3)), C=np.zeros((2, 2, 3)))
     with pytest.raises(ValueError, match="obs_offset"):
         nss.ConditionalSS(m["A"], None, np.eye(3), m["m0"], num_timesteps=10,
                           obs_offset=np.zeros(2))

@@ -203,13 +203,14 @@ def test_macrodata_trend_seasonal_regression_equals_unobserved_components(time_v
     np.testing.assert_allclose(parts["seasonal"], res.seasonal.smoothed, rtol=1e-8, atol=1e-8)
     if not time_varying:
         np.testing.assert_allclose(parts["beta"], X @ MACRO["beta"], rtol=1e-12)
-    # per-step terms (ArviZ' log_likelihood group): statsmodels' llf_obs after the diffuse
-    # steps, which form one term (the sum of statsmodels' terms for them) on the last of them
+    # per-step terms (ArviZ' log_likelihood group): statsmodels' llf_obs, diffuse steps too;
+    # with a burn-in the burned steps are 0 and the terms add up to log_prob
     terms = np.asarray(pointwise_log_likelihood(d, y[:, None]))
-    k = int(np.flatnonzero(terms)[0]) + 1
-    np.testing.assert_allclose(terms[k:], res.llf_obs[k:], rtol=1e-9, atol=1e-11)
-    np.testing.assert_allclose(terms[:k].sum(), res.llf_obs[:k].sum(), rtol=1e-9)
-    assert k >= d.A.shape[0] and not np.any(terms[:k - 1])  # d diffuse states, d steps
+    np.testing.assert_allclose(terms, res.llf_obs, rtol=1e-8, atol=1e-8)
+    burned = model.distribution(params, T, loglikelihood_burn=8)
+    terms = np.asarray(pointwise_log_likelihood(burned, y[:, None]))
+    assert not np.any(terms[:8])
+    np.testing.assert_allclose(terms.sum(), burned.log_prob(y[:, None]), rtol=1e-10)
     # standardised residuals: statsmodels' after its diffuse steps, NaN during them
     e = np.asarray(standardized_residuals(d, y[:, None]))[:, 0]
     want = res.filter_results.standardized_forecasts_error[0]

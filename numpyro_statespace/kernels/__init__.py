@@ -15,6 +15,7 @@ from .direct import (
 from .kalman import KalmanFilterResult, kalman_filter, predict, update
 from .likelihood import kalman_loglik
 from .lyapunov import stationary_covariance
+from .offsets import observation_shift, offset_path, shifted_data
 from .parallel import parallel_loglik
 from .whitening import BackwardInformation, backward_information, whiten_shocks
 from .smoother import (
@@ -57,12 +58,15 @@ __all__ = [
     "linear_observations",
     "linear_states",
     "may_have_missing",
+    "observation_shift",
+    "offset_path",
     "one_step_predictions",
     "parallel_loglik",
     "predict",
     "quadratic_observations",
     "quadratic_states",
     "reported_path",
+    "shifted_data",
     "stationary_covariance",
     "update",
 ]
