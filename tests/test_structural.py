@@ -206,7 +206,10 @@ def test_macrodata_trend_seasonal_regression_equals_unobserved_components(time_v
     # per-step terms (ArviZ' log_likelihood group): statsmodels' llf_obs, diffuse steps too;
     # with a burn-in the burned steps are 0 and the terms add up to log_prob
     terms = np.asarray(pointwise_log_likelihood(d, y[:, None]))
-    np.testing.assert_allclose(terms, res.llf_obs, rtol=1e-8, atol=1e-8)
+    # with the regression as 2 more diffuse states (7 in all, coefficients barely identified
+    # in the first years) the two diffuse filters' per-step terms differ by up to 8e-8 (their
+    # sum by 2e-8): round-off of statsmodels' Koopman-Durbin collapse against the augmented form
+    np.testing.assert_allclose(terms, res.llf_obs, rtol=0, atol=2e-7 if time_varying else 1e-8)
     burned = model.distribution(params, T, loglikelihood_burn=8)
     terms = np.asarray(pointwise_log_likelihood(burned, y[:, None]))
     assert not np.any(terms[:8])
