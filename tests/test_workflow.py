@@ -545,3 +545,13 @@ def test_diagnose_reports_a_failed_guard():
     found = nss.diagnose(model)
     assert found.problems == (found.problems[0],) and "factor 'determinacy'" in str(found)
     assert "Blanchard-Kahn" in str(found) and set(found.params) == {"a"}
+
+
+def test_pandas_data_are_refused_with_what_to_pass(data):
+    from numpyro_statespace._validation import refuse_pandas
+    with pytest.raises(ValueError, match=r"y is a pandas DataFrame: pass its values, "
+                                         r"y.to_numpy\(\) \(T, M\)"):
+        refuse_pandas("y", data)
+    with pytest.raises(ValueError, match=r"pandas Series: .*to_numpy\(\)\[:, None\]"):
+        refuse_pandas("y", data["c"])
+    assert refuse_pandas("y", data.to_numpy()) is not None
