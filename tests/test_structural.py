@@ -223,10 +223,12 @@ def test_macrodata_trend_seasonal_regression_equals_unobserved_components(time_v
     np.testing.assert_allclose(e[ok], want[ok], rtol=1e-8, atol=1e-10)
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:Estimated shape parameter of Pareto")  # 20 draws
 def test_nuts_and_loo_on_the_macrodata_model():
     """The NumPyro helper (default priors) under NUTS, then ArviZ: per-step terms that sum to
-    the likelihood at a draw, az.loo, components and forecasts need nothing more."""
+    the likelihood at a draw and az.loo. (The default run does the same through
+    examples/structural.py in short mode, test_workflow.)"""
     import arviz as az
     import numpyro
     from numpyro.infer import MCMC, NUTS
