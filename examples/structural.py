@@ -48,7 +48,7 @@ def load_data(missing=0.1, seed=24):
 
 def main():
     y, X = load_data()
-    model = (st.LocalLinearTrend() + st.Seasonal(4) + st.Regression(X, names=X.columns)
+    model = (st.LocalLinearTrend() + st.Seasonal(4) + st.Regression(X)
              + st.MeasurementError())
     print(model)
 

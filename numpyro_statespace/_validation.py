@@ -164,3 +164,9 @@ def refuse_pandas(name, x):
             f"the frame to numpyro_statespace.arviz.to_inference_data(mcmc, y=frame) for "
             f"the time index and observable names")
     return x
+
+
+def as_values(x):
+    """The values of a pandas Series or DataFrame as a NumPy array (other inputs unchanged),
+    for functions that run eagerly on data (residuals, the structural helpers)."""
+    return x.to_numpy() if hasattr(x, "to_numpy") and hasattr(x, "index") else x

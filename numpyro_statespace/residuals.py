@@ -18,6 +18,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 from jax.scipy.linalg import solve_triangular
 
+from ._validation import as_values
 from .distributions import ConditionalSS, JointLGSS, JointQuadraticSS, JointStateSpace, KalmanLGSS
 
 __all__ = ["pointwise_log_likelihood", "standardized_residuals"]
@@ -55,7 +56,7 @@ def pointwise_log_likelihood(d, y):
         likelihood given its noise. :param y: ``(T, M)``, NaN = missing.
     """
     d = _unwrap(d)
-    y = jnp.asarray(y)
+    y = jnp.asarray(as_values(y))
     if isinstance(d, KalmanLGSS):
         return _kalman_terms(d, y)
     if isinstance(d, (JointLGSS, JointQuadraticSS, JointStateSpace)):
@@ -110,7 +111,7 @@ def standardized_residuals(d, y):
     if not isinstance(d, KalmanLGSS):
         raise ValueError(f"standardized_residuals needs a KalmanLGSS (one-step-ahead "
                          f"predictions); got {type(d).__name__}")
-    y = jnp.asarray(y)
+    y = jnp.asarray(as_values(y))
     f = d.filter(y)
     innovations, cov, proper = _one_step(d, f, y)
     L = jnp.linalg.cholesky(_masked_cov(cov, f.observed))

@@ -440,8 +440,8 @@ def test_residuals_and_terms_equal_statsmodels():
     y[7] = np.nan
     res = statsmodels_filter(A, B, C, R, m0, P0, y)
     d = nss.KalmanLGSS(A, B, C, R, m0, P0, 30)
-    np.testing.assert_allclose(pointwise_log_likelihood(d, y), res.llf_obs, rtol=1e-10,
-                               atol=1e-12)
+    np.testing.assert_allclose(pointwise_log_likelihood(d, pd.DataFrame(y)), res.llf_obs,
+                               rtol=1e-10, atol=1e-12)
     e = standardized_residuals(d, y)
     want = res.standardized_forecasts_error.T
     np.testing.assert_array_equal(np.isnan(e), np.isnan(y))
@@ -555,3 +555,29 @@ def test_pandas_data_are_refused_with_what_to_pass(data):
     with pytest.raises(ValueError, match=r"pandas Series: .*to_numpy\(\)\[:, None\]"):
         refuse_pandas("y", data["c"])
     assert refuse_pandas("y", data.to_numpy()) is not None
+
+
+def test_plot_components_draws_each_contribution():
+    """Medians of the drawn lines against the contributions computed by hand: the trend's
+    level, the seasonal's first state, the static regression's X beta per draw."""
+    import xarray as xr
+    from numpyro_statespace import structural as st
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(30, 2))
+    model = st.LocalLinearTrend() + st.Seasonal(4) + st.Regression(X) + st.MeasurementError()
+    states = rng.normal(size=(2, 7, 31, model.num_states))
+    beta = rng.normal(size=(2, 7, 2))
+    idata = az.from_dict(posterior={"beta": beta})
+    idata.add_groups(posterior_states=xr.Dataset(
+        {"state_path": (("chain", "draw", "time_with_initial", "state"), states)},
+        coords={"time_with_initial": np.arange(31), "state": list(model.state_names)}))
+    fig = plots.plot_components(idata, model)
+    medians = [ax.get_lines()[0].get_ydata() for ax in fig.axes[:3]]
+    flat = states.reshape(14, 31, -1)[:, 1:]
+    np.testing.assert_allclose(medians[0], np.median(flat[..., 0], axis=0))
+    np.testing.assert_allclose(medians[1], np.median(flat[..., 2], axis=0))
+    np.testing.assert_allclose(medians[2], np.median(beta.reshape(14, 2) @ X.T, axis=0))
+    assert [ax.get_ylabel() for ax in fig.axes[:3]] == ["trend", "seasonal", "beta"]
+    with pytest.raises(ValueError, match="has 5 states; the model has 6"):
+        plots.plot_components(idata, model + st.Level())
+    plt.close("all")

@@ -23,7 +23,7 @@ from typing import NamedTuple
 import jax.numpy as jnp
 import numpy as np
 
-from .._validation import as_float_array, as_int
+from .._validation import as_float_array, as_int, as_values
 
 
 class Param(NamedTuple):
@@ -277,12 +277,15 @@ class Regression(Component):
     ``{name}`` ``(k,)`` (statsmodels' ``exog`` with ``mle_regression=True``). Time-varying:
     :math:`\beta_t = \beta_{t-1} + \mathrm{diag}(\sigma) \eta_t` are diffuse states loaded by
     a time-varying design row :math:`x_t` (parameter ``{name}_sigma`` ``(k,)``).
-    ``X`` fixes ``T``: the model's ``num_timesteps`` must equal ``len(X)``.
+    ``X`` fixes ``T``: the model's ``num_timesteps`` must equal ``len(X)``. ``names`` label
+    the coefficients (default: a DataFrame's columns, else ``0..k-1``).
     """
 
     def __init__(self, X, *, time_varying=False, names=None, name="beta"):
         self.name = _name(name)
-        X = as_float_array("X", getattr(X, "to_numpy", lambda: X)())
+        if names is None and hasattr(X, "columns"):
+            names = list(X.columns)  # a DataFrame names its regressors
+        X = as_float_array("X", np.asarray(as_values(X), float) if hasattr(X, "index") else X)
         if X.ndim == 1:
             X = X[:, None]
         if X.ndim != 2:

@@ -23,7 +23,7 @@ import numpyro.distributions as dist
 from jax.scipy.linalg import block_diag
 
 from .. import kernels
-from .._validation import as_int
+from .._validation import as_int, as_values
 from .components import Component, pacf_to_ar
 
 
@@ -204,7 +204,7 @@ class StructuralModel:
         domain, and observe ``y`` (``(T,)`` or ``(T, 1)``, NaN = missing; ``None`` for prior
         predictive draws with ``num_timesteps``). Returns the ``(T, 1)`` site value."""
         if y is not None:
-            y = jnp.asarray(getattr(y, "to_numpy", lambda: y)(), float)
+            y = jnp.asarray(as_values(y), float)
             y = y.reshape(-1, 1) if y.ndim == 1 else y
             num_timesteps = y.shape[0]
         if num_timesteps is None:
