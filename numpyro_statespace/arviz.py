@@ -32,7 +32,11 @@ a group to the ``InferenceData`` (replacing one of the same name):
 - :func:`add_forecast` -> ``predictions``: ``<site>`` (future observations), ``<site>_mean``,
   ``state_path`` (future states);
 - :func:`add_impulse_responses` -> ``impulse_responses``: ``state_response``,
-  ``observable_response``.
+  ``observable_response``;
+- :func:`add_log_likelihood` -> ``log_likelihood``: per-step terms of each state-space site
+  (:func:`to_inference_data` adds it by default), for ``az.loo`` and ``az.waic``.
+
+:func:`forecast_table` summarises group ``predictions`` as a pandas DataFrame.
 
 For example, with ``y`` a DataFrame (``T`` rows, one column per observable)::
 
@@ -76,8 +80,8 @@ from .kernels._linalg import psd_factor
 
 __all__ = [
     "add_forecast",
-    "add_log_likelihood",
     "add_impulse_responses",
+    "add_log_likelihood",
     "add_posterior_predictive",
     "add_states",
     "forecast_table",

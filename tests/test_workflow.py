@@ -581,3 +581,15 @@ def test_plot_components_draws_each_contribution():
     with pytest.raises(ValueError, match="has 5 states; the model has 6"):
         plots.plot_components(idata, model + st.Level())
     plt.close("all")
+
+
+def test_add_log_likelihood_refuses_other_sites(fitted):
+    mcmc, _ = fitted
+    idata = nss_az.to_inference_data(mcmc, log_likelihood=False)
+    assert "log_likelihood" not in idata.groups()
+    with pytest.raises(ValueError, match=r"\['a'\] \(candidates: \['y'\]\)"):
+        nss_az.add_log_likelihood(idata, mcmc, sites=["a"])
+    with pytest.raises(ValueError, match="log_likelihood must be 'per_step', True or False"):
+        nss_az.to_inference_data(mcmc, log_likelihood="pointwise")
+    nss_az.add_log_likelihood(idata, mcmc)
+    assert idata.log_likelihood["y"].dims == ("chain", "draw", "time")
