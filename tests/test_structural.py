@@ -253,3 +253,30 @@ def test_nuts_and_loo_on_the_macrodata_model():
     loo = az.loo(idata)
     assert np.isfinite(loo.elpd_loo) and loo.n_data_points == len(y)
     assert list(idata.observed_data["state"].values) == list(model.state_names)
+
+
+@pytest.mark.parametrize("time_varying", [False, True])
+def test_forecast_with_future_regressors_equals_statsmodels(time_varying):
+    y, X = _macro()
+    y, X, X_future = y[:-8], X[:-8], X[-8:]
+    model = (st.LocalLinearTrend() + st.Seasonal(4) + st.Regression(X, time_varying=time_varying)
+             + st.MeasurementError())
+    params = dict(MACRO)
+    sm_params = [MACRO["irregular_sigma"] ** 2, MACRO["trend_level_sigma"] ** 2,
+                 MACRO["trend_slope_sigma"] ** 2, MACRO["seasonal_sigma"] ** 2]
+    if time_varying:
+        params = {k: v for k, v in params.items() if k != "beta"}
+        params["beta_sigma"] = np.zeros(2)
+    else:
+        sm_params += list(MACRO["beta"])
+    uc = UnobservedComponents(y, level=True, trend=True, stochastic_level=True,
+                              stochastic_trend=True, seasonal=4, exog=X, irregular=True,
+                              use_exact_diffuse=True, mle_regression=not time_varying)
+    want = uc.filter(sm_params).get_forecast(8, exog=X_future)
+    f = model.forecast(params, y, 8, X=X_future)
+    np.testing.assert_allclose(f.obs_means[:, 0], want.predicted_mean, rtol=1e-9)
+    np.testing.assert_allclose(f.obs_covs[:, 0, 0], want.var_pred_mean, rtol=1e-7)
+    with pytest.raises(ValueError, match="forecast needs the future regressors"):
+        model.forecast(params, y, 8)
+    with pytest.raises(ValueError, match=r"must have shape \(steps, k\) = \(8, 2\)"):
+        model.forecast(params, y, 8, X=X_future[:3])

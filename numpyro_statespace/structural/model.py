@@ -199,6 +199,39 @@ class StructuralModel:
                           obs_offset=s.obs_offset, time_varying_C=s.C.ndim == 3,
                           prior_of="u1", **kwargs)
 
+    def forecast(self, params, y, steps, *, X=None, **kwargs):
+        """Means and covariances of ``y_{T+1..T+steps}`` (and the states) given ``y`` at
+        ``params`` (:meth:`KalmanLGSS.forecast`).
+
+        :param X: the regressors' future values, ``(steps, k)`` for a model with one
+            regression, else a dict ``{component name: (steps, k)}``.
+        :return: a :class:`~numpyro_statespace.kernels.ForecastResult`.
+        """
+        y = jnp.asarray(as_values(y), float)
+        y = y.reshape(-1, 1) if y.ndim == 1 else y
+        steps = as_int("steps", steps, 1)
+        regs = [c for c in self.components if hasattr(c, "X")]
+        if regs and not isinstance(X, dict):
+            if len(regs) > 1 or X is None:
+                raise ValueError(f"forecast needs the future regressors: X of shape (steps, k) "
+                                 f"for one regression, or a dict over {[c.name for c in regs]}")
+            X = {regs[0].name: X}
+        future = {c.name: jnp.asarray(as_values(X[c.name]), float) for c in regs}
+        for c in regs:
+            if future[c.name].shape != (steps, c.X.shape[1]):
+                raise ValueError(f"X for {c.name!r} must have shape (steps, k) = "
+                                 f"({steps}, {c.X.shape[1]}); got {future[c.name].shape}")
+        d = self.distribution(params, y.shape[0], **kwargs)
+        offsets = [future[c.name] @ params[c.name] for c in regs if not c.time_varying]
+        obs_offset = sum(offsets)[:, None] if offsets else None
+        C = None
+        if any(c.time_varying for c in regs):
+            rows = [future[c.name] if getattr(c, "time_varying", False)
+                    else jnp.broadcast_to(_fixed_design(c, 1), (steps, c.num_states))
+                    for c in self.components if c.num_states]
+            C = jnp.concatenate(rows, axis=-1)[:, None, :]
+        return d.forecast(y, steps, obs_offset=obs_offset, C=C)
+
     def sample(self, y=None, *, num_timesteps=None, priors=None, site="y", **kwargs):
         """In a NumPyro model: sample the parameters (:meth:`sample_params`), guard the
         domain, and observe ``y`` (``(T,)`` or ``(T, 1)``, NaN = missing; ``None`` for prior
