@@ -79,12 +79,14 @@ def _proper(spec, A, B, C, R, m0, P0, y, mask):
     return _Proper(head, details, gains, params, S, y)
 
 
-def _terms(spec, p):
-    """:class:`.kernels.diffuse.DiffuseTerms` of a :class:`_Proper` (``d = 0`` included)."""
+def _terms(spec, p, loadings=False):
+    """:class:`.kernels.diffuse.DiffuseTerms` of a :class:`_Proper` (``d = 0`` included); with
+    ``loadings`` also the filtered means' loadings on ``delta``, ``(T + 1, N, d)``."""
     A, _, C = p.params[:3]
     e, L, ok_w = dk.whitened(p.details.innovations, p.details.innovation_covs,
                              p.details.observed)
-    V = dk.whiten_loadings(L, dk.prior_mean_effects(A, C, p.gains.K, p.X0, p.details.observed)[0])
+    V, G = dk.prior_mean_effects(A, C, p.gains.K, p.X0, p.details.observed)
+    V = dk.whiten_loadings(L, V)
     lls = p.details.log_likelihoods
     ok = p.details.ok & ok_w
     if p.head is not None:
@@ -94,7 +96,8 @@ def _terms(spec, p):
         ok = ok & p.head.ok
     terms = dk.diffuse_loglik(lls, e, V, spec.burn)
     ok = ok & terms.ok
-    return terms._replace(log_likelihood=jnp.where(ok, terms.log_likelihood, -jnp.inf), ok=ok)
+    terms = terms._replace(log_likelihood=jnp.where(ok, terms.log_likelihood, -jnp.inf), ok=ok)
+    return (terms, G) if loadings else terms
 
 
 def log_likelihood(spec, A, B, C, R, m0, P0, c, d, y, mask):
@@ -103,6 +106,41 @@ def log_likelihood(spec, A, B, C, R, m0, P0, c, d, y, mask):
     y, _, ok = _shift(spec, A, C, c, d, y)
     terms = _terms(spec, _proper(spec, A, B, C, R, m0, P0, y, mask))
     return jnp.where(ok, terms.log_likelihood, -jnp.inf)
+
+
+def head_steps(spec, T, N):
+    """Steps of the general route before :func:`head_and_tail_log_likelihood` hands over to
+    the fast kernel: the burn-in, the first step with the prior on ``u_1`` (and one more, so
+    that the rest starts from a filtered state), and ``N + 1`` with diffuse states (with
+    complete data a time-invariant model identifies ``delta`` within ``N`` steps, by the
+    Cayley-Hamilton theorem, or never)."""
+    k = max(spec.burn, 2 * spec.first_state, N + 1 if spec.diffuse is not None else 0)
+    return min(T, k)
+
+
+def head_and_tail_log_likelihood(loglik, spec, missing, A, B, C, R, m0, P0, c, d, y, mask):
+    """:func:`log_likelihood` for a time-invariant ``C``: the general route over the first
+    :func:`head_steps` steps, then ``loglik`` (the sequential kernel with its hand-written
+    derivative and steady-state tail) from the filtered state there, ``delta``'s posterior
+    included. With missing data (static ``missing``) the head may not identify ``delta``:
+    then the general route over the whole series."""
+    T, N = y.shape[0], A.shape[0]
+    k = head_steps(spec, T, N)
+    y_s, _, ok = _shift(spec, A, C, c, d, y)
+    p = _proper(spec, A, B, C, R, m0, P0, y_s[:k], None if mask is None else mask[:k])
+    terms, G = _terms(spec, p, loadings=True)
+    if k == T:
+        return jnp.where(ok, terms.log_likelihood, -jnp.inf)
+    m_k, P_k = p.details.filtered_means[-1], p.details.filtered_covs[-1]
+    if p.X0.shape[-1]:
+        m_k = m_k + G[-1] @ terms.delta
+        P_k = P_k + dk.added_covariance(G[-1:], terms.precision_factor)[0][0]
+    tail = loglik(A, B, C, R, m_k, P_k, y_s[k:], None if mask is None else mask[k:])
+    ll = jnp.where(ok & terms.ok, terms.log_likelihood + tail, -jnp.inf)
+    if not missing or spec.diffuse is None:
+        return ll
+    return jax.lax.cond(terms.ok, lambda: ll,
+                        lambda: log_likelihood(spec, A, B, C, R, m0, P0, c, d, y, mask))
 
 
 def fast_log_likelihood(loglik, A, B, C, R, m0, P0, c, d, y, mask):
@@ -123,13 +161,14 @@ def smooth(spec, A, B, C, R, m0, P0, c, d, y, mask):
     p = _proper(spec, A, B, C, R, m0, P0, y_s, mask)
     terms = _terms(spec, p)
     A_, B_, C_, R_, m_, P_ = p.params
-    res = kernels.rts_smoother(A_, B_, C_, R_, m_ + p.X0 @ terms.delta, P_, p.y, _sub_mask(spec, mask))
-    covs = res.smoothed_covs
+    res = kernels.rts_smoother(A_, B_, C_, R_, m_ + p.X0 @ terms.delta, P_, p.y,
+                               _sub_mask(spec, mask))
+    means, covs, cross = res.smoothed_means, res.smoothed_covs, res.cross_covs
     if p.X0.shape[-1]:
         H = smoothed_mean_effects(A_, C_, p.gains, p.X0, p.details.filtered_covs,
                                   p.details.observed)
-        covs = covs + dk.added_covariance(H, terms.precision_factor)
-    means, cross = res.smoothed_means, res.cross_covs
+        extra, extra_cross = dk.added_covariance(H, terms.precision_factor)
+        covs, cross = covs + extra, cross + extra_cross
     if spec.first_state:
         means, covs = _with_first_row(means, means[0]), _with_first_row(covs, covs[0])
         cross = _with_first_row(cross, covs[0])

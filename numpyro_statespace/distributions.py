@@ -312,13 +312,13 @@ def _diffuse_cov(diffuse, flags, A, B, name="Diffuse.cov"):
     keep = np.array([not f for f in flags])
     zero_out = jnp.asarray(np.outer(keep, keep), A.dtype)
     if diffuse.cov is None:
-        return jnp.zeros(A.shape, A.dtype), jnp.ones(A.shape[:-2], A.dtype)
+        return jnp.zeros(A.shape, A.dtype), jnp.ones((), A.dtype)
     if isinstance(diffuse.cov, str):
         if diffuse.cov != "stationary":
             raise ValueError(f"{name} must be an (N, N) array, 'stationary' or None; got "
                              f"{diffuse.cov!r}")
         idx = np.flatnonzero(keep)
-        if idx.size == 0:
+        if idx.size == 0:  # a flag per member of A's batch, as the stationary one
             return jnp.zeros(A.shape, A.dtype), jnp.ones(A.shape[:-2], A.dtype)
         A_s = A[..., idx[:, None], idx]
         B_s = B[..., idx, :]
@@ -326,7 +326,7 @@ def _diffuse_cov(diffuse, flags, A, B, name="Diffuse.cov"):
         P = jnp.zeros(jnp.broadcast_shapes(A.shape, P_s.shape[:-2] + (N, N)), A.dtype)
         return P.at[..., idx[:, None], idx].set(P_s), ok.astype(A.dtype)
     P = _param(name, diffuse.cov, (N, N), "(N, N)")
-    return P * zero_out, jnp.ones(P.shape[:-2], A.dtype)
+    return P * zero_out, jnp.ones((), A.dtype)
 
 
 # -- marginal likelihood ------------------------------------------------------------------
@@ -414,7 +414,7 @@ class KalmanLGSS(_LinearMoments, dist.Distribution):
     pytree_data_fields = ("A", "B", "C", "R", "u0_mean", "u0_cov", "_mask", "_prior_ok",
                           "state_offset", "obs_offset")
     pytree_aux_fields = ("num_timesteps", "method", "stationary", "_diagonal_R", "_spec",
-                         "time_varying_C")
+                         "time_varying_C", "_derived_prior")
 
     def __init__(self, A, B, C, R, u0_mean, u0_cov, num_timesteps=None, *, mask=None,
                  method="auto", state_offset=None, obs_offset=None, time_varying_C=False,
@@ -492,9 +492,12 @@ class KalmanLGSS(_LinearMoments, dist.Distribution):
                 constraints_[name] = constraints.real_matrix
         if self.time_varying_C:
             constraints_["C"] = constraints.independent(constraints.real, 3)
+        # a prior covariance computed from A and B (shares their batch axes under vmap)
+        self._derived_prior = self.stationary or (diffuse and isinstance(u0_cov.cov, str))
         if diffuse:
             self.u0_cov, self._prior_ok = _diffuse_cov(u0_cov, flags, self.A, self.B)
-            constraints_["u0_cov"] = positive_semidefinite
+            if self._derived_prior:
+                constraints_["u0_cov"] = constraints.dependent(is_discrete=False, event_dim=2)
         elif self.stationary:
             self.u0_cov, prior_ok = _stationary_priors(self.A, self.B)
             # a float 1/0, not a bool: jax.grad over the distribution accepts float leaves only
@@ -504,7 +507,8 @@ class KalmanLGSS(_LinearMoments, dist.Distribution):
         else:
             self._prior_ok = jnp.ones((), self.A.dtype)
         self.arg_constraints = constraints_
-        batch_shape = _batch_shape((self.A, 2), (self.B, 2), (self.C, 3 if self.time_varying_C else 2),
+        batch_shape = _batch_shape((self.A, 2), (self.B, 2),
+                                   (self.C, 3 if self.time_varying_C else 2),
                                    (self.R, 2), (self.u0_mean, 1), (self.u0_cov, 2), (mask, 2),
                                    (self.state_offset, 2), (self.obs_offset, 2),
                                    (self._prior_ok, 0))
@@ -524,16 +528,24 @@ class KalmanLGSS(_LinearMoments, dist.Distribution):
     def log_prob(self, value):
         parallel = self.method == "parallel" or (self.method == "auto"
                                                  and jax.default_backend() != "cpu")
-        return _compiled_log_prob(self, _check_value(self, value), (parallel,))
+        options = (parallel,)
+        if self._general and not self.time_varying_C:  # the head-and-tail route
+            # before any jnp call: inside a trace that would turn a NumPy `value` into a tracer
+            options += (kernels.may_have_missing(value, self._mask),)
+        return _compiled_log_prob(self, _check_value(self, value), options)
 
-    def _log_prob(self, value, parallel):
+    def _log_prob(self, value, parallel, missing=True):
         mask = jnp.ones(self.event_shape, bool) if self._mask is None else self._mask
         loglik = kernels.parallel_loglik if parallel else kernels.kalman_loglik
 
         def single(A, B, C, R, m0, P0, y, mask, prior_ok, c=None, d=None):
             R = jnp.diagonal(R) if self._diagonal_R else R
-            if self._general:
+            if self.time_varying_C:
                 ll = routes.log_likelihood(self._spec, A, B, C, R, m0, P0, c, d, y, mask)
+            elif self._general:
+                ll = routes.head_and_tail_log_likelihood(
+                    kernels.kalman_loglik, self._spec, missing, A, B, C, R, m0, P0, c, d, y,
+                    mask)
             else:
                 ll = routes.fast_log_likelihood(loglik, A, B, C, R, m0, P0, c, d, y, mask)
             return jnp.where(prior_ok > 0, ll, -jnp.inf)
@@ -576,7 +588,7 @@ class KalmanLGSS(_LinearMoments, dist.Distribution):
             path = kernels.reported_path(u, valid)  # NaN from an overflow on
             return path if first else path[1:]
 
-        u = jnp.vectorize(states, signature="(n,n),(n,k),(n),(t,k),(s,n)->(t,n)")(
+        u = jnp.vectorize(states, signature="(n,n),(n,k),(n),(r,k),(s,n)->(t,n)")(
             self.A, self.B, u0, w, c)
         subs = "...tmn,...tn->...tm" if self.time_varying_C else "...mn,...tn->...tm"
         y = jnp.einsum(subs, self.C, u)
@@ -631,7 +643,8 @@ class KalmanLGSS(_LinearMoments, dist.Distribution):
         per-step log-likelihoods, innovations (a :class:`kernels.FilterDetails`; the means and
         covariances are ``(T + 1, .)``, row 0 the prior of ``u_0``). With diffuse states,
         moments that the data so far do not identify are NaN, and ``log_likelihood`` is the
-        exact diffuse one (the per-step terms are the proper filter's)."""
+        exact diffuse one; its per-step terms are statsmodels' ``llf_obs`` (Koopman and
+        Durbin's split of the diffuse periods)."""
         return _workflow_filter(self._spec, *self._args(y), self._mask)
 
     def smooth(self, y):
@@ -724,7 +737,7 @@ def _vmap_over_kalman(d: KalmanLGSS, A=None, B=None, C=None, R=None, u0_mean=Non
                       u0_cov=None, mask=None, state_offset=None, obs_offset=None):
     """``in_axes`` for a :class:`KalmanLGSS` (``numpyro.distributions.batch_util.vmap_over``):
     a stationary ``u0_cov`` and its flag are computed from ``A`` and ``B`` and share their axis."""
-    derived = (A if A is not None else B) if d.stationary else None
+    derived = (A if A is not None else B) if d._derived_prior else None
     return vmap_over.dispatch(dist.Distribution)(
         d, A=A, B=B, C=C, R=R, u0_mean=u0_mean, u0_cov=u0_cov if derived is None else derived,
         _mask=mask, _prior_ok=derived, state_offset=state_offset, obs_offset=obs_offset)

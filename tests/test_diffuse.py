@@ -59,6 +59,9 @@ def test_mixed_diffuse_and_stationary_match_statsmodels():
     assert_close(s.log_likelihood, res.llf)
     assert_close(s.smoothed_means[1:], res.smoothed_state.T)
     assert_close(s.smoothed_covs[1:], np.moveaxis(res.smoothed_state_cov, -1, 0))
+    # statsmodels' smoothed_state_autocov[..., t] is Cov(alpha_{t+1}, alpha_t | y); it reports
+    # zeros for the two diffuse periods, compared after them
+    assert_close(s.cross_covs[3:], np.moveaxis(res.smoothed_state_autocov, -1, 0)[2:-1])
     f = dist.filter(y[:, None])
     # once the diffuse part is identified, the filtered moments are statsmodels'
     assert_close(f.filtered_means[3:], res.filtered_state.T[2:])
@@ -66,6 +69,33 @@ def test_mixed_diffuse_and_stationary_match_statsmodels():
     assert np.all(np.isnan(f.filtered_means[:2]))
     # per-step terms, the diffuse periods' included, are statsmodels' llf_obs
     assert_close(f.log_likelihoods, res.llf_obs)
+
+
+def _missing_start():
+    y = _unemployment()[:60]
+    y[:5] = np.nan
+    return y
+
+
+def test_missing_start_takes_the_general_route():
+    """The first five observations missing: the head (N + 1 = 4 steps) cannot identify the
+    diffuse part, and the likelihood falls back to the general route over the whole series."""
+    y = _missing_start()
+    A, B, C, R, res = _ucm(y, PARAMS)
+    assert_close(_mixed(y, A, B, C, R).log_prob(y[:, None]), res.llf)
+
+
+@pytest.mark.slow
+def test_missing_start_gradient_matches_finite_differences():
+    y = _missing_start()
+    A, B, C, R, _ = _ucm(y, PARAMS)
+
+    def ll(s2):
+        return _mixed(y, A, B, C, jnp.reshape(s2, (1,))).log_prob(y[:, None])
+
+    g = jax.grad(ll)(0.05)
+    fd = (ll(0.05 + 1e-7) - ll(0.05 - 1e-7)) / 2e-7
+    np.testing.assert_allclose(g, fd, rtol=1e-5)
 
 
 @pytest.mark.slow

@@ -38,6 +38,9 @@ def test_exact_diffuse_loglik_and_smoothed_level_match_statsmodels():
     np.testing.assert_allclose(s.smoothed_means[1:, 0], res.smoothed_state[0], rtol=1e-8)
     np.testing.assert_allclose(s.smoothed_covs[1:, 0, 0], res.smoothed_state_cov[0, 0],
                                rtol=1e-8)
+    fc, ours = res.get_forecast(5), d.forecast(Y, 5)
+    np.testing.assert_allclose(ours.obs_means[:, 0], fc.predicted_mean, rtol=1e-8)
+    np.testing.assert_allclose(ours.obs_covs[:, 0, 0], fc.var_pred_mean, rtol=1e-8)
 
 
 def _significant(x, digits=3):

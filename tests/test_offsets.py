@@ -68,7 +68,8 @@ def _ours(m, **kw):
 
 @pytest.mark.parametrize("case", [
     pytest.param("constant", marks=pytest.mark.slow), "time_varying",
-    pytest.param("obs_only", marks=pytest.mark.slow), pytest.param("first_state", marks=pytest.mark.slow)])
+    pytest.param("obs_only", marks=pytest.mark.slow),
+    pytest.param("first_state", marks=pytest.mark.slow)])
 def test_offsets_match_statsmodels(case):
     m = _model(0)
     y = m["y"].copy()
@@ -105,6 +106,13 @@ def test_time_varying_design_matches_statsmodels():
     assert_close(s.smoothed_means[1:], res.smoothed_state.T)
     assert_close(s.smoothed_covs[1:], np.moveaxis(res.smoothed_state_cov, -1, 0))
     assert_close(dist.filter(y).predicted_obs[1:], res.forecasts.T)
+    # impulse responses: u_1 = B e_k, u_t = A u_{t-1}, observed through C_t (no offsets)
+    irf = dist.impulse_response(4, 1)
+    u = m["B"][:, 1]
+    for t in range(4):
+        assert_close(irf.states[t], u)
+        assert_close(irf.observables[t], m["Ct"][t] @ u)
+        u = m["A"] @ u
 
 
 def test_regressors_as_obs_offset_match_statsmodels_exog():
@@ -121,7 +129,8 @@ def test_regressors_as_obs_offset_match_statsmodels_exog():
     mod = sm.tsa.SARIMAX(y, exog=X, order=(1, 0, 0))
     llf = mod.loglike(np.r_[beta, phi, s2])
     dist = nss.KalmanLGSS(jnp.array([[phi]]), jnp.array([[np.sqrt(s2)]]), jnp.eye(1),
-                          jnp.zeros(1), jnp.zeros(1), "stationary", T, obs_offset=(X @ beta)[:, None])
+                          jnp.zeros(1), jnp.zeros(1), "stationary", T,
+                          obs_offset=(X @ beta)[:, None])
     assert_close(dist.log_prob(y[:, None]), llf)
 
 
@@ -190,6 +199,14 @@ def test_sample_and_posterior_draws_follow_offsets():
     dist = nss.KalmanLGSS(A, None, C, np.zeros((2, 2)), m["m0"], np.zeros((3, 3)), 12,
                           state_offset=c, obs_offset=d)
     assert_close(dist.sample(jax.random.key(1)), y_expected, rtol=1e-12)
+    # the prior on u_1: u_1 = m0, then c_t + A u_{t-1}; c_1 does not enter
+    first = nss.KalmanLGSS(A, None, C, np.zeros((2, 2)), m["m0"], np.zeros((3, 3)), 12,
+                           state_offset=c, obs_offset=d, prior_of="u1")
+    u, path1 = m["m0"], [m["m0"]]
+    for t in range(1, 12):
+        u = c[t] + A @ u
+        path1.append(u)
+    assert_close(first.sample(jax.random.key(1)), np.array(path1) @ C.T + d, rtol=1e-12)
     # posterior draws with a tiny observation noise sit on the path
     noisy = nss.KalmanLGSS(A, None, C, 1e-4 * np.eye(2), m["m0"], np.zeros((3, 3)), 12,
                            state_offset=c, obs_offset=d)
@@ -250,7 +267,8 @@ def test_bad_offsets_refused_by_name():
     tv = _ours(m, C=np.zeros((10, 2, 3)), time_varying_C=True, state_offset=np.ones(3))
     with pytest.raises(ValueError, match=r"future design matrices: C of shape \(steps, M, N\)"):
         tv.forecast(m["y"][:10], 2)
-    with pytest.raises(ValueError, match=r"state_offset must have shape \(\.\.\., steps, N\) = \(\.\.\., 2, 3\)"):
+    with pytest.raises(ValueError,
+                       match=r"state_offset must have shape \(\.\.\., steps, N\) = \(\.\.\., 2, 3\)"):
         tv.forecast(m["y"][:10], 2, state_offset=np.ones((3, 3)), C=np.zeros((2, 2, 3)))
     with pytest.raises(ValueError, match="obs_offset"):
         nss.ConditionalSS(m["A"], None, np.eye(3), m["m0"], num_timesteps=10,

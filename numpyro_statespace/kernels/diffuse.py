@@ -177,6 +177,9 @@ def diffuse_loglik(log_likelihoods, e, V, burn=0):
 
 
 def added_covariance(H, L):
-    """``H_t Omega^-1 H_t'`` for loadings ``H (T, N, d)`` and the factor ``L`` of ``Omega``."""
-    W = jax.vmap(lambda H_t: solve_triangular(L, H_t.T, lower=True))(H)   # (T, d, N)
-    return jnp.einsum("tdi,tdj->tij", W, W)
+    """``(H_t Omega^-1 H_t', H_t Omega^-1 H_{t-1}')``, the diffuse part's share of the
+    smoothed covariances and lag-one cross-covariances, for loadings ``H (T + 1, N, d)`` and
+    the factor ``L`` of ``Omega``."""
+    W = jax.vmap(lambda H_t: solve_triangular(L, H_t.T, lower=True))(H)   # (T + 1, d, N)
+    return (jnp.einsum("tdi,tdj->tij", W, W),
+            jnp.einsum("tdi,tdj->tij", W[1:], W[:-1]))
