@@ -9,6 +9,10 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 
+# imports ArviZ without its once-a-day import notice (see numpyro_statespace/arviz.py); the
+# examples' own `import arviz` then finds it loaded
+import numpyro_statespace.arviz  # noqa: E402,F401
+
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # makes `models` (the zoo, not installed) importable

@@ -57,7 +57,8 @@ def fit(data, seed=1, model=rbc.kalman_model):
     """NUTS on ``data``; returns the ``MCMC`` and its ``InferenceData`` with latent states and
     posterior predictive."""
     mcmc = MCMC(NUTS(model), num_warmup=NUM_WARMUP, num_samples=NUM_SAMPLES,
-                num_chains=NUM_CHAINS, chain_method="vectorized", progress_bar=False)
+                num_chains=NUM_CHAINS, chain_method="vectorized",
+                progress_bar=not _common.SHORT)  # one bar for the vectorized chains
     # the model sees an array; the extra fields feed ArviZ's sample_stats (energy plot)
     mcmc.run(jax.random.key(seed), data.to_numpy(),
              extra_fields=("energy", "num_steps", "accept_prob"))
@@ -89,6 +90,8 @@ def figure(idata):
 def main():
     start = time.perf_counter()
     data = load_data()
+    print(f"NUTS: {NUM_CHAINS} chains x ({NUM_WARMUP} warm-up + {NUM_SAMPLES} draws) on "
+          f"{len(data)} quarters; the first seconds are compilation", flush=True)
     mcmc, idata = fit(data)
     print(idata)
     print(az.summary(idata, var_names=PARAMS).to_string())

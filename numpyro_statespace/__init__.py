@@ -49,6 +49,8 @@ __version__ = "0.1.0"
 # Imported on first use (``import numpyro_statespace`` stays light; arviz and plots are
 # separate modules imported on demand too).
 _LAZY = {"dsge": ("dsge", None), "dynare": ("dynare", None),
+         "structural": ("structural", None), "residuals": ("residuals", None),
+         "diagnose": ("checks", "diagnose"), "Diagnosis": ("checks", "Diagnosis"),
          **{name: ("dsge", name) for name in ("DynareModel", "FirstOrderSolution",
                                               "SecondOrderSolution", "solve_first_order",
                                               "solve_second_order")}}
@@ -73,6 +75,7 @@ __all__ = [
     "ConditionalLikelihood",
     "FirstOrderSolution",
     "ConditionalSS",
+    "Diagnosis",
     "Diffuse",
     "DynareModel",
     "JointLGSS",
@@ -93,10 +96,12 @@ __all__ = [
     "StateSpaceProblem",
     "StateSpaceSolution",
     "default_algorithm",
+    "diagnose",
     "dsge",
     "dynare",
+    "residuals",
     "solve",
     "solve_first_order",
     "solve_second_order",
+    "structural",
 ]
-

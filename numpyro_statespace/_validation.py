@@ -147,3 +147,26 @@ def check_names(name, names, size):
     if len(names) != size:
         raise ValueError(f"{name} must hold {size} names; got {len(names)}: {names}")
     return names
+
+
+def refuse_pandas(name, x):
+    """Raise a ``ValueError`` saying what to pass when ``x`` is a pandas object.
+
+    A DataFrame or Series cannot travel through ``jax.jit`` (NumPyro compiles the model with
+    its data), and NumPyro's support check fails on one with an unrelated ``TypeError``; the
+    values go in as an array and the index and columns name ArviZ' dimensions instead.
+    """
+    if hasattr(x, "to_numpy") and hasattr(x, "index"):
+        kind = "DataFrame" if hasattr(x, "columns") else "Series"
+        shape = "(T, M)" if kind == "DataFrame" else "(T, 1): .to_numpy()[:, None]"
+        raise ValueError(
+            f"{name} is a pandas {kind}: pass its values, {name}.to_numpy() {shape}, and give "
+            f"the frame to numpyro_statespace.arviz.to_inference_data(mcmc, y=frame) for "
+            f"the time index and observable names")
+    return x
+
+
+def as_values(x):
+    """The values of a pandas Series or DataFrame as a NumPy array (other inputs unchanged),
+    for functions that run eagerly on data (residuals, the structural helpers)."""
+    return x.to_numpy() if hasattr(x, "to_numpy") and hasattr(x, "index") else x

@@ -32,7 +32,11 @@ a group to the ``InferenceData`` (replacing one of the same name):
 - :func:`add_forecast` -> ``predictions``: ``<site>`` (future observations), ``<site>_mean``,
   ``state_path`` (future states);
 - :func:`add_impulse_responses` -> ``impulse_responses``: ``state_response``,
-  ``observable_response``.
+  ``observable_response``;
+- :func:`add_log_likelihood` -> ``log_likelihood``: per-step terms of each state-space site
+  (:func:`to_inference_data` adds it by default), for ``az.loo`` and ``az.waic``.
+
+:func:`forecast_table` summarises group ``predictions`` as a pandas DataFrame.
 
 For example, with ``y`` a DataFrame (``T`` rows, one column per observable)::
 
@@ -52,7 +56,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-import arviz as az
+import warnings
+
+with warnings.catch_warnings():
+    # ArviZ 0.23 announces its 1.0 refactor with a FutureWarning on import, once a day per
+    # user cache directory: on every run in a fresh environment (CI, containers). The 0.x API
+    # used here is unaffected; only that notice is silenced, nothing ArviZ says later.
+    warnings.filterwarnings("ignore", message=r"\s*ArviZ is undergoing a major refactor",
+                            category=FutureWarning)
+    import arviz as az
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -69,8 +81,10 @@ from .kernels._linalg import psd_factor
 __all__ = [
     "add_forecast",
     "add_impulse_responses",
+    "add_log_likelihood",
     "add_posterior_predictive",
     "add_states",
+    "forecast_table",
     "to_inference_data",
 ]
 
@@ -264,10 +278,22 @@ def _first_step_before(index, before):
 
 
 def _coord(index):
-    """A pandas index as xarray coordinate values (periods become timestamps)."""
+    """A pandas index as xarray coordinate values (a PeriodIndex stays periods: xarray keeps
+    it as its index)."""
     if isinstance(index, pd.PeriodIndex):
-        index = index.to_timestamp()
+        return index
     return np.asarray(index)
+
+
+def _check_data_shape(y_shape, observed, ss_names):
+    """Refuse ``y`` whose ``(T, M)`` differs from the state-space sites' (names would be
+    attached to the wrong steps, or silently dropped)."""
+    for name in ss_names:
+        shape = tuple(np.shape(observed[name]["value"]))[-2:]
+        if shape != tuple(y_shape[-2:]):
+            raise ValueError(f"y has shape (T, M) = {tuple(y_shape[-2:])} but the model's "
+                             f"site {name!r} observes {shape}: pass the data the model was "
+                             f"run on (the same rows and columns)")
 
 
 def _names(names, n, what, argname):
@@ -337,7 +363,7 @@ def _single_series(sites, name, what):
 # -- conversion -------------------------------------------------------------------------------
 def to_inference_data(posterior, *, y=None, time=None, syms=None, obs_syms=None,
                       shock_names=None, model=None, model_args=None, model_kwargs=None,
-                      coords=None, dims=None, **kwargs):
+                      coords=None, dims=None, log_likelihood="per_step", **kwargs):
     """``InferenceData`` of a state-space model with named dimensions and coordinates.
 
     :param posterior: a ``numpyro.infer.MCMC`` after ``run`` (converted by
@@ -354,10 +380,11 @@ def to_inference_data(posterior, *, y=None, time=None, syms=None, obs_syms=None,
     :param model, model_args, model_kwargs: the model and its arguments, for a dict of draws
         (an ``MCMC`` supplies its own, which ArviZ's converter uses).
     :param coords, dims: extra ArviZ coordinates and dimensions; they take precedence.
+    :param log_likelihood: ``"per_step"`` (default): group ``log_likelihood`` holds, for each
+        unbatched state-space site, its per-step terms ``(chain, draw, time)`` (see
+        :func:`add_log_likelihood`: ``az.loo`` and ``az.waic`` then work); ``True``: ArviZ's
+        own (one number per draw and series); ``False``: none.
     :param kwargs: passed to :func:`arviz.from_numpyro` or :func:`arviz.from_dict`.
-        ``log_likelihood`` defaults to False: the likelihood of a whole series is one number
-        per draw, so pointwise criteria (``az.loo``) do not apply; pass
-        ``log_likelihood=True`` to store it anyway.
     :return: ``arviz.InferenceData``. The state-space coordinates (``time``,
         ``time_with_initial``, ``state``, ``observable``, ``shock``) are also attached to the
         ``observed_data`` group, so that the ``add_*`` helpers find them.
@@ -370,6 +397,12 @@ def to_inference_data(posterior, *, y=None, time=None, syms=None, obs_syms=None,
 
     # T and M: the DataFrame, else the first observed site with a (T, M) value.
     frame = y if y is not None and _is_frame(y) else None
+    if y is not None and frame is None and hasattr(y, "to_frame"):
+        frame = y.to_frame()  # a Series: one observable named by the Series
+    if y is not None and frame is None and not hasattr(y, "shape") and not isinstance(
+            y, (list, tuple)):
+        raise ValueError(f"y must be the data: a pandas DataFrame (T rows, one column per "
+                         f"observable), a Series or a (T, M) array; got {type(y).__name__}")
     if y is not None:
         y_shape = np.shape(frame.to_numpy() if frame is not None else y)
     else:
@@ -379,6 +412,8 @@ def to_inference_data(posterior, *, y=None, time=None, syms=None, obs_syms=None,
         raise ValueError("cannot tell T and M: pass y (T, M), or observe a (T, M) site in the "
                          "model")
     T, M = y_shape[-2], y_shape[-1]
+    if y is not None:
+        _check_data_shape(y_shape, observed, ss_names)
     if time is None and frame is not None:
         time = frame.index
     if obs_syms is None and frame is not None:
@@ -418,9 +453,12 @@ def to_inference_data(posterior, *, y=None, time=None, syms=None, obs_syms=None,
     all_coords.update(coords or {})
     all_dims = {**auto_dims, **(dims or {})}
 
+    if log_likelihood not in ("per_step", True, False):
+        raise ValueError(f"log_likelihood must be 'per_step', True or False; "
+                         f"got {log_likelihood!r}")
     if src.mcmc is not None:
-        kwargs.setdefault("log_likelihood", False)
-        idata = az.from_numpyro(src.mcmc, coords=all_coords, dims=all_dims, **kwargs)
+        idata = az.from_numpyro(src.mcmc, coords=all_coords, dims=all_dims,
+                                log_likelihood=log_likelihood is True, **kwargs)
     else:
         if any(isinstance(s["value"], jax.core.Tracer) for s in observed.values()):
             observed = _observed_sites(_trace(src, _first_draw(src)))  # computed observations
@@ -432,7 +470,49 @@ def to_inference_data(posterior, *, y=None, time=None, syms=None, obs_syms=None,
     extra = {k: v for k, v in all_coords.items()
              if k in (TIME, TIME0, OBS, STATE, SHOCK) and k not in idata[group].coords}
     _replace_group(idata, group, idata[group].assign_coords(extra))
+    if log_likelihood == "per_step" and _pointwise_sites(trace):
+        add_log_likelihood(idata, src)
     return idata
+
+
+def add_log_likelihood(idata, posterior, *, sites=None, model=None, model_args=None,
+                       model_kwargs=None, batch_size=256):
+    """Add per-step log-likelihood terms as group ``log_likelihood``: for each state-space
+    site (unbatched: one series) ``(chain, draw, time)``,
+    :func:`numpyro_statespace.residuals.pointwise_log_likelihood` at every draw.
+
+    For :class:`KalmanLGSS` the terms are the one-step-ahead predictive densities
+    ``log p(y_t | y_1..y_{t-1}, theta)``: ``az.loo`` on them treats each step as an
+    observation given the past (exact leave-future-out needs refits, Bürkner, Gabry & Vehtari
+    2020). :return: ``idata``, modified in place.
+    """
+    src = posterior if isinstance(posterior, _Source) else _source(
+        posterior, model, model_args, model_kwargs)
+    trace = _inspect(src)
+    candidates = _pointwise_sites(trace)
+    sites = candidates if sites is None else list(sites)
+    bad = [n for n in sites if n not in candidates]
+    if bad or not sites:
+        raise ValueError(f"add_log_likelihood needs observed, unbatched KalmanLGSS or Joint* "
+                         f"sites; {bad or 'none found'} (candidates: {candidates})")
+
+    def fn(params, _):
+        from .residuals import pointwise_log_likelihood
+        tr = _trace(src, params)
+        return {n: pointwise_log_likelihood(tr[n]["fn"], tr[n]["value"]) for n in sites}
+
+    data = _per_draw(src, fn, None, batch_size)
+    T = data[sites[0]].shape[-1]
+    time, _ = _time_coords(idata, T)
+    return _replace_group(idata, "log_likelihood",
+                          _dataset(data, {TIME: time}, {n: [TIME] for n in sites}))
+
+
+def _pointwise_sites(trace):
+    return [n for n, s in _observed_sites(trace).items()
+            if isinstance(_unwrap(s["fn"]), (KalmanLGSS, JointLGSS, JointQuadraticSS,
+                                             JointStateSpace))
+            and not _unwrap(s["fn"]).batch_shape and np.ndim(s["value"]) == 2]
 
 
 # -- groups -----------------------------------------------------------------------------------
@@ -454,7 +534,10 @@ def _state_paths(d, y, key):
         if key is not None:
             out["state_path"] = d.posterior_sample(key, y, 1)[0]
         path = out.get("state_path", out["smoothed_state"])
-        out["fitted_obs"] = path[1:] @ d.C.T
+        # C_t u_t + d_t: a time-varying C (dynamic regression) and observation offsets
+        C = d.C if d.C.ndim == 3 else d.C[None]
+        offset = 0.0 if getattr(d, "obs_offset", None) is None else d.obs_offset
+        out["fitted_obs"] = jnp.einsum("tmn,tn->tm", C, path[1:]) + offset
         return out
     if isinstance(d, JointLGSS):
         u, *_, valid = kernels.linear_states(d.A, d.B, d.u0, d.noise, per_step=True)
@@ -571,18 +654,22 @@ def add_posterior_predictive(idata, posterior, *, key, sites=None, model=None,
 
 
 def _forecast_draw(d, y, steps, key):
-    """One path ``u_{T+1..T+steps}``, ``y_{T+1..T+steps}`` from the filtered ``u_T``."""
+    """One path ``u_{T+1..T+steps}``, ``y_{T+1..T+steps}`` given ``y``: the forecast means
+    (:meth:`KalmanLGSS.forecast`, offsets included) plus a deviation that starts from the
+    filtered ``u_T``'s spread and is driven by new shocks and measurement noise."""
     details = d.filter(y)
-    m_T, P_T = details.filtered_means[-1], details.filtered_covs[-1]
+    P_T = details.filtered_covs[-1]
+    moments = d.forecast(y, steps)
     k0, kw, kv = jax.random.split(key, 3)
-    N, K = d.B.shape
-    M = d.C.shape[0]
-    u_T = m_T + psd_factor(P_T) @ jax.random.normal(k0, (N,), m_T.dtype)
-    w = jax.random.normal(kw, (steps, K), m_T.dtype)
-    u = kernels.linear_states(d.A, d.B, u_T, w)[0][1:]
-    v = jax.random.normal(kv, (steps, M), m_T.dtype) @ psd_factor(d.R).T
-    moments = kernels.forecast(d.A, d.B, d.C, d.R, m_T, P_T, steps)
-    return u, u @ d.C.T + v, moments.obs_means
+    N, K = d.B.shape[-2:]
+    M = d.R.shape[-1]
+    dtype = P_T.dtype
+    dev_T = psd_factor(P_T) @ jax.random.normal(k0, (N,), dtype)
+    w = jax.random.normal(kw, (steps, K), dtype)
+    dev = kernels.linear_states(d.A, d.B, dev_T, w)[0][1:]
+    v = jax.random.normal(kv, (steps, M), dtype) @ psd_factor(d.R).T
+    u = moments.state_means + dev
+    return u, moments.obs_means + dev @ d.C.T + v, moments.obs_means
 
 
 def add_forecast(idata, posterior, steps, *, key, site=None, syms=None, forecast_time=None,
@@ -676,3 +763,32 @@ def add_impulse_responses(idata, posterior, steps, *, site=None, syms=None, mode
     dims = {"state_response": [SHOCK, HORIZON, STATE],
             "observable_response": [SHOCK, HORIZON, obs_name]}
     return _replace_group(idata, "impulse_responses", _dataset(data, coords, dims))
+
+
+def forecast_table(idata, var="y", *, prob=0.9):
+    """The forecasts of group ``predictions`` (:func:`add_forecast`) as a pandas DataFrame.
+
+    Rows: ``forecast_time``; columns ``(observable, stat)`` with ``stat`` in ``mean``,
+    ``median``, ``sd``, ``lower``, ``upper`` (the equal-tailed ``prob`` interval over all
+    draws: parameter, state and noise uncertainty); with one observable the columns are just
+    the stats. :return: ``pandas.DataFrame``.
+    """
+    if "predictions" not in idata.groups() or var not in idata.predictions:
+        raise ValueError(f"forecast_table needs variable {var!r} in group 'predictions': run "
+                         f"add_forecast first")
+    if not 0 < prob < 1:
+        raise ValueError(f"prob must lie in (0, 1); got {prob!r}")
+    da = idata.predictions[var]
+    time_dim, obs_dim = [d for d in da.dims if d not in ("chain", "draw")]
+    x = da.stack(sample=("chain", "draw")).transpose("sample", time_dim, obs_dim).values
+    lo, hi = (1 - prob) / 2, (1 + prob) / 2
+    stats = {"mean": np.nanmean(x, 0), "median": np.nanmedian(x, 0), "sd": np.nanstd(x, 0),
+             "lower": np.nanquantile(x, lo, 0), "upper": np.nanquantile(x, hi, 0)}
+    index = pd.Index(da[time_dim].values, name=time_dim)
+    observables = [str(o) for o in da[obs_dim].values]
+    if len(observables) == 1:
+        return pd.DataFrame({k: v[:, 0] for k, v in stats.items()}, index=index)
+    columns = pd.MultiIndex.from_product([observables, list(stats)],
+                                         names=[obs_dim, "stat"])
+    values = np.stack([stats[k] for k in stats], axis=-1).reshape(len(index), -1)
+    return pd.DataFrame(values, index=index, columns=columns)

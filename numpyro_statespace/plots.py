@@ -13,6 +13,8 @@ function                           draws
 :func:`plot_states`                latent states (or any ``(time, name)`` variable) with bands
 :func:`plot_forecast`              fan chart: recent data and nested forecast bands
 :func:`plot_impulse_responses`     responses of states or observables to each shock
+:func:`plot_diagnostics`           standardised one-step residuals: series, density, Q-Q, ACF
+:func:`plot_components`            contributions of a structural model's components
 =================================  ===========================================================
 
 matplotlib is imported inside the functions: ``pip install "numpyro_statespace[examples]"``.
@@ -21,8 +23,11 @@ matplotlib is imported inside the functions: ``pip install "numpyro_statespace[e
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 __all__ = [
+    "plot_components",
+    "plot_diagnostics",
     "plot_forecast",
     "plot_impulse_responses",
     "plot_observed_fitted",
@@ -83,7 +88,16 @@ def _draws(da):
                          f"{da.name!r} has {da.dims}")
     time_dim, series_dim = other
     values = da.stack(sample=_SAMPLE_DIMS).transpose("sample", time_dim, series_dim).values
-    return values, da[time_dim].values, [str(s) for s in da[series_dim].values], series_dim
+    return values, _time_values(da, time_dim), [str(s) for s in da[series_dim].values], \
+        series_dim
+
+
+def _time_values(da, dim):
+    """Time coordinate values matplotlib can place: periods at their start timestamps."""
+    values = da[dim].values
+    if values.dtype == object and len(values) and isinstance(values[0], pd.Period):
+        return pd.PeriodIndex(values).to_timestamp().values
+    return values
 
 
 def _band(values, prob):
@@ -196,7 +210,7 @@ def plot_forecast(idata, var="y", *, probs=(0.5, 0.8, 0.95), history=None, axes=
     past = observed.transpose(time_dim[0], series_dim)
     if history is not None:
         past = past.isel({time_dim[0]: slice(-int(history), None)})
-    data, time = past.values, past[time_dim[0]].values
+    data, time = past.values, _time_values(past, time_dim[0])
     fig, panels = _axes(axes, len(names))
     probs = sorted(probs, reverse=True)
     for i, (ax, name) in enumerate(zip(panels, names)):
@@ -273,3 +287,113 @@ def plot_impulse_responses(responses, *, kind="state", names=None, shock_names=N
                 ax.set_xlabel("horizon")
             ax.xaxis.get_major_locator().set_params(integer=True)
     return _finish(fig, panels, f"impulse responses ({kind})", axes is None)
+
+
+def _acf(x, lags):
+    """Sample autocorrelations ``1..lags`` of ``x`` (NaN-free), statsmodels' ``acf`` estimator
+    (deviations from the mean, divided by ``n`` at every lag)."""
+    d = x - x.mean()
+    denom = np.sum(d * d)
+    return np.array([np.sum(d[k:] * d[:-k]) / denom for k in range(1, lags + 1)])
+
+
+def plot_diagnostics(residuals, *, variable=0, lags=10, time=None, axes=None):
+    """Standardised one-step residual diagnostics, as statsmodels' ``plot_diagnostics``.
+
+    Four panels: the residuals over time; their histogram with a kernel density estimate and
+    the ``N(0, 1)`` density; a normal Q-Q plot; the correlogram (lags ``1..lags``, with
+    ``+-1.96 / sqrt(n)`` bounds). Under the model the residuals are independent ``N(0, 1)``.
+
+    :param residuals: ``(T,)`` or ``(T, M)`` (NaN = missing, left out), a pandas Series or
+        DataFrame (its index is the time axis), e.g.
+        :func:`numpyro_statespace.residuals.standardized_residuals` at a posterior draw or
+        point estimate. :param variable: column of a ``(T, M)`` input (index or name).
+    :return: the ``Figure``.
+    """
+    from scipy import stats
+    if hasattr(residuals, "columns"):
+        names = list(residuals.columns)
+        col = names.index(variable) if variable in names else variable
+        time = residuals.index if time is None else time
+        residuals, label = residuals.to_numpy()[:, col], str(names[col])
+    elif hasattr(residuals, "index") and hasattr(residuals, "to_numpy"):
+        time = residuals.index if time is None else time
+        residuals, label = residuals.to_numpy(), str(residuals.name or "")
+    else:
+        residuals = np.asarray(residuals, float)
+        if residuals.ndim == 2:
+            residuals = residuals[:, variable]
+        label = str(variable)
+    residuals = np.asarray(residuals, float)
+    if residuals.ndim != 1:
+        raise ValueError(f"residuals must be (T,) or (T, M); got shape {residuals.shape}")
+    x = residuals[np.isfinite(residuals)]
+    if x.size < max(3, lags + 1):
+        raise ValueError(f"plot_diagnostics needs more than lags = {lags} observed residuals; "
+                         f"got {x.size}")
+    if time is None:
+        time = np.arange(1, residuals.size + 1)
+    elif isinstance(time, pd.PeriodIndex):
+        time = time.to_timestamp()
+    fig, (ax_t, ax_h, ax_q, ax_c) = _axes(axes, 4, ncols=2, panel_size=(7.0, 3.0))
+    ax_t.plot(np.asarray(time), residuals, color="C0", lw=0.9)
+    ax_t.axhline(0.0, color="0.5", lw=0.6)
+    ax_t.set_title("standardized residuals")
+    grid = np.linspace(min(x.min(), -3.0), max(x.max(), 3.0), 200)
+    ax_h.hist(x, bins="auto", density=True, color="C0", alpha=0.4, label="histogram")
+    ax_h.plot(grid, stats.gaussian_kde(x)(grid), color="C1", label="KDE")
+    ax_h.plot(grid, stats.norm.pdf(grid), color="C2", label="N(0, 1)")
+    ax_h.set_title("histogram and estimated density")
+    ax_h.legend(fontsize="x-small")
+    theoretical = stats.norm.ppf((np.arange(1, x.size + 1) - 0.5) / x.size)
+    ax_q.plot(theoretical, np.sort(x), ".", color="C0", ms=3)
+    ax_q.plot(grid, grid, color="C3", lw=0.8)
+    ax_q.set_title("normal Q-Q")
+    ax_q.set_xlabel("theoretical quantiles")
+    ax_q.set_ylabel("sample quantiles")
+    acf = _acf(x, lags)
+    ax_c.vlines(np.arange(1, lags + 1), 0.0, acf, color="C0")
+    ax_c.plot(np.arange(1, lags + 1), acf, "o", color="C0", ms=3)
+    bound = 1.96 / np.sqrt(x.size)
+    ax_c.axhspan(-bound, bound, color="C0", alpha=0.15, lw=0)
+    ax_c.axhline(0.0, color="0.5", lw=0.6)
+    ax_c.set_title("correlogram")
+    ax_c.set_xlabel("lag")
+    if axes is None:
+        fig.suptitle(f"residual diagnostics {label}".strip())
+    return fig
+
+
+def plot_components(idata, model, *, var="state_path", group="posterior_states", prob=0.9,
+                    axes=None):
+    """Contributions of a structural model's components to the observable, one panel each.
+
+    :param model: the :class:`~numpyro_statespace.structural.StructuralModel` whose states
+        ``idata`` holds (``state_path`` or ``smoothed_state`` of
+        :func:`numpyro_statespace.arviz.add_states`); a static regression's contribution
+        ``X beta`` uses the posterior draws of its coefficients.
+    :return: the ``Figure`` (median and ``prob`` band of each component over time).
+    """
+    da = _variable(_group(idata, group, "plot_components"), var, group)
+    time_dim, state_dim = [d for d in da.dims if d not in _SAMPLE_DIMS]
+    states = da.stack(sample=_SAMPLE_DIMS).transpose("sample", time_dim, state_dim).values
+    if states.shape[-1] != model.num_states:
+        raise ValueError(f"{var} has {states.shape[-1]} states; the model has "
+                         f"{model.num_states} ({model.state_names})")
+    time = _time_values(da, time_dim)[1:]
+    parts = model.components_of(states[:, 1:], params=None, static=False)
+    for c in model.components:
+        if hasattr(c, "X") and not c.time_varying:
+            if c.name not in idata.posterior:
+                raise ValueError(f"the regression {c.name!r} needs its coefficients in the "
+                                 f"posterior group")
+            beta = idata.posterior[c.name].stack(sample=_SAMPLE_DIMS).transpose("sample", ...)
+            parts[c.name] = beta.values @ np.asarray(c.X).T
+    fig, panels = _axes(axes, len(parts))
+    for ax, (name, values) in zip(panels, parts.items()):
+        lo, mid, hi = _band(np.asarray(values), prob)
+        ax.fill_between(time, lo, hi, color="C0", alpha=0.3, lw=0,
+                        label=f"{prob:.0%} credible band")
+        ax.plot(time, mid, color="C0", lw=1.2, label="median")
+        ax.set_ylabel(name)
+    return _finish(fig, panels, "structural components", axes is None)

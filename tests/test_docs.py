@@ -25,18 +25,6 @@ def test_readme_first_block_holds_the_two_setup_commands():
     assert (ROOT / script).is_file()
 
 
-def test_differentiating_likelihoods_section_runs(capsys):
-    blocks = re.findall(r"```python\n(.*?)```", _section("Differentiating likelihoods"), re.S)
-    assert blocks
-    namespace = {}
-    for code in blocks:
-        exec(compile(code, "README.md", "exec"), namespace)  # asserts grad == jacfwd inside
-    out = capsys.readouterr().out
-    assert "joint_loglik" in out and "kalman_loglik" in out
-    assert set(namespace["grads"][0].shape) == {2}
-    assert namespace["grads"][1].shape == (5, 1)
-
-
 def test_main_example_prints_likelihoods():
     out = subprocess.run([sys.executable, str(ROOT / "examples" / "rbc_likelihoods.py")],
                          capture_output=True, text=True, check=True, cwd=ROOT).stdout
@@ -44,3 +32,37 @@ def test_main_example_prints_likelihoods():
         assert label in out
     values = [float(v) for v in re.findall(r"log-likelihood[^:]*: (-?[\d.]+)", out)]
     assert len(values) == 4 and all(abs(v) < 1e6 for v in values)
+
+
+def test_every_readme_python_snippet_runs_in_order(monkeypatch, capsys):
+    """All python blocks of the README, in order, in one namespace (the first toy model
+    defines what the later ones use); every ``model`` a block defines is run once (prior
+    predictive for the DSGE section, on the toy data elsewhere)."""
+    import jax
+    import matplotlib
+    import matplotlib.pyplot as plt
+    from numpyro import handlers
+
+    matplotlib.use("Agg")
+    monkeypatch.chdir(ROOT)  # `from models.rbc import ...` as from a clone's root
+    namespace = {}
+    ran = 0
+    for code in re.findall(r"```python\n(.*?)```", README, re.S):
+        before = namespace.get("model")
+        exec(compile(code, "README.md", "exec"), namespace)
+        model = namespace.get("model")
+        if model is not None and model is not before:
+            # the DSGE model (two observables) as a prior predictive
+            args = (namespace["T"],) if "solve_first_order" in code \
+                else (namespace["T"], namespace["y"])
+            trace = handlers.trace(handlers.seed(model, jax.random.key(0))).get_trace(*args)
+            assert "y" in trace
+        ran += 1
+        plt.close("all")
+    assert ran >= 6
+    assert abs(float(namespace["mcmc"].get_samples()["rho"].mean()) - 0.8) < 0.15
+    # "Differentiating likelihoods" asserts grad == jacfwd inside and prints both
+    out = capsys.readouterr().out
+    assert "joint_loglik" in out and "kalman_loglik" in out
+    assert set(namespace["grads"][0].shape) == {2}
+    assert namespace["grads"][1].shape == (5, 1)

@@ -5,6 +5,7 @@ started at the beginning of this module, so they run while the in-process tests 
 """
 
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -36,6 +37,7 @@ EXAMPLES = {
     # examples/quickstart.py is not here: it is the README's main job, which CI (.ci/run) runs
     # in full before the tests; its pieces (NUTS on RBC, ArviZ, plot_states) are tested below.
     "forecasting": ["forecasting_fit.png", "forecasting_fan.png"],
+    "structural": ["structural_components.png", "structural_diagnostics.png"],
     "joint_latent_shocks": ["joint_latent_shocks.png", "joint_latent_shocks_irf.png"],
     "svi": ["svi.png"],
 }
@@ -373,6 +375,9 @@ def test_example_runs_in_short_mode(example_runs, example):
         assert "r_hat" in output and "sigma" in output  # the ArviZ summary
     if example == "joint_latent_shocks":
         assert "('chain', 'draw', 'time', 'shock')" in output
+    if example == "structural":
+        assert "elpd_loo" in output and "trend_level_sigma" in output
+        assert "Warning" not in output
 
 
 def test_notebook_is_valid_and_in_sync():
@@ -404,3 +409,187 @@ def test_readme_shows_the_quickstart_figure():
     assert (ROOT / "docs" / "quickstart.png").is_file()
     for script in EXAMPLES:
         assert f"examples/{script}.py" in readme
+
+
+# -- per-step log-likelihoods, residuals, data checks ------------------------------------------
+def test_log_likelihood_group_is_per_step_and_loo_runs(fitted, data):
+    _, idata = fitted
+    ll = idata.log_likelihood["y"]
+    assert ll.dims == ("chain", "draw", "time") and ll.shape == (2, 20, T)
+    np.testing.assert_array_equal(ll["time"].values, data.index.values)
+    post = idata.posterior
+    A, B, C = rbc.matrices(*(post[k].values[1, 3] for k in ("a", "rho", "sigma")))
+    d = nss.KalmanLGSS(A, B, C, rbc.R, jnp.zeros(2), "stationary", T)
+    # the terms sum to the likelihood at that draw
+    np.testing.assert_allclose(ll.values[1, 3].sum(), d.log_prob(data.to_numpy()), rtol=1e-10)
+    loo = az.loo(idata)
+    assert loo.n_data_points == T and np.isfinite(loo.elpd_loo)
+
+
+def test_residuals_and_terms_equal_statsmodels():
+    from tests._reference import statsmodels_filter
+    from numpyro_statespace.residuals import pointwise_log_likelihood, standardized_residuals
+    rng = np.random.default_rng(3)
+    A = np.array([[0.7, 0.2], [-0.1, 0.5]])
+    B = np.array([[0.5], [0.3]])
+    C = np.array([[1.0, 0.4], [0.2, 1.0]])
+    R = np.array([[0.3, 0.1], [0.1, 0.2]])
+    m0, P0 = np.array([0.1, -0.2]), np.eye(2)
+    y = rng.normal(size=(30, 2))
+    y[rng.random((30, 2)) < 0.15] = np.nan
+    y[7] = np.nan
+    res = statsmodels_filter(A, B, C, R, m0, P0, y)
+    d = nss.KalmanLGSS(A, B, C, R, m0, P0, 30)
+    np.testing.assert_allclose(pointwise_log_likelihood(d, pd.DataFrame(y)), res.llf_obs,
+                               rtol=1e-10, atol=1e-12)
+    e = standardized_residuals(d, y)
+    want = res.standardized_forecasts_error.T
+    np.testing.assert_array_equal(np.isnan(e), np.isnan(y))
+    np.testing.assert_allclose(e[~np.isnan(y)], want[~np.isnan(y)], rtol=1e-9)
+    # a joint likelihood's terms: Gaussian densities of y_t around the path, missing left out
+    w = rng.normal(size=(30, 1))
+    j = nss.JointLGSS(A, B, C, R, m0, w)
+    z = np.asarray(j.mean_path())
+    from scipy.stats import multivariate_normal
+    want = [multivariate_normal(z[t][o], R[np.ix_(o, o)]).logpdf(y[t][o]) if o.any() else 0.0
+            for t in range(30) for o in [~np.isnan(y[t])]]
+    np.testing.assert_allclose(pointwise_log_likelihood(j, y), want, rtol=1e-10)
+    np.testing.assert_allclose(np.sum(want), j.log_prob(y), rtol=1e-10)
+
+
+def test_data_of_the_wrong_length_is_refused(fitted, data):
+    mcmc, _ = fitted
+    with pytest.raises(ValueError, match=r"y has shape \(T, M\) = \(39, 2\) but the model's "
+                                         r"site 'y' observes \(40, 2\)"):
+        nss_az.to_inference_data(mcmc, y=data.iloc[1:])
+    with pytest.raises(ValueError, match="y must be the data"):
+        nss_az.to_inference_data(mcmc, y="y")
+
+
+def test_period_index_stays_periods(fitted, data):
+    mcmc, _ = fitted
+    frame = data.set_axis(pd.period_range("2001Q1", periods=T, freq="Q"))
+    idata = nss_az.to_inference_data(mcmc, y=frame, log_likelihood=False, **NAMES)
+    time = idata.observed_data["time"].values
+    assert isinstance(time[0], pd.Period) and str(time[0]) == "2001Q1"  # not timestamps
+    assert "log_likelihood" not in idata.groups()
+    nss_az.add_forecast(idata, mcmc, 3, key=jax.random.key(15))
+    future = idata.predictions["forecast_time"].values
+    assert isinstance(future[0], pd.Period) and str(future[0]) == "2011Q1"
+    fig = plots.plot_forecast(idata)
+    assert fig.axes
+    plt.close("all")
+
+
+def test_forecast_table_summarises_the_draws(fitted):
+    _, idata = fitted
+    table = nss_az.forecast_table(idata, prob=0.8)
+    draws = idata.predictions["y"].stack(sample=("chain", "draw")).transpose("sample", ...)
+    assert table.shape == (6, 10) and table.index.name == "forecast_time"
+    np.testing.assert_array_equal(table.index.values, idata.predictions["forecast_time"].values)
+    np.testing.assert_allclose(table[("k_obs", "mean")], draws.values[:, :, 1].mean(0))
+    np.testing.assert_allclose(table[("c", "upper")], np.quantile(draws.values[:, :, 0], 0.9, 0))
+    assert np.all(table.xs("lower", axis=1, level="stat") < table.xs("upper", axis=1, level="stat"))
+    with pytest.raises(ValueError, match="prob must lie in"):
+        nss_az.forecast_table(idata, prob=90)
+
+
+def test_plot_diagnostics_draws_statsmodels_correlogram(tmp_path):
+    from statsmodels.tsa.stattools import acf
+    rng = np.random.default_rng(0)
+    e = rng.normal(size=80)
+    e[[3, 40]] = np.nan
+    series = pd.Series(e, index=pd.period_range("2000Q1", periods=80, freq="Q"), name="y")
+    fig = plots.plot_diagnostics(series, lags=8)
+    assert len(fig.axes) == 4
+    stems = fig.axes[3].collections[0].get_segments()
+    np.testing.assert_allclose([seg[1][1] for seg in stems], acf(e[np.isfinite(e)], nlags=8)[1:],
+                               rtol=1e-12)
+    fig.savefig(tmp_path / "diag.png")
+    assert (tmp_path / "diag.png").stat().st_size > 10_000
+    with pytest.raises(ValueError, match="more than lags = 8"):
+        plots.plot_diagnostics(np.ones(5), lags=8)
+    plt.close("all")
+
+
+def _ar1_model(y=None, stationary=True):
+    rho = numpyro.sample("rho", numpyro.distributions.Uniform(0.0, 2.0))
+    s = numpyro.sample("s", numpyro.distributions.Normal(1.0, 1.0))
+    numpyro.sample("y", nss.KalmanLGSS(rho * jnp.eye(1), jnp.eye(1), jnp.eye(1), s * jnp.ones(1),
+                                       jnp.zeros(1), "stationary" if stationary else jnp.eye(1),
+                                       10), obs=y)
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"rho": 1.05, "s": 0.5}, r"site 'y': u0_cov='stationary' needs a stable A, but A has "
+                               r"spectral radius 1\.05 >= 1"),
+    ({"rho": 0.5, "s": -0.5}, r"site 'y': R is not positive semi-definite \(smallest "
+                               r"eigenvalue -0\.5\); it is a covariance"),
+    ({"rho": -0.5, "s": 0.5}, r"site 'rho': log density -inf at value -0\.5 \(Uniform"),
+])
+def test_diagnose_names_the_failing_check(params, message):
+    y = np.zeros((10, 1))
+    found = nss.diagnose(_ar1_model, y, params=params)
+    assert not found.ok and len(found.problems) == 1
+    assert re.search(message, str(found)), str(found)
+    assert nss.diagnose(_ar1_model, y, params={"rho": 0.5, "s": 0.5}).ok
+    # the same draw without a stationary prior passes the checks
+    assert nss.diagnose(_ar1_model, y, False, params={"rho": 1.05, "s": 0.5}).ok
+
+
+def test_diagnose_reports_a_failed_guard():
+    def model():
+        numpyro.sample("a", numpyro.distributions.Normal())
+        nss.dsge.log_prob_guard("determinacy", False)
+
+    found = nss.diagnose(model)
+    assert found.problems == (found.problems[0],) and "factor 'determinacy'" in str(found)
+    assert "Blanchard-Kahn" in str(found) and set(found.params) == {"a"}
+
+
+def test_pandas_data_are_refused_with_what_to_pass(data):
+    from numpyro_statespace._validation import refuse_pandas
+    with pytest.raises(ValueError, match=r"y is a pandas DataFrame: pass its values, "
+                                         r"y.to_numpy\(\) \(T, M\)"):
+        refuse_pandas("y", data)
+    with pytest.raises(ValueError, match=r"pandas Series: .*to_numpy\(\)\[:, None\]"):
+        refuse_pandas("y", data["c"])
+    assert refuse_pandas("y", data.to_numpy()) is not None
+
+
+def test_plot_components_draws_each_contribution():
+    """Medians of the drawn lines against the contributions computed by hand: the trend's
+    level, the seasonal's first state, the static regression's X beta per draw."""
+    import xarray as xr
+    from numpyro_statespace import structural as st
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(30, 2))
+    model = st.LocalLinearTrend() + st.Seasonal(4) + st.Regression(X) + st.MeasurementError()
+    states = rng.normal(size=(2, 7, 31, model.num_states))
+    beta = rng.normal(size=(2, 7, 2))
+    idata = az.from_dict(posterior={"beta": beta})
+    idata.add_groups(posterior_states=xr.Dataset(
+        {"state_path": (("chain", "draw", "time_with_initial", "state"), states)},
+        coords={"time_with_initial": np.arange(31), "state": list(model.state_names)}))
+    fig = plots.plot_components(idata, model)
+    medians = [ax.get_lines()[0].get_ydata() for ax in fig.axes[:3]]
+    flat = states.reshape(14, 31, -1)[:, 1:]
+    np.testing.assert_allclose(medians[0], np.median(flat[..., 0], axis=0))
+    np.testing.assert_allclose(medians[1], np.median(flat[..., 2], axis=0))
+    np.testing.assert_allclose(medians[2], np.median(beta.reshape(14, 2) @ X.T, axis=0))
+    assert [ax.get_ylabel() for ax in fig.axes[:3]] == ["trend", "seasonal", "beta"]
+    with pytest.raises(ValueError, match="has 5 states; the model has 6"):
+        plots.plot_components(idata, model + st.Level())
+    plt.close("all")
+
+
+def test_add_log_likelihood_refuses_other_sites(fitted):
+    mcmc, _ = fitted
+    idata = nss_az.to_inference_data(mcmc, log_likelihood=False)
+    assert "log_likelihood" not in idata.groups()
+    with pytest.raises(ValueError, match=r"\['a'\] \(candidates: \['y'\]\)"):
+        nss_az.add_log_likelihood(idata, mcmc, sites=["a"])
+    with pytest.raises(ValueError, match="log_likelihood must be 'per_step', True or False"):
+        nss_az.to_inference_data(mcmc, log_likelihood="pointwise")
+    nss_az.add_log_likelihood(idata, mcmc)
+    assert idata.log_likelihood["y"].dims == ("chain", "draw", "time")
