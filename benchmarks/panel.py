@@ -3,9 +3,10 @@
 ``models/panel.py``'s panel (``T`` steps, ``N`` states per series, per-series start dates and
 10 % missing entries), the jitted value and gradient of the summed Kalman log-likelihood with
 respect to every series' ``rho``, ``sigma`` and the common ``obs_sd``, called from Python
-(dispatch included: it dominates at P = 1). One device: the arrays on ``jax.devices()[0]``;
-two devices: the series axis split with ``models.panel.shard_series`` (a ``NamedSharding``
-over a ``Mesh`` of both). On a CPU the two devices are forced with
+(dispatch included: it dominates at P = 1): all series vectorised at once, and in sequential
+rounds of 20 (``chunk``), on one device (``jax.devices()[0]``) and with the series axis split
+over two (``models.panel.shard_series``: a ``NamedSharding`` over a ``Mesh`` of both; a single
+series is padded with an empty one). On a CPU the two devices are forced with
 ``--xla_force_host_platform_device_count=2`` (set here before JAX starts): two XLA CPU devices
 sharing the machine's cores. Medians over repeats; prints a Markdown table and writes
 ``benchmarks/results/panel.json``.
@@ -39,6 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from models import panel  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
+#: series per sequential round (``models.panel.loglik``'s ``chunk``); divides 10, 100, 1,000
+CHUNK = 20
 
 
 def _median_time(f, args, repeats, number):
@@ -56,7 +59,7 @@ def _median_time(f, args, repeats, number):
     return float(np.median(times))
 
 
-def measure(P, N, T, devices, repeats, missing):
+def measure(P, N, T, devices, repeats, missing, chunk=None):
     data = panel.simulate(0, P, T, n_states=N, missing=missing,
                           late_start=0.25 if missing else 0.0)
     rho, sigma, y = data["rho"], data["sigma"], data["y"]
@@ -65,13 +68,14 @@ def measure(P, N, T, devices, repeats, missing):
                                            devices=jax.devices()[:devices])
     else:
         rho, sigma, y = (jax.device_put(x, jax.devices()[0]) for x in (rho, sigma, y))
-    f = jax.jit(jax.value_and_grad(panel.loglik, argnums=(0, 1, 2)), static_argnums=4)
-    args = (rho, sigma, data["obs_sd"], y, N)
+    chunk = None if chunk is None else min(chunk, y.shape[0])
+    f = jax.jit(jax.value_and_grad(panel.loglik, argnums=(0, 1, 2)), static_argnums=(4, 5))
+    args = (rho, sigma, data["obs_sd"], y, N, chunk)
     start = time.perf_counter()
     jax.block_until_ready(f(*args))
     compile_s = time.perf_counter() - start
     number = max(1, int(0.2 / max(_median_time(f, args, 1, 1), 1e-6)))
-    return {"P": P, "N": N, "T": T, "devices": devices, "compile_s": compile_s,
+    return {"P": P, "N": N, "T": T, "devices": devices, "chunk": chunk, "compile_s": compile_s,
             "seconds": _median_time(f, args, repeats, number)}
 
 
@@ -88,17 +92,20 @@ def main():
     rows = []
     print(f"{jax.devices()[0].platform}, {len(jax.devices())} devices, T = {args.T}, "
           f"{'complete data' if args.complete else 'start dates and 10% missing'}\n")
-    print("| N | P | 1 device | per series | 2 devices | per series | 1 / 2 devices |")
-    print("|---|---|---|---|---|---|---|")
+    print(f"| N | P | all at once | per series | rounds of {CHUNK} | per series "
+          f"| 2 devices, rounds of {CHUNK} | per series | speed-up 1 -> 2 devices |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for N in (2, 5):
         for P in sizes:
-            got = {d: measure(P, N, args.T, d, repeats, missing) for d in device_counts}
-            rows.extend(got.values())
-            one = got[1]["seconds"]
-            two = got.get(2, {}).get("seconds", float("nan"))
-            print(f"| {N} | {P:,} | {1e3 * one:.2f} ms | {1e6 * one / P:.0f} µs "
-                  f"| {1e3 * two:.2f} ms | {1e6 * two / P:.0f} µs | {one / two:.2f} |",
-                  flush=True)
+            got = [measure(P, N, args.T, 1, repeats, missing),
+                   measure(P, N, args.T, 1, repeats, missing, CHUNK)]
+            if 2 in device_counts:
+                got.append(measure(P, N, args.T, 2, repeats, missing, CHUNK))
+            rows.extend(got)
+            cells = "".join(f"| {1e3 * g['seconds']:.2f} ms | {1e6 * g['seconds'] / P:.0f} µs "
+                            for g in got)
+            ratio = got[1]["seconds"] / got[2]["seconds"] if len(got) > 2 else float("nan")
+            print(f"| {N} | {P:,} {cells}| {ratio:.2f} |", flush=True)
     RESULTS.mkdir(exist_ok=True)
     meta = {"date": time.strftime("%Y-%m-%d"), "machine": platform.processor() or
             platform.machine(), "cpus": os.cpu_count(), "jax": jax.__version__,

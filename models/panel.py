@@ -32,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro
 import numpyro.distributions as dist
+from jax import lax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 import numpyro_statespace as nss
@@ -104,18 +105,39 @@ def simulate(seed, num_series, num_timesteps, n_states=1, hyper=None, missing=0.
     return {"y": y, "rho": rho, "sigma": sigma, **hyper}
 
 
-def loglik(rho, sigma, obs_sd, y, n_states=1):
+def loglik(rho, sigma, obs_sd, y, n_states=1, chunk=None):
     """The panel's log-likelihood: the sum over series of each one's Kalman log-likelihood.
 
     :param rho, sigma: ``(P,)``; :param obs_sd: scalar; :param y: ``(P, T, 1)``, NaN missing.
+    :param chunk: static; ``None`` vectorises over all series at once; an int ``c`` (dividing
+        ``P``) runs ``P / c`` sequential rounds of ``c`` series each (``lax.map``). The cost of
+        the likelihood's gradient vectorised over many series grows faster than the number of
+        series on CPU (measured, N = 5, T = 200, 2 loaded cores: 100 series at once 114 ms,
+        in rounds of 16 24 ms), so rounds of 16-32 series keep the cost per series about flat
+        (``benchmarks/panel.py``). Series ``k``, ``k + P / c``, ... share a round, so a
+        panel split into contiguous blocks over devices (:func:`shard_series`, ``c`` a
+        multiple of the number of devices) keeps every round split over the devices too.
+
     A series with no observation contributes 0, so padding a panel with all-NaN series
     (:func:`pad_series`) leaves its value and gradient unchanged.
     """
-    A, B, C, R = matrices(rho, sigma, obs_sd, n_states)
-    zeros = jnp.zeros(n_states, A.dtype)
-    d = nss.KalmanLGSS(A, B, C, R, zeros, jnp.zeros((n_states, n_states), A.dtype),
-                       num_timesteps=y.shape[-2], method="sequential")
-    return jnp.sum(d.log_prob(y))
+    P = np.shape(y)[0]
+    if chunk is not None and (chunk < 1 or P % chunk):
+        raise ValueError(f"chunk must divide the number of series (y: {tuple(np.shape(y))}); "
+                         f"got chunk={chunk}: pad the panel with pad_series({chunk}, ...)")
+
+    def series(rho, sigma, y):
+        A, B, C, R = matrices(rho, sigma, obs_sd, n_states)
+        zeros = jnp.zeros(n_states, A.dtype)
+        d = nss.KalmanLGSS(A, B, C, R, zeros, jnp.zeros((n_states, n_states), A.dtype),
+                           num_timesteps=y.shape[-2], method="sequential")
+        return d.log_prob(y)
+
+    if chunk is None or chunk == P:
+        return jnp.sum(series(rho, sigma, y))
+    rounds = [jnp.swapaxes(jnp.reshape(x, (chunk, P // chunk) + jnp.shape(x)[1:]), 0, 1)
+              for x in (rho, sigma, y)]
+    return jnp.sum(lax.map(lambda args: series(*args), tuple(rounds)))
 
 
 def model(y=None, *, num_series=None, num_timesteps=None, n_states=1, route="kalman"):

@@ -38,7 +38,7 @@ def panel_data():
 def value_and_grad():
     from models import panel
 
-    return jax.jit(jax.value_and_grad(panel.loglik, argnums=(0, 1, 2)), static_argnums=4)
+    return jax.jit(jax.value_and_grad(panel.loglik, argnums=(0, 1, 2)), static_argnums=(4, 5))
 
 
 def _shards(x):
@@ -55,10 +55,14 @@ def devices(out):
     v1, g1 = f(*(jax.device_put(x, one) for x in (rho, sigma, obs_sd, y)), PANEL["n_states"])
     rho_s, sigma_s, y_s = panel.shard_series(rho, sigma, y)
     v2, g2 = f(rho_s, sigma_s, obs_sd, y_s, PANEL["n_states"])
+    # in rounds of 2 series (one per device): 3 sequential rounds, each split over the devices
+    v3, g3 = f(rho_s, sigma_s, obs_sd, y_s, PANEL["n_states"], 2)
     result = {
         "device_count": jax.device_count(),
         "single": [float(v1)] + [np.asarray(g).tolist() for g in g1],
         "sharded": [float(v2)] + [np.asarray(g).tolist() for g in g2],
+        "sharded_rounds": [float(v3)] + [np.asarray(g).tolist() for g in g3],
+        "grad_rho_rounds_shards": _shards(g3[0]),
         "y_shards": _shards(y_s),
         "grad_rho_shards": _shards(g2[0]),
         "grad_rho_spec": list(g2[0].sharding.spec),

@@ -69,6 +69,21 @@ def test_padding_with_empty_series_changes_nothing():
     np.testing.assert_allclose(gp[2], g[2], rtol=1e-13)
 
 
+def test_rounds_of_series_equal_all_at_once():
+    """``chunk``: the series in sequential rounds (lax.map) give the vectorised value and
+    gradient (the same per-series arithmetic, summed in another order)."""
+    data = panel.simulate(6, 8, 30, n_states=2)
+    args = (data["rho"], data["sigma"], data["obs_sd"], data["y"], 2)
+    f = jax.value_and_grad(panel.loglik, argnums=(0, 1, 2))
+    v, g = f(*args)
+    vc, gc = f(*args, chunk=4)
+    np.testing.assert_allclose(vc, v, rtol=1e-13)
+    for a, b in zip(gc, g):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+    with pytest.raises(ValueError, match=r"chunk must divide.*\(8, 30, 1\).*chunk=3"):
+        panel.loglik(*args, chunk=3)
+
+
 def _params(P, seed=0):
     rng = np.random.default_rng(seed)
     return {"mu_rho": 0.8, "tau_rho": 0.3, "mu_sigma": -0.6, "tau_sigma": 0.2, "obs_sd": 0.35,

@@ -48,7 +48,7 @@ def test_sharded_over_two_devices_equals_one_device(tmp_path, reference):
     r = json.loads(out.read_text())
     assert r["device_count"] == 2
     value, grads, (P, T, M) = reference
-    for result in (r["single"], r["sharded"]):
+    for result in (r["single"], r["sharded"], r["sharded_rounds"]):
         np.testing.assert_allclose(result[0], value, rtol=1e-12)
         for got, want in zip(result[1:], grads):
             np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12 * np.abs(want).max())
@@ -59,6 +59,7 @@ def test_sharded_over_two_devices_equals_one_device(tmp_path, reference):
     assert r["grad_rho_spec"] == ["series"]
     assert len({s["device"] for s in r["grad_rho_shards"]}) == 2
     assert [s["shape"] for s in r["grad_rho_shards"]] == [[P // 2]] * 2
+    assert [s["shape"] for s in r["grad_rho_rounds_shards"]] == [[P // 2]] * 2
 
 
 def _free_port():
