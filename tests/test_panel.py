@@ -28,8 +28,7 @@ def _numpy_panel_loglik(rho, sigma, obs_sd, y, n_states):
     return total
 
 
-@pytest.mark.parametrize("n_states", [1, 3])
-def test_panel_loglik_matches_numpy_and_finite_differences(n_states):
+def test_panel_loglik_matches_numpy_and_finite_differences(n_states=3):
     """Per-series start dates and missing entries; value against a NumPy filter, gradient in
     every per-series parameter against central differences (float64, h = 1e-6: truncation and
     round-off both ~1e-9 relative here)."""
