@@ -54,9 +54,11 @@ def devices(out):
     one = jax.devices()[0]
     v1, g1 = f(*(jax.device_put(x, one) for x in (rho, sigma, obs_sd, y)), PANEL["n_states"])
     rho_s, sigma_s, y_s = panel.shard_series(rho, sigma, y)
-    v2, g2 = f(rho_s, sigma_s, obs_sd, y_s, PANEL["n_states"])
+    # each call waited for before the next: queued calls with cross-device reductions can
+    # deadlock XLA's CPU thread pool (see benchmarks/panel.py)
+    v2, g2 = jax.block_until_ready(f(rho_s, sigma_s, obs_sd, y_s, PANEL["n_states"]))
     # in rounds of 2 series (one per device): 3 sequential rounds, each split over the devices
-    v3, g3 = f(rho_s, sigma_s, obs_sd, y_s, PANEL["n_states"], 2)
+    v3, g3 = jax.block_until_ready(f(rho_s, sigma_s, obs_sd, y_s, PANEL["n_states"], 2))
     result = {
         "device_count": jax.device_count(),
         "single": [float(v1)] + [np.asarray(g).tolist() for g in g1],
