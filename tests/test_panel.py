@@ -113,15 +113,6 @@ def test_whitened_route_has_the_kalman_posterior():
         rtol=1e-12)
 
 
-def test_prior_predictive_shapes():
-    from numpyro.infer import Predictive
-
-    draws = Predictive(panel.model, num_samples=2)(jax.random.key(0), num_series=3,
-                                                    num_timesteps=12)
-    assert draws["y"].shape == (2, 3, 12, 1) and draws["rho"].shape == (2, 3)
-    assert np.isfinite(draws["y"]).all()
-
-
 def test_bad_input_is_named():
     with pytest.raises(ValueError, match=r"y must have shape \(P, T, 1\); got \(10, 1\)"):
         log_density(panel.model, (np.zeros((10, 1)),), {}, _params(10))
