@@ -103,3 +103,15 @@ def test_jax_sees_one_device_here():
     """The forced device count stays in the subprocesses: this process has its own devices."""
     assert "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", "")
     assert jax.process_count() == 1
+
+
+@pytest.mark.slow
+def test_chains_one_per_device():
+    """``examples/panel.py --chain-method parallel`` (short): two chains on two host devices
+    (``numpyro.set_host_device_count(2)``), without NumPyro's fallback to sequential chains."""
+    run = subprocess.run([sys.executable, str(ROOT / "examples" / "panel.py"), "--chain-method",
+                          "parallel"], env={**_env(), "NSS_SHORT": "1"}, cwd=ROOT,
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "not enough devices" not in run.stderr, run.stderr[-3000:]
+    assert "kalman:" in run.stdout and "max r_hat" in run.stdout
