@@ -10,7 +10,7 @@ over all latent sites and the divergences. With
 the truth drawn from the prior, correct inference covers each parameter with probability 0.90
 exactly, so the count over ``datasets x 5`` intervals is Binomial(n, 0.9).
 
-    python benchmarks/panel_calibration.py                     # 10 data sets, P = 50, T = 100, 500 + 500
+    python benchmarks/panel_calibration.py                     # 10 data sets, P = 50, T = 100
     python benchmarks/panel_calibration.py --datasets 3 -P 20  # smaller
 
 Prints one line per data set and a summary; writes ``benchmarks/results/panel_calibration.json``.
