@@ -26,7 +26,7 @@ import numpy as np
 from numpyro.diagnostics import summary
 from numpyro.infer import MCMC, NUTS
 
-P, T = (8, 40) if _common.SHORT else (50, 100)
+P, T = (6, 100) if _common.SHORT else (50, 100)
 NUM_WARMUP, NUM_SAMPLES = (40, 40) if _common.SHORT else (1000, 1000)
 NUM_CHAINS = 2
 

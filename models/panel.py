@@ -8,11 +8,17 @@ Series ``i`` is a sum of ``N`` AR(1) components observed with noise:
 
 with ``D = diag(d_1..d_N)``, ``d`` evenly spaced from 1 down to 0.5 (``N = 1``: an AR(1) plus
 noise), the known start ``u_{i,0} = 0`` and, across series, partially pooled persistence and
-volatility (non-centred):
+volatility:
 
 .. math::
-    \operatorname{logit}\rho_i = \mu_\rho + \tau_\rho z_{\rho,i},\quad
-    \log\sigma_i = \mu_\sigma + \tau_\sigma z_{\sigma,i},\quad z_{\cdot,i} \sim N(0, 1).
+    \operatorname{logit}\rho_i = \mu_\rho + \tau_\rho z_i,\quad z_i \sim N(0, 1),\qquad
+    \log\sigma_i \sim N(\mu_\sigma, \tau_\sigma).
+
+The persistence is non-centred (``z_i`` sampled), the volatility centred (``log sigma_i``
+sampled): each series pins its volatility down far more tightly than the spread across series
+(standard error of ``log sigma_i`` ~0.1 at ``T = 100`` against ``tau_sigma`` ~0.3), and there
+a non-centred volatility mixes badly (measured, P = 50, T = 100: ESS 21 of 1,000 draws for
+``mu_sigma``), while the persistence is less well determined per series.
 
 The measurement noise ``s`` is common to all series. Each series has its own missing data: it
 starts at its own date (leading NaN) and misses a random share of its entries (NaN).
@@ -155,11 +161,11 @@ def model(y=None, *, num_series=None, num_timesteps=None, n_states=1, route="kal
     pooled = {k: numpyro.sample(k, d) for k, d in pooled_priors().items()}
     with numpyro.plate("series", num_series):
         z_rho = numpyro.sample("z_rho", dist.Normal(0.0, 1.0))
-        z_sigma = numpyro.sample("z_sigma", dist.Normal(0.0, 1.0))
         rho = numpyro.deterministic(
             "rho", jax.nn.sigmoid(pooled["mu_rho"] + pooled["tau_rho"] * z_rho))
-        sigma = numpyro.deterministic(
-            "sigma", jnp.exp(pooled["mu_sigma"] + pooled["tau_sigma"] * z_sigma))
+        log_sigma = numpyro.sample("log_sigma",
+                                   dist.Normal(pooled["mu_sigma"], pooled["tau_sigma"]))
+        sigma = numpyro.deterministic("sigma", jnp.exp(log_sigma))
         A, B, C, R = matrices(rho, sigma, pooled["obs_sd"], n_states)
         u0 = jnp.zeros(n_states, A.dtype)
         if route == "kalman":
