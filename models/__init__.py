@@ -13,5 +13,7 @@ module                     contents
 ``fvgq20``                 the FVGQ20 DSGE model (14 states, 6 shocks): problems,
                            distributions, Kalman / joint / pruned joint NumPyro models
 ``timeseries``             local level, local linear trend, ARMA(p, q), dynamic factor model
+``panel``                  a hierarchical panel of series (partially pooled persistence and
+                           volatility, per-series missing data), its simulation, sharding helpers
 =========================  ====================================================================
 """
