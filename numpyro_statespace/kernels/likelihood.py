@@ -261,8 +261,8 @@ def _head(A, Q, C, R, univariate, m0, P0, y, observed, rest, ok, horizon, save):
         k, m, P_before, ll, ok, _, bufs = carry
         t = k * b
         chunk = (lax.dynamic_slice_in_dim(y, t, b), lax.dynamic_slice_in_dim(observed, t, b))
-        (m, P, ll_k, ok, _), out = _filter_scan(A, Q, C, R, univariate, m, P_before, *chunk, ok, save,
-                                                save_predicted=save, unroll=1)
+        (m, P, ll_k, ok, _), out = _filter_scan(A, Q, C, R, univariate, m, P_before, *chunk, ok,
+                                                save, save_predicted=save, unroll=1)
         if save:
             ms, Ps, _, _, m_pred, P_pred, AP = out
             bufs = tuple(lax.dynamic_update_slice_in_dim(buf, x, t, 0)

@@ -71,23 +71,28 @@ def riccati_converged(P, A, Q, C, R, rtol=None):
 SWITCH_RTOL_MAX = 2e-6
 
 
-def riccati_settled(P_before, P, A, Q, C, R, rtol=None):
-    """The run-time switch's test after a run of filter steps from the filtered covariance
-    ``P_before`` to ``P``: :func:`riccati_converged` at ``P``, and no entry of the predicted
-    covariance moved by more than ``rtol`` of its scale over the whole run.
+def riccati_settled(P_before, P, A, Q, C, R):
+    """The test of :func:`.likelihood.kalman_loglik`'s run-time switch after a run of filter
+    steps from the filtered covariance ``P_before`` to ``P``, which is taken at the first run
+    that passes it: :func:`riccati_converged` at ``P``; and in a dtype coarser than float64,
+    also no entry of the predicted covariance moved by more than the tolerance over the whole
+    run, at a tolerance of at most :data:`SWITCH_RTOL_MAX`.
 
-    One step's change alone understates what is left when the recursion converges slowly: at a
-    rate ``rho`` per step, ``rho / (1 - rho)`` times that change remains (9 at 0.9), while over
-    ``b`` steps ``rho^b / (1 - rho^b)`` times the run's change does (0.75 at 0.9 and ``b = 8``).
-    ``rtol`` defaults to :func:`convergence_rtol`, at most :data:`SWITCH_RTOL_MAX`: taken at
-    the first step that meets it, float32's 5e-5 left gradient errors of 3e-5 relative (the full
-    filter's own: 2e-6), 2e-6 (17 machine epsilons, still above the recursion's one-ulp
-    oscillation) leaves 3e-6."""
-    if rtol is None:
-        rtol = min(convergence_rtol(P.dtype), SWITCH_RTOL_MAX)
+    One step's change understates what is left when the recursion converges at a rate ``rho``
+    per step: ``rho / (1 - rho)`` times that change remains (9 at 0.9); over ``b`` steps,
+    ``rho^b / (1 - rho^b)`` times the run's change does (0.75 at 0.9 and ``b = 8``). At
+    float64's tolerance (1e-13) the first leaves round-off. At float32's (5e-5; it cannot go
+    far below the recursion's one-ulp oscillation) the first test alone left gradient errors of
+    3e-5 relative where the full filter's own are 2e-6; both, at 2e-6 (17 machine epsilons),
+    leave 3e-6. (The second test holds the switch until a whole run has been still, up to
+    ``b`` steps later: in float64 not worth it.)"""
+    converged = riccati_converged(P, A, Q, C, R)
+    if jnp.finfo(P.dtype).eps < 1e-10:
+        return converged
+    rtol = min(convergence_rtol(P.dtype), SWITCH_RTOL_MAX)
     P_pred = symmetrize(A @ P @ A.T + Q)
-    return riccati_converged(P, A, Q, C, R, rtol) & settled(A @ (P - P_before) @ A.T, P_pred,
-                                                            A, rtol)
+    return (riccati_converged(P, A, Q, C, R, rtol)
+            & settled(A @ (P - P_before) @ A.T, P_pred, A, rtol))
 
 
 def settled(change, P, A, rtol=None):
