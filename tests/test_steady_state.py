@@ -255,6 +255,23 @@ def test_mid_length_series_switches_where_converged():
     np.testing.assert_allclose(rev["A"], fd, rtol=1e-5, atol=1e-6 * np.max(np.abs(fd)))
 
 
+@pytest.mark.slow
+def test_second_derivatives_through_the_switch():
+    """JAX differentiates the rule (its while loops forward): the Hessian with respect to a
+    scale of A and of R equals the full filter's."""
+    m = model(21, N=8, K=3, M=3)
+    y = jnp.asarray(m["y"][:80])
+    assert switch_step(dict(m, y=y)) < 80
+
+    def f(a, steady_state):
+        return kernels.kalman_loglik(m["A"] * a[0], m["B"], m["C"], m["R"] * a[1], m["m0"],
+                                     m["P0"], y, steady_state=steady_state)
+
+    hessian = jax.jit(jax.hessian(f), static_argnums=1)
+    H, H_full = hessian(jnp.ones(2), True), hessian(jnp.ones(2), False)
+    np.testing.assert_allclose(H, H_full, rtol=1e-10, atol=1e-11 * np.max(np.abs(H_full)))
+
+
 _value_and_grad_A = jax.jit(jax.value_and_grad(
     lambda A, m, y: kernels.kalman_loglik(A, m["B"], m["C"], m["R"], m["m0"], m["P0"], y)))
 
