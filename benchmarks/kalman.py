@@ -39,19 +39,27 @@ import numpyro_statespace as nss  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
-#: (N, M, K, T): DifferenceEquations.jl's benchmark/enzyme_kalman.jl sizes, and a long series
-SIZES = [(5, 2, 2, 10), (30, 10, 10, 100), (5, 2, 2, 10_000)]
+#: (N, M, K, T): DifferenceEquations.jl's benchmark/enzyme_kalman.jl sizes, and a long series;
+#: a fifth entry "full R" is issue 25's model (full R, spectral radius 0.5: :func:`random_model`)
+SIZES = [(5, 2, 2, 10), (30, 10, 10, 100), (5, 2, 2, 10_000), (30, 10, 10, 100, "full R")]
 
 
 # -- the model ----------------------------------------------------------------------------------
-def random_model(N, M, K, T, seed=0):
-    """A stable random model (spectral radius 0.95), diagonal R, and data simulated from it."""
+def random_model(N, M, K, T, seed=0, variant=None):
+    """A stable random model (spectral radius 0.95), diagonal R, and data simulated from it.
+    ``variant="full R"``: spectral radius 0.5, unscaled ``B`` and ``C``, a full ``R`` (its
+    covariance converges within about 40 steps; the tests' ``model`` in test_steady_state.py)."""
     rng = np.random.default_rng(seed)
     A = rng.normal(size=(N, N))
-    A *= 0.95 / np.max(np.abs(np.linalg.eigvals(A)))
-    B = 0.5 * rng.normal(size=(N, K))
-    C = rng.normal(size=(M, N)) / np.sqrt(N)
-    R = np.diag(rng.uniform(0.05, 0.2, size=M))
+    A *= (0.5 if variant else 0.95) / np.max(np.abs(np.linalg.eigvals(A)))
+    if variant == "full R":
+        B, C = rng.normal(size=(N, K)), rng.normal(size=(M, N))
+        G = rng.normal(size=(M, M))
+        R = G @ G.T / M + 0.1 * np.eye(M)
+    else:
+        B = 0.5 * rng.normal(size=(N, K))
+        C = rng.normal(size=(M, N)) / np.sqrt(N)
+        R = np.diag(rng.uniform(0.05, 0.2, size=M))
     m0, P0 = np.zeros(N), np.eye(N)
     prob = nss.LinearStateSpaceProblem(A, B, m0, T, C=C, observables_noise=R)
     y = np.asarray(nss.solve(prob, key=jax.random.key(seed)).z[1:])
@@ -159,9 +167,26 @@ def statsmodels_loglik(p, y):
     return kf.loglike
 
 
+def ours_full_R_no_steady_state(p, y):
+    return nss.kernels.kalman_loglik(p["A"], p["B"], p["C"], p["R"], p["m0"], p["P0"], y,
+                                     steady_state=False)
+
+
 PEERS = {"numpyro_statespace": ours, "ours, full R": ours_full_R,
          "ours, no steady state": ours_no_steady_state, "plain lax.scan": plain_scan,
          "dynamax": dynamax_filter, "TFP": tfp_filter}
+#: for a full R: ours takes the matrix
+PEERS_FULL_R = {"numpyro_statespace": ours_full_R,
+                "ours, no steady state": ours_full_R_no_steady_state,
+                **{k: v for k, v in PEERS.items() if k in ("plain lax.scan", "dynamax", "TFP")}}
+
+
+def switch_step(params, y, full_R):
+    """After how many steps our filter switches to the steady state (``T``: never)."""
+    p = {k: jnp.asarray(v) for k, v in params.items()}
+    R = p["R"] if full_R else jnp.diagonal(p["R"])
+    return int(jax.jit(nss.kernels.likelihood.steady_state_switch_step)(
+        p["A"], p["B"], p["C"], R, p["m0"], p["P0"], jnp.asarray(y)))
 
 
 # -- timing ---------------------------------------------------------------------------------
@@ -225,12 +250,16 @@ def time_function(f, theta, repeats, in_graph_evals):
 
 
 def run(sizes, repeats, in_graph_evals, peers):
+    """``peers``: names of :data:`PEERS` (for a full ``R`` those of :data:`PEERS_FULL_R`)."""
     rows = []
-    for (N, M, K, T) in sizes:
-        params, y = random_model(N, M, K, T)
-        size = f"N={N}, M={M}, K={K}, T={T}"
-        entry = {"size": size, "results": {}}
-        for name, fn in peers.items():
+    for (N, M, K, T, *variant) in sizes:
+        variant = variant[0] if variant else None
+        params, y = random_model(N, M, K, T, variant=variant)
+        size = f"N={N}, M={M}, K={K}, T={T}" + (f", {variant}" if variant else "")
+        entry = {"size": size, "results": {},
+                 "steady_state_switch_step": switch_step(params, y, variant == "full R")}
+        table = PEERS_FULL_R if variant == "full R" else PEERS
+        for name, fn in ((k, table[k]) for k in table if k in peers):
             try:
                 evals = max(1, in_graph_evals // max(1, T // 100))
                 entry["results"][name] = time_implementation(fn, params, y, repeats, evals)
@@ -254,7 +283,8 @@ def _fmt(t):
 def print_row(entry, flush=False):
     res = entry["results"]
     ours_res = res["numpyro_statespace"]
-    print(f"\n{entry['size']}   (loglik {ours_res['loglik']:.6f})", flush=flush)
+    print(f"\n{entry['size']}   (loglik {ours_res['loglik']:.6f}; steady-state switch after "
+          f"{entry['steady_state_switch_step']} steps)", flush=flush)
     print(f"{'implementation':22s} {'value':>12s} {'value+grad':>12s} {'in-graph':>12s}   "
           f"{'ratio value':>11s} {'ratio v+g':>10s} {'ratio in-graph':>14s}   loglik diff")
     for name, r in res.items():
@@ -276,16 +306,22 @@ def main():
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--in-graph-evals", type=int, default=200)
     parser.add_argument("--sizes", default=None,
-                        help="semicolon-separated N,M,K,T tuples, e.g. '5,2,2,10;5,2,2,1000'")
+                        help="semicolon-separated N,M,K,T tuples, e.g. '5,2,2,10;5,2,2,1000', "
+                             "a fifth entry 'full R' for issue 25's model: '30,10,10,100,full R'")
+    parser.add_argument("--peers", default=None,
+                        help="semicolon-separated implementations (default: all), e.g. "
+                             "'numpyro_statespace;ours, no steady state;dynamax'")
     args = parser.parse_args()
     sizes = SIZES if args.sizes is None else [
-        tuple(int(v) for v in s.split(",")) for s in args.sizes.split(";")]
+        tuple(int(v) if v.strip().isdigit() else v.strip() for v in s.split(","))
+        for s in args.sizes.split(";")]
     repeats = 2 if args.quick else args.repeats
     evals = 10 if args.quick else args.in_graph_evals
     cpu = platform.processor() or platform.machine()
     print(f"JAX {jax.__version__} on {jax.devices()[0].platform} ({cpu}), "
           f"float64; medians of {repeats} repeats; ratio = peer time / numpyro_statespace time")
-    rows = run(sizes, repeats, evals, PEERS)
+    peers = args.peers.split(";") if args.peers else list(PEERS)
+    rows = run(sizes, repeats, evals, peers)
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / "kalman.json"
     out.write_text(json.dumps({"jax": jax.__version__, "device": str(jax.devices()[0]),

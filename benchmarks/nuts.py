@@ -2,7 +2,9 @@
 noise s.d. 0.01; parameters a, rho, sigma): wall time, ESS and ESS per second for each route.
 
 Routes: the Kalman (marginal) likelihood with the joint models' known ``u_0 = 0`` (so all three
-linear routes fit the same data with the same model and their posteriors must agree); the joint
+linear routes fit the same data with the same model and their posteriors must agree), and the
+same model with dynamax's (``dynamax``) and TFP's (``tfp``, JAX substrate) Kalman filters as
+the likelihood (peers; not in the default ``--routes``); the joint
 likelihood with the 200 shocks as plain ``N(0, 1)`` latents; the same with the shocks whitened
 by their posterior (``sample_noise(..., whiten=...)``); and the pruned second-order model, plain
 and whitened.
@@ -44,6 +46,8 @@ import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 
+import jax.numpy as jnp  # noqa: E402
+import numpyro  # noqa: E402
 from numpyro.diagnostics import summary  # noqa: E402
 from numpyro.infer import MCMC, NUTS, init_to_median, init_to_uniform  # noqa: E402
 
@@ -53,9 +57,58 @@ from models import rbc_reduced_form as rbc  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 
+def _first_state(A, B):
+    """The peers' first state is our ``u_1``: with ``u_0 = 0`` known, ``N(0, B B')``."""
+    return jnp.zeros(A.shape[0]), B @ B.T
+
+
+def dynamax_model(y=None, num_timesteps=None):
+    """The Kalman route's model (known ``u_0 = 0``) with dynamax's ``lgssm_filter`` as the
+    likelihood (a ``numpyro.factor``)."""
+    from dynamax.linear_gaussian_ssm import lgssm_filter
+    from dynamax.linear_gaussian_ssm.inference import ParamsLGSSM, ParamsLGSSMDynamics, \
+        ParamsLGSSMEmissions, ParamsLGSSMInitial
+
+    A, B, C = rbc.matrices(*rbc.priors())
+    mean1, cov1 = _first_state(A, B)
+    N, M = A.shape[0], C.shape[0]
+    params = ParamsLGSSM(
+        initial=ParamsLGSSMInitial(mean=mean1, cov=cov1),
+        dynamics=ParamsLGSSMDynamics(weights=A, bias=jnp.zeros(N), input_weights=jnp.zeros((N, 0)),
+                                     cov=B @ B.T),
+        emissions=ParamsLGSSMEmissions(weights=C, bias=jnp.zeros(M),
+                                       input_weights=jnp.zeros((M, 0)), cov=jnp.diag(rbc.R)))
+    numpyro.factor("y", lgssm_filter(params, y).marginal_loglik)
+
+
+def tfp_model(y=None, num_timesteps=None):
+    """The Kalman route's model (known ``u_0 = 0``) with TFP's (JAX substrate)
+    ``LinearGaussianStateSpaceModel`` as the likelihood."""
+    import tensorflow_probability.substrates.jax as tfp
+
+    tfd, lin = tfp.distributions, tfp.tf2jax.linalg
+    A, B, C = rbc.matrices(*rbc.priors())
+    N, M = A.shape[0], C.shape[0]
+    # the K < N shock loading padded to a square (singular) scale: covariance B B'
+    B_sq = jnp.zeros((N, N)).at[:, :B.shape[1]].set(B)
+    model = tfd.LinearGaussianStateSpaceModel(
+        num_timesteps=y.shape[0],
+        transition_matrix=lin.LinearOperatorFullMatrix(A),
+        transition_noise=tfd.MultivariateNormalLinearOperator(
+            loc=jnp.zeros(N), scale=lin.LinearOperatorFullMatrix(B_sq)),
+        observation_matrix=lin.LinearOperatorFullMatrix(C),
+        observation_noise=tfd.MultivariateNormalDiag(loc=jnp.zeros(M),
+                                                     scale_diag=jnp.sqrt(rbc.R)),
+        initial_state_prior=tfd.MultivariateNormalLinearOperator(
+            loc=jnp.zeros(N), scale=lin.LinearOperatorFullMatrix(B_sq)))
+    numpyro.factor("y", model.log_prob(y))
+
+
 # route: (model that simulates the data, model that is fitted); the linear routes share data
 ROUTES = {
     "kalman": (rbc.joint_model, partial(rbc.kalman_model, known_u0=True)),
+    "dynamax": (rbc.joint_model, dynamax_model),
+    "tfp": (rbc.joint_model, tfp_model),
     "joint": (rbc.joint_model, rbc.joint_model),
     "joint_whitened": (rbc.joint_model, partial(rbc.joint_model, whiten=True)),
     "pruned_joint": (rbc.pruned_joint_model, rbc.pruned_joint_model),
@@ -92,7 +145,8 @@ def run_route(name, T, num_warmup, num_samples, seed=0, init="median", chain_met
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--routes", default=",".join(ROUTES))
+    parser.add_argument("--routes", default=",".join(k for k in ROUTES
+                                                      if k not in ("dynamax", "tfp")))
     parser.add_argument("--T", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0,
                         help="data are simulated with key(seed), chains started from key(seed + 1)")

@@ -118,13 +118,15 @@ def _peak_bytes(compiled):
 
 def test_value_and_grad_memory_linear_in_T():
     peaks = {}
-    for T in (1_000, 100_000):
+    # both beyond the steady-state switch's stored head (kernels.likelihood.steady_state_horizon),
+    # whose bytes per step are fewer than the full filter's
+    for T in (10_000, 100_000):
         compiled, theta = _value_and_grad_program(T)
         peaks[T], m = _peak_bytes(compiled)
         print(f"\nT={T}: peak {peaks[T]} bytes (arguments {m.argument_size_in_bytes}, "
               f"temporaries {m.temp_size_in_bytes}, outputs {m.output_size_in_bytes}); "
               f"{peaks[T] / T:.0f} bytes/step")
-    assert peaks[100_000] <= MEMORY_SLACK * 100 * peaks[1_000], peaks
+    assert peaks[100_000] <= MEMORY_SLACK * 10 * peaks[10_000], peaks
     # and it runs: value and gradient at T = 100,000 are finite
     y = simulate(np.diag([0.0, 1e-4]), 100_000, seed=3)
     value, grad = compiled(theta, jnp.asarray(y))

@@ -20,7 +20,7 @@ from numpyro_statespace.kernels.steady_state import (
 from _reference import record_results, simulate, spd, stable_matrix, statsmodels_filter
 
 T = 1000
-START = kernels.likelihood.steady_state_start(T, 4)  # the default switch point (333)
+EVERY = kernels.likelihood.STEADY_STATE_EVERY   # the switch is tried after every chunk of steps
 
 
 def model(seed, N=4, K=2, M=3, radius=0.9, diag_R=False, R_zero=False):
@@ -44,6 +44,29 @@ def loglik(m, steady_state=True, diagonal=False, **over):
     R = jnp.diagonal(p["R"]) if diagonal else p["R"]
     return _loglik(p["A"], p["B"], p["C"], R, p["m0"], p["P0"], p["y"], p.get("mask"),
                    steady_state=steady_state)
+
+
+_switch_step = jax.jit(kernels.likelihood.steady_state_switch_step)
+
+
+def switch_step(m, **over):
+    """The steps filtered in full before the steady-state tail (``T``: never switched)."""
+    p = {**m, **over}
+    return int(_switch_step(p["A"], p["B"], p["C"], p["R"], p["m0"], p["P0"], p["y"],
+                            p.get("mask")))
+
+
+def first_converged_chunk(m, limit):
+    """The reference for the switch step: the first multiple of ``EVERY`` at which the
+    covariance recursion alone (no data) has converged, or None before ``limit``."""
+    A, B, C, R = (jnp.asarray(m[k]) for k in "ABCR")
+    step, converged = jax.jit(riccati_step), jax.jit(riccati_converged)
+    P = jnp.asarray(m["P0"])
+    for t in range(1, limit + 1):
+        P = step(P, A, B @ B.T, C, R)
+        if t % EVERY == 0 and converged(P, A, B @ B.T, C, R):
+            return t
+    return None
 
 
 @pytest.mark.parametrize("n", [1, 5, 100])
@@ -78,28 +101,33 @@ def test_matches_statsmodels_and_full_filter(case):
     full = loglik(m, steady_state=False, diagonal=diagonal)
     np.testing.assert_allclose(fast, expected, rtol=1e-12)
     np.testing.assert_allclose(fast, full, rtol=1e-13)
-    # and the switch was taken: the covariance has converged by the switch point ...
-    head = _filter_head(m["A"], m["B"], m["C"], m["R"], m["m0"], m["P0"], m["y"][:START])
+    # and the switch was taken, where the covariance has converged ...
+    s = switch_step(m)
+    assert s < T
+    head = _filter_head(m["A"], m["B"], m["C"], m["R"], m["m0"], m["P0"], m["y"][:s])
     A, B, C, R = (jnp.asarray(m[k]) for k in "ABCR")
     assert jax.jit(riccati_converged)(head.filtered_covs[-1], A, B @ B.T, C, R)
     # ... and the steady-state tail alone, from there, completes statsmodels' value
     tail, ok = jax.jit(steady_state_loglik)(head.filtered_means[-1], head.filtered_covs[-1], A,
-                                            B @ B.T, C, R, jnp.asarray(m["y"][START:]))
+                                            B @ B.T, C, R, jnp.asarray(m["y"][s:]))
     assert ok
     np.testing.assert_allclose(head.log_likelihood + tail, expected, rtol=1e-12)
 
 
-def test_switch_is_taken_and_check_is_sound():
-    m = model(3)
-    A, B, C, R = (jnp.asarray(m[k]) for k in "ABCR")
-    P = jnp.asarray(m["P0"])
-    step = jax.jit(riccati_step)
-    # a few steps in, the covariance is still moving; by the switch point it has converged
-    for t in range(START):
-        if t == 5:
-            assert not riccati_converged(P, A, B @ B.T, C, R)
-        P = step(P, A, B @ B.T, C, R)
-    assert riccati_converged(P, A, B @ B.T, C, R)
+def test_switch_at_the_first_converged_chunk():
+    """The switch step is found at run time from the covariance recursion: the first chunk
+    boundary where it has converged, so models that converge at different speeds switch at
+    different steps (a fixed step would be too early for one or too late for the other)."""
+    slow, fast = model(3), model(3, radius=0.5)
+    steps = []
+    for m in (slow, fast):
+        s = switch_step(m)
+        assert s == first_converged_chunk(m, T)
+        # a few steps in, the covariance is still moving
+        assert first_converged_chunk(m, 5) is None
+        np.testing.assert_allclose(loglik(m), loglik(m, steady_state=False), rtol=1e-13)
+        steps.append(s)
+    assert steps[1] < steps[0] < T, steps
 
 
 def test_int_switch_point_and_short_series():
@@ -113,13 +141,18 @@ def test_int_switch_point_and_short_series():
         assert float(loglik(short)) == float(loglik(short, steady_state=False))
 
 
-def test_missing_data_in_tail_falls_back_to_full_filter():
+def test_missing_data_postpones_the_switch():
+    """The tail must be complete: a missing entry holds the full filter until after it."""
     m = model(7)
+    s_complete = switch_step(m)
     y = m["y"].copy()
     y[800, 1] = np.nan
     mask = np.ones_like(y, bool)
     mask[700, 0] = False
-    for over in (dict(y=y), dict(mask=mask)):
+    y_early = m["y"].copy()
+    y_early[s_complete - 3, 0] = np.nan
+    for over, after in ((dict(y=y), 800), (dict(mask=mask), 700), (dict(y=y_early), 0)):
+        assert after < switch_step(m, **over) < T
         ref = statsmodels_filter(m["A"], m["B"], m["C"], m["R"], m["m0"], m["P0"],
                                  np.where(over.get("mask", True), over.get("y", m["y"]), np.nan),
                                  tolerance=0)
@@ -129,14 +162,33 @@ def test_missing_data_in_tail_falls_back_to_full_filter():
 
 
 def test_slowly_converging_model_falls_back():
-    # a near unit root, weakly observed: the covariance is still moving at the switch point
+    # a near unit root, barely observed: the covariance is still moving after 1000 steps
     m = model(9, N=2, K=1, M=1, radius=0.999)
-    m["C"] = 0.01 * m["C"]
+    m["C"] = 0.001 * m["C"]
     m["y"] = simulate(np.random.default_rng(1), m["A"], m["B"], m["C"], m["R"], m["m0"],
                       m["P0"], T)
     ref = statsmodels_filter(m["A"], m["B"], m["C"], m["R"], m["m0"], m["P0"], m["y"],
                              tolerance=0)
     np.testing.assert_allclose(loglik(m), np.sum(ref.llf_obs), rtol=1e-12)
+    assert switch_step(m) == T
+
+
+def test_beyond_the_horizon_the_full_filter_goes_on():
+    """A series longer than the stored head (steady_state_horizon) whose covariance has not
+    converged by then: the full filter runs on from the horizon; value and gradient as the full
+    filter's."""
+    n_steps = 2100
+    assert kernels.likelihood.steady_state_horizon(n_steps, 2) == 1000
+    m = model(9, N=2, K=1, M=1, radius=0.999)
+    m["C"] = 0.001 * m["C"]
+    m["y"] = simulate(np.random.default_rng(1), m["A"], m["B"], m["C"], m["R"], m["m0"],
+                      m["P0"], n_steps)
+    assert switch_step(m) == n_steps
+    f = jax.jit(jax.value_and_grad(lambda A, ss: loglik(m, steady_state=ss, A=A)),
+                static_argnums=1)
+    (v, g), (v_full, g_full) = f(m["A"], True), f(m["A"], False)
+    np.testing.assert_allclose(v, v_full, rtol=1e-13)
+    np.testing.assert_allclose(g, g_full, rtol=1e-10, atol=1e-11 * np.max(np.abs(g_full)))
 
 
 def test_vmap_mixes_switch_and_fallback():
@@ -175,23 +227,20 @@ def test_gradients_match_finite_differences():
         np.testing.assert_allclose(rev[k], fd, rtol=1e-5, atol=1e-6 * scale)
 
 
-def test_default_switch_point():
-    start = kernels.likelihood.steady_state_start
-    assert start(63, 30) is None and start(999, 7) is None      # short, or small and < 1000
-    assert start(64, 8) == 21 and start(120, 8) == 40           # a third
-    assert start(1000, 2) == 333 and start(1500, 2) == 500      # a third, at most 500 ...
-    assert start(30_000, 2) == 1500                             # ... or 5 % of a long series
+def test_horizon():
+    horizon = kernels.likelihood.steady_state_horizon
+    assert horizon(63, 30) is None and horizon(999, 7) is None   # short, or small and < 1000
+    assert horizon(64, 8) == 64 and horizon(100, 30) == 104      # the series in whole chunks
+    assert horizon(1000, 2) == 1000 and horizon(2000, 2) == 2000
+    assert horizon(2001, 2) == 1000 and horizon(30_000, 2) == 3000  # then 10 %, at least 1000
 
 
-def test_mid_length_series_switch_at_a_third():
-    # 8 states, 120 steps: the covariance has converged at step 28, the switch is at 40
+def test_mid_length_series_switches_where_converged():
+    # 8 states, 120 steps: the covariance has converged at step 28, the switch follows at 32
     n_steps = 120
     m = model(21, N=8, K=3, M=3)
     m["y"] = m["y"][:n_steps]
-    start = kernels.likelihood.steady_state_start(n_steps, 8)
-    A, B, C, R = (jnp.asarray(m[k]) for k in "ABCR")
-    head = _filter_head(A, B, C, R, m["m0"], m["P0"], m["y"][:start])
-    assert jax.jit(riccati_converged)(head.filtered_covs[-1], A, B @ B.T, C, R)  # taken
+    assert switch_step(m) == first_converged_chunk(m, n_steps) == 32
     ref = statsmodels_filter(m["A"], m["B"], m["C"], m["R"], m["m0"], m["P0"], m["y"],
                              tolerance=0)
     np.testing.assert_allclose(loglik(m), np.sum(ref.llf_obs), rtol=1e-12)
@@ -204,6 +253,23 @@ def test_mid_length_series_switch_at_a_third():
         np.testing.assert_allclose(rev[k], full[k], rtol=1e-10, atol=1e-11 * scale)
     fd = central_difference(lambda v: float(loglik(m, A=v)), x["A"])
     np.testing.assert_allclose(rev["A"], fd, rtol=1e-5, atol=1e-6 * np.max(np.abs(fd)))
+
+
+@pytest.mark.slow
+def test_second_derivatives_through_the_switch():
+    """JAX differentiates the rule (its while loops forward): the Hessian with respect to a
+    scale of A and of R equals the full filter's."""
+    m = model(21, N=8, K=3, M=3)
+    y = jnp.asarray(m["y"][:80])
+    assert switch_step(dict(m, y=y)) < 80
+
+    def f(a, steady_state):
+        return kernels.kalman_loglik(m["A"] * a[0], m["B"], m["C"], m["R"] * a[1], m["m0"],
+                                     m["P0"], y, steady_state=steady_state)
+
+    hessian = jax.jit(jax.hessian(f), static_argnums=1)
+    H, H_full = hessian(jnp.ones(2), True), hessian(jnp.ones(2), False)
+    np.testing.assert_allclose(H, H_full, rtol=1e-10, atol=1e-11 * np.max(np.abs(H_full)))
 
 
 _value_and_grad_A = jax.jit(jax.value_and_grad(
@@ -233,7 +299,7 @@ def test_float32_switch_is_taken_and_agrees_with_float64(monkeypatch):
     the float32 full filter does."""
     m = model(3)
     m = {k: np.asarray(np.asarray(v, np.float32), np.float64) for k, v in m.items()}
-    seen = record_results(monkeypatch, kernels.likelihood, "riccati_converged")
+    seen = record_results(monkeypatch, kernels.likelihood, "riccati_settled")
     f = jax.jit(jax.value_and_grad(kernels.kalman_loglik), static_argnames="steady_state")
     args = [m[k] for k in ("A", "B", "C", "R", "m0", "P0", "y")]
     v64, g64 = f(*map(jnp.asarray, args), steady_state=False)
@@ -241,7 +307,7 @@ def test_float32_switch_is_taken_and_agrees_with_float64(monkeypatch):
     v_full, g_full = f(*f32, steady_state=False)
     v, g = f(*f32)
     assert v.dtype == g.dtype == jnp.float32
-    assert seen == [True]
+    assert seen[-1] and not any(seen[:-1])           # checked after every chunk, taken once
     err = lambda a: (abs(float(a[0]) - float(v64)) / abs(float(v64)),  # noqa: E731
                      float(jnp.max(jnp.abs(a[1] - g64)) / jnp.max(jnp.abs(g64))))
     (ev, eg), (ev_full, eg_full) = err((v, g)), err((v_full, g_full))

@@ -23,7 +23,7 @@ transposition bug in ``lax.scan`` under ``custom_jvp`` in jaxlib 0.9. The value 
 faster there.
 
 :func:`kalman_loglik` switches to the steady state once the covariance has converged
-(:mod:`.steady_state`; when it checks: :func:`steady_state_start`).
+(:mod:`.steady_state`; when it checks: :func:`steady_state_horizon`).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from ._batching import unbatched_all
 from ._linalg import matmul, max_power, safe_cholesky
 from ._linalg import transpose as _mT
 from .kalman import FULL_UNROLL_MAX_STEPS, _filter_scan, _prepare, observed_system
-from .steady_state import riccati_converged, steady_state_loglik
+from .steady_state import riccati_converged, riccati_settled, steady_state_loglik
 
 
 def _sym2(x):
@@ -67,7 +67,7 @@ def _residuals(A, C, R, univariate, m0, ms, Ps, m_pred, P_pred, AP, y, observed)
                 Z=S_inv - u[:, :, None] * u[:, None, :])
 
 
-def _gradient(r, A, univariate, observed, P_hat, m_hat):
+def _gradient(r, A, univariate, observed, P_hat, m_hat, unroll=None):
     """Gradient of ``log-likelihood + <P_hat, P_T> + <m_hat, m_T>`` (the adjoints of the last
     filtered moments, zero unless a steady-state tail follows) with respect to
     ``(A, Q, C, R, m0, P0, y)``, from the residuals ``r`` of :func:`_residuals`.
@@ -97,7 +97,8 @@ def _gradient(r, A, univariate, observed, P_hat, m_hat):
         return (Lam, lam), (Lam, lam)
 
     T = u.shape[0]
-    unroll = max(T - 1, 1) if T <= FULL_UNROLL_MAX_STEPS else 1
+    if unroll is None:
+        unroll = max(T - 1, 1) if T <= FULL_UNROLL_MAX_STEPS else 1
     _, (Lam, lam) = lax.scan(step, (Lam_T, lam_T), (F[:-1], c[:-1], H[:-1]), reverse=True,
                              unroll=unroll)
     Lam = jnp.concatenate([Lam, Lam_T[None]])
@@ -122,13 +123,13 @@ def _gradient(r, A, univariate, observed, P_hat, m_hat):
     return g_A, jnp.sum(Lam, axis=0), g_C, g_R, A.T @ lam[0], A.T @ Lam[0] @ A, g_y
 
 
-def _steady_tail(A, Q, C, R, m, P, y, univariate):
-    """``(log-likelihood, ok)`` of ``y`` (all observed) from the filtered ``N(m, P)`` at the
-    steady-state gain (:func:`.steady_state.steady_state_loglik`)."""
+def _steady_tail(A, Q, C, R, m, P, y, univariate, n=None):
+    """``(log-likelihood, ok)`` of ``y`` (all observed; its first ``n`` rows if given) from the
+    filtered ``N(m, P)`` at the steady-state gain (:func:`.steady_state.steady_state_loglik`)."""
     # bounded data only: an overflowing product would leave NaN in the gradient
     y_ok = jnp.abs(y) < max_power(y.dtype, 0.5)
     ll, ok = steady_state_loglik(m, P, A, Q, C, jnp.diag(R) if univariate else R,
-                                 jnp.where(y_ok, y, 0.0))
+                                 jnp.where(y_ok, y, 0.0), n)
     return ll, ok & jnp.all(y_ok)
 
 
@@ -152,7 +153,7 @@ def _tail(A, Q, C, R, m, P, y, observed, univariate):
                     partial(_steady_tail, A, Q, C, R, y=y, univariate=univariate), full, m, P)
 
 
-def _tail_value_and_grad(A, Q, C, R, m, P, y, observed, univariate):
+def _tail_value_and_grad(A, Q, C, R, m, P, y, observed, univariate, steady_ok=True):
     """:func:`_tail` and its gradient with respect to ``(A, Q, C, R, m, P, y)``: the branch is
     chosen first and each branch computes its own gradient (JAX's for the steady tail, the
     adjoint recursion for the full filter), which compiles to a smaller program than JAX's
@@ -170,15 +171,17 @@ def _tail_value_and_grad(A, Q, C, R, m, P, y, observed, univariate):
                      jnp.zeros_like(m))
         return ll, ok, g
 
+    if not steady_ok:
+        return full(A, Q, C, R, m, P, y)
     return lax.cond(_use_steady_tail(A, Q, C, R, P, observed, univariate), steady, full,
                     A, Q, C, R, m, P, y)
 
 
-def _adjoint(A, C, R, univariate, m0, saved, y, observed, P_hat, m_hat):
+def _adjoint(A, C, R, univariate, m0, saved, y, observed, P_hat, m_hat, unroll=None):
     """:func:`_gradient` from what :func:`.kalman._filter_scan` saved (``save_predicted``)."""
     ms, Ps, _, _, m_pred, P_pred, AP = saved
     r = _residuals(A, C, R, univariate, m0, ms, Ps, m_pred, P_pred, AP, y, observed)
-    return _gradient(r, A, univariate, observed, P_hat, m_hat)
+    return _gradient(r, A, univariate, observed, P_hat, m_hat, unroll)
 
 
 @partial(jax.custom_jvp, nondiff_argnums=(9, 10))
@@ -219,6 +222,160 @@ def _loglik_jvp(univariate, start, primals, tangents):
     return jnp.where(ok, ll, -jnp.inf), dll
 
 
+#: The run-time switch (:func:`_auto_loglik`) filters chunks of this many steps and checks for
+#: convergence after each: a switch at most this many steps late, against a while loop of
+#: chunks that each batch their gradient's residuals (per-step iterations pay XLA's loop
+#: overhead and unbatched factorisations).
+STEADY_STATE_EVERY = 8
+
+
+def _pad(y, observed, length):
+    """``y``, ``observed`` and ``rest`` (``(length + 1,)`` bool: no entry of ``y[t:]`` is
+    missing) extended to ``length`` steps by missing observations, pure predictions that change
+    neither the likelihood nor its gradient."""
+    T, M = y.shape
+    missing = jnp.cumsum(~jnp.all(observed, axis=1)[::-1])[::-1]
+    rest = jnp.concatenate([missing == 0, jnp.ones(length + 1 - T, bool)])
+    return (jnp.concatenate([y, jnp.zeros((length - T, M), y.dtype)]),
+            jnp.concatenate([observed, jnp.zeros((length - T, M), bool)]), rest)
+
+
+def _head(A, Q, C, R, univariate, m0, P0, y, observed, rest, ok, horizon, save):
+    """The full filter in chunks of :data:`STEADY_STATE_EVERY` steps from the prior, until after
+    a chunk the covariance has converged (:func:`.steady_state.riccati_settled`) and no later
+    entry of ``y`` is missing (``rest``, see :func:`_pad`), or ``horizon`` (static, a multiple
+    of the chunk) steps are done.
+
+    Returns ``(s, m, P, ll, ok, settled, saved)``: the steps filtered, the filtered moments and
+    log-likelihood after them, whether the switch is taken, and with ``save`` the filter's
+    per-step outputs (:func:`.kalman._filter_scan`'s ``save_predicted``) in buffers of
+    ``horizon`` steps, valid up to ``s``. Under ``vmap`` the batch stops together
+    (:mod:`._batching`), so ``s`` and ``settled`` are unbatched."""
+    b = STEADY_STATE_EVERY
+    R_mat = jnp.diag(R) if univariate else R
+    N = A.shape[0]
+    vec, mat = jnp.zeros((horizon, N), A.dtype), jnp.zeros((horizon, N, N), A.dtype)
+    bufs = (vec, mat, vec, mat, mat) if save else ()
+
+    def body(carry):
+        k, m, P_before, ll, ok, _, bufs = carry
+        t = k * b
+        chunk = (lax.dynamic_slice_in_dim(y, t, b), lax.dynamic_slice_in_dim(observed, t, b))
+        (m, P, ll_k, ok, _), out = _filter_scan(A, Q, C, R, univariate, m, P_before, *chunk, ok,
+                                                save, save_predicted=save, unroll=1)
+        if save:
+            ms, Ps, _, _, m_pred, P_pred, AP = out
+            bufs = tuple(lax.dynamic_update_slice_in_dim(buf, x, t, 0)
+                         for buf, x in zip(bufs, (ms, Ps, m_pred, P_pred, AP)))
+        settled = unbatched_all(riccati_settled(P_before, P, A, Q, C, R_mat) & rest[t + b])
+        return k + 1, m, P, ll + ll_k, ok, settled, bufs
+
+    def more(carry):
+        return (carry[0] < horizon // b) & ~carry[5]
+
+    init = (jnp.zeros((), jnp.int32), m0, P0, jnp.zeros((), P0.dtype), ok, jnp.array(False),
+            bufs)
+    k, m, P, ll, ok, settled, bufs = lax.while_loop(more, body, init)
+    return k * b, m, P, ll, ok, settled, bufs
+
+
+def _rest_from(y, s, width):
+    """``y[s:]`` in ``width`` rows (zeros after ``T - s`` of them), ``s`` traced."""
+    padded = jnp.concatenate([y, jnp.zeros((width, y.shape[1]), y.dtype)])
+    return lax.dynamic_slice_in_dim(padded, s, width)
+
+
+def _auto_tail(A, Q, C, R, m, P, y, observed, s, settled, horizon, univariate, grad):
+    """Log-likelihood of ``y[s:]`` (``y (T, M)`` unpadded) from the filtered ``N(m, P)`` after
+    :func:`_head`: at the steady-state gain if ``settled``; else ``s == horizon`` and the full
+    filter runs to the end (nothing is left if the head covered the series). Returns
+    ``(log-likelihood, ok)``, and with ``grad`` also the gradient with respect to ``(A, Q, C,
+    R, m, P, y)``, each branch computing its own as in :func:`_tail_value_and_grad`."""
+    T, width = y.shape[0], y.shape[0] - STEADY_STATE_EVERY     # s >= one chunk
+
+    def steady_ll(A, Q, C, R, m, P, y):
+        return _steady_tail(A, Q, C, R, m, P, _rest_from(y, s, width), univariate,
+                            jnp.maximum(T - s, 0))
+
+    def steady(A, Q, C, R, m, P, y):
+        if not grad:
+            return steady_ll(A, Q, C, R, m, P, y)
+        ll, vjp, ok = jax.vjp(steady_ll, A, Q, C, R, m, P, y, has_aux=True)
+        return ll, ok, vjp(jnp.ones_like(ll))
+
+    def full(A, Q, C, R, m, P, y):
+        if horizon >= T:
+            ll, ok = jnp.zeros((), y.dtype), jnp.array(True)
+            return (ll, ok, jax.tree.map(jnp.zeros_like, (A, Q, C, R, m, P, y))) if grad \
+                else (ll, ok)
+        if not grad:
+            ll = _loglik(A, Q, C, R, m, P, y[horizon:], observed[horizon:], jnp.array(True),
+                         univariate, None)
+            return ll, ll > -jnp.inf
+        ll, ok, g = _tail_value_and_grad(A, Q, C, R, m, P, y[horizon:], observed[horizon:],
+                                         univariate, steady_ok=False)
+        g_y = jnp.concatenate([jnp.zeros((horizon, y.shape[1]), y.dtype), g[6]])
+        return ll, ok, g[:6] + (g_y,)
+
+    return lax.cond(settled, steady, full, A, Q, C, R, m, P, y)
+
+
+def _auto_head(A, Q, C, R, m0, P0, y, observed, ok, univariate, horizon, save):
+    """:func:`_head` over ``y`` padded to whole chunks and its tail :func:`_auto_tail`."""
+    T = y.shape[0]
+    y_pad, observed_pad, rest = _pad(y, observed, max(horizon, T))
+    head = _head(A, Q, C, R, univariate, m0, P0, y_pad, observed_pad, rest, ok, horizon, save)
+    s, m, P, _, _, settled, _ = head
+    tail = _auto_tail(A, Q, C, R, m, P, y, observed, s, settled, horizon, univariate, save)
+    return head, tail, y_pad, observed_pad
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(9, 10))
+def _auto_loglik(A, Q, C, R, m0, P0, y, observed, ok, univariate, horizon):
+    """:func:`_loglik` with the switch step found at run time: the full filter until the
+    covariance has converged (:func:`_head`, at most ``horizon`` steps), then the steady-state
+    tail, or the full filter to the end if it has not converged by ``horizon``."""
+    (_, _, _, ll, ok, _, _), (ll_tail, ok_tail), _, _ = _auto_head(
+        A, Q, C, R, m0, P0, y, observed, ok, univariate, horizon, False)
+    ok = ok & ok_tail
+    return jnp.where(ok, ll + jnp.where(ok_tail, ll_tail, 0.0), -jnp.inf)
+
+
+@_auto_loglik.defjvp
+def _auto_loglik_jvp(univariate, horizon, primals, tangents):
+    A, Q, C, R, m0, P0, y, observed, ok = primals
+    b = STEADY_STATE_EVERY
+    head, tail, y_pad, observed_pad = _auto_head(A, Q, C, R, m0, P0, y, observed, ok,
+                                                 univariate, horizon, True)
+    s, _, _, ll, ok, _, bufs = head
+    ll_tail, ok_tail, g_tail = tail
+    ok = ok & ok_tail
+    ll = ll + jnp.where(ok_tail, ll_tail, 0.0)
+
+    # the head's adjoint, chunk by chunk backwards from the tail's adjoints of (m_s, P_s)
+    def back(carry):
+        k, m_hat, P_hat, g, g_y = carry
+        k = k - 1
+        t = k * b
+        ms, Ps, m_pred, P_pred, AP = (lax.dynamic_slice_in_dim(x, t, b) for x in bufs)
+        m_before = jnp.where(k == 0, m0, bufs[0][jnp.maximum(t - 1, 0)])
+        g_k = _adjoint(A, C, R, univariate, m_before, (ms, Ps, None, None, m_pred, P_pred, AP),
+                       lax.dynamic_slice_in_dim(y_pad, t, b),
+                       lax.dynamic_slice_in_dim(observed_pad, t, b), P_hat, m_hat, unroll=1)
+        g = tuple(a + c for a, c in zip(g, g_k[:4]))
+        g_y = lax.dynamic_update_slice_in_dim(g_y, g_k[6], t, 0)
+        return k, g_k[4], 0.5 * _sym2(g_k[5]), g, g_y
+
+    g_y = jnp.zeros_like(y_pad).at[:y.shape[0]].set(g_tail[6])
+    init = (s // b, g_tail[4], 0.5 * _sym2(g_tail[5]), tuple(g_tail[:4]), g_y)
+    _, g_m0, g_P0, g, g_y = lax.while_loop(lambda c: c[0] > 0, back, init)
+    g = list(g) + [g_m0, g_P0, g_y[:y.shape[0]]]
+    # a failed filter leaves arbitrary numbers in g: the likelihood is -inf, its gradient zero
+    ok = ok & jnp.all(jnp.stack([jnp.all(jnp.isfinite(g_i)) for g_i in g]))
+    dll = sum(jnp.sum(jnp.where(ok, g_i, 0.0) * t_i) for g_i, t_i in zip(g, tangents[:7]))
+    return jnp.where(ok, ll, -jnp.inf), dll
+
+
 def _filter_loglik(A, B, C, R, m0, P0, y, mask, unroll=None):
     A, Q, C, R, m0, P0, y, observed, univariate, ok = _prepare(A, B, C, R, m0, P0, y, mask)
     (_, _, ll, ok, _), _ = _filter_scan(A, Q, C, R, univariate, m0, P0, y, observed, ok, False,
@@ -248,22 +405,38 @@ STEADY_STATE_MIN_STEPS = 64
 STEADY_STATE_MIN_STATES = 8
 
 
-def steady_state_start(T, N):
-    """The default step after which :func:`kalman_loglik` may switch to the steady state, for
-    ``T`` steps and ``N`` states: ``min(T // 3, max(500, T // 20))`` (a covariance that has
-    converged within the first third leaves two thirds of the series to the steady state; a
-    long one is filtered in full for at most 5 %, beyond 10,000 steps), or ``None`` (never) for
+def steady_state_horizon(T, N):
+    """How many steps :func:`kalman_loglik` filters in full at most while it waits for the
+    covariance to converge, for ``T`` steps and ``N`` states: the whole series (in whole chunks
+    of :data:`STEADY_STATE_EVERY` steps) up to 2000 steps, beyond that ``max(1000, T // 10)``
+    rounded down to a chunk, after which the full filter goes on to the end (the bound keeps
+    the stored head of a long series small); ``None`` (no switch) for
     ``T < STEADY_STATE_MIN_STEPS``, and for ``T < 1000`` with ``N < STEADY_STATE_MIN_STATES``.
 
     Why not always: the switch's program holds the steady tail and the full filter's fallback
     and takes about twice as long to compile (value+grad at N = 2, T = 200: 1.7 -> 3.3 s). A
     step of a small model costs a few microseconds, and the few thousand evaluations of a short
     NUTS run do not repay that: on the RBC model (N = 2, T = 200, 2 chains x 1000 iterations)
-    21-22 s without the switch, 28-30 s with it. At N = 30, T = 100 an in-graph value+grad
-    costs 2.5-3.2 ms with it against 6.1-7.6 ms without."""
+    21-22 s without the switch, 28-30 s with it."""
     if T < STEADY_STATE_MIN_STEPS or (T < 1000 and N < STEADY_STATE_MIN_STATES):
         return None
-    return min(T // 3, max(500, T // 20))
+    b = STEADY_STATE_EVERY
+    whole = -(-T // b) * b                   # the series in whole chunks
+    return whole if whole <= 2000 else max(1000, T // 10) // b * b
+
+
+def steady_state_switch_step(A, B, C, R, m0, P0, y, mask=None):
+    """How many steps :func:`kalman_loglik` (``steady_state=True``) filters in full before the
+    steady-state tail takes over, or ``T`` if it never does (a diagnostic; arguments as
+    :func:`kalman_loglik`)."""
+    T = y.shape[0]
+    horizon = steady_state_horizon(T, A.shape[0]) if T > FULL_UNROLL_MAX_STEPS else None
+    if horizon is None:
+        return jnp.asarray(T)
+    A, Q, C, R, m0, P0, y, observed, univariate, ok = _prepare(A, B, C, R, m0, P0, y, mask)
+    (s, _, _, _, _, settled, _), _, _, _ = _auto_head(A, Q, C, R, m0, P0, y, observed, ok,
+                                                      univariate, horizon, False)
+    return jnp.where(settled, jnp.minimum(s, T), T)
 
 
 def kalman_loglik(A, B, C, R, m0, P0, y, mask=None, *, steady_state=True):
@@ -271,18 +444,23 @@ def kalman_loglik(A, B, C, R, m0, P0, y, mask=None, *, steady_state=True):
     as :func:`.kalman.kalman_filter`. Differentiable in every array argument, forward and
     reverse mode, through the tangent recursion above.
 
-    :param steady_state: static. ``True`` (default): after :func:`steady_state_start` steps,
-        if the covariance recursion has converged (see :mod:`.steady_state`) and no later entry
-        of ``y`` is missing, the rest of the series is filtered with the steady-state gain (one
-        matrix-vector product per step, no factorisation); otherwise the full filter continues.
-        The result agrees with the full filter to round-off. An ``int`` sets the switch step;
-        ``False`` always runs the full filter.
+    :param steady_state: static. ``True`` (default): every :data:`STEADY_STATE_EVERY` steps,
+        up to :func:`steady_state_horizon`, the filter checks whether the covariance recursion
+        has converged (see :mod:`.steady_state`) with no later entry of ``y`` missing; from the
+        first such step on, the rest of the series is filtered with the steady-state gain (one
+        matrix-vector product per step, no factorisation); if none comes, the full filter goes
+        on. The result agrees with the full filter to round-off. An ``int`` checks once, after
+        that many steps; ``False`` always runs the full filter.
     """
     T = y.shape[0]
     if T <= FULL_UNROLL_MAX_STEPS:
         return _short_series_loglik(A, B, C, R, m0, P0, y, mask)
     A, Q, C, R, m0, P0, y, observed, univariate, ok = _prepare(A, B, C, R, m0, P0, y, mask)
-    start = steady_state_start(T, A.shape[0]) if steady_state is True else (steady_state or None)
+    if steady_state is True:
+        horizon = steady_state_horizon(T, A.shape[0])
+        if horizon is not None:
+            return _auto_loglik(A, Q, C, R, m0, P0, y, observed, ok, univariate, horizon)
+    start = None if steady_state is True else (steady_state or None)
     if start is not None and not 0 < start < T:
         start = None
     return _loglik(A, Q, C, R, m0, P0, y, observed, ok, univariate, start)
