@@ -59,6 +59,8 @@ def _sgu_in_dynare_states(p):
 def test_rbc_dynare_timing_matches_sgu_form_first_order():
     assert CLOSED.state_names == ("k(-1)", "z(-1)", "e")
     assert CLOSED.observable_names == ("c", "q")
+    y_ss, _, _ = rbc.steady_state({k: jnp.asarray(v) for k, v in P0.items()})
+    np.testing.assert_allclose(np.asarray(CLOSED.observable_steady_state(P0)), y_ss, rtol=1e-14)
     for p in (P0, dict(P0, alpha=0.33, beta=0.99, rho=0.9)):
         sol = CLOSED.solve(p)
         assert bool(sol.ok) and float(sol.steady_state_residual) < 1e-12

@@ -17,7 +17,9 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import numpyro
 import pytest
+from numpyro.infer.util import log_density
 
 import numpyro_statespace as nss
 from models import rbc, rbc_second_order, reference_data
@@ -135,7 +137,7 @@ GROWTH_P = {"alpha": 0.33, "beta": 0.97, "delta": 0.1, "gamma": 2.0, "chi": 3.0,
             "s_z": 0.02, "rho_q": 0.7, "s_q": 0.03}
 
 
-def _check_against_dense(H, y_ss, x_ss, p, eta, Gamma, sol):
+def _check_against_dense(H, y_ss, x_ss, p, sol):
     g_xx, h_xx, g_ss, h_ss = dense_second_order(H, y_ss, x_ss, p, sol.B, sol.g_x, sol.h_x)
     for got, want in ((sol.g_xx, g_xx), (sol.h_xx, h_xx), (sol.g_ss, g_ss), (sol.h_ss, h_ss)):
         np.testing.assert_allclose(np.asarray(got), want, rtol=1e-8,
@@ -152,7 +154,7 @@ def test_random_draws_of_two_models_agree_with_a_dense_solve(draws):
         assert bool(sol.ok)
         pj = rbc._params(p)
         y_ss, x_ss, _ = rbc.steady_state(pj)
-        _check_against_dense(rbc.equilibrium, y_ss, x_ss, pj, None, None, sol)
+        _check_against_dense(rbc.equilibrium, y_ss, x_ss, pj, sol)
     solve = jax.jit(lambda p: GROWTH.solve(p, order=2, shock_cov=jnp.diag(jnp.array([1.0, 2.0]))))
     for _ in range(draws):
         p = dict(GROWTH_P, alpha=rng.uniform(0.25, 0.4), gamma=rng.uniform(1.0, 4.0),
@@ -161,7 +163,7 @@ def test_random_draws_of_two_models_agree_with_a_dense_solve(draws):
         assert bool(sol.ok) and float(sol.steady_state_residual) < 1e-10
         H, y_ss, x_ss, pj, *_ = GROWTH.sgu_arguments(p)
         assert np.max(np.abs(np.asarray(sol.g_xx))) > 1e-3
-        _check_against_dense(H, y_ss, x_ss, pj, None, None, sol)
+        _check_against_dense(H, y_ss, x_ss, pj, sol)
 
 
 # -- closed form --------------------------------------------------------------------------
@@ -221,16 +223,12 @@ def test_kron_sylvester_matches_dense_solve_with_derivatives():
 
 # -- failure ------------------------------------------------------------------------------
 def test_explosive_and_indeterminate_parameters_fail_softly():
-    from numpyro.infer.util import log_density
-
     y = jnp.asarray(REF["observables"][:5])
     noise = jnp.asarray(REF["noise"][:5])
 
     def model(rho, beta):
         d, ok = rbc_second_order.joint_distribution_from(noise, R=REF["R"], rho=rho, beta=beta)
         nss.dsge.log_prob_guard("solution", ok)
-        import numpyro
-
         numpyro.factor("y", d.log_prob(y))
 
     def logp(theta):

@@ -9,7 +9,11 @@ in the timing of :mod:`.first_order` (``E_t H(y', y, x', x; p) = 0``) as follows
   ``AUX_LAG_1_v_t = v_{t-1}``, ``AUX_LAG_j_v_t = AUX_LAG_{j-1}_v_{t-1}`` so that
   ``v_{t-l} = AUX_LAG_{l-1}_v_{t-1}``; a lead ``j > 1`` becomes ``AUX_LEAD_1_v_t = v_{t+1}``,
   ... ``v_{t+j} = AUX_LEAD_{j-1}_v_{t+1}``; a shock used at a date other than ``t`` becomes
-  ``AUX_EXO_e_t = e_t`` and is then treated as an endogenous variable.
+  ``AUX_EXO_e_t = e_t`` and is then treated as an endogenous variable. As in Dynare, the
+  lead auxiliaries hold conditional expectations (``AUX_LEAD_1_v_t = E_t v_{t+1}``), so a lead
+  ``j > 1`` inside a nonlinear expression (``1 / c_{t+2}``) is evaluated at
+  ``E_{t+1} c_{t+2}``: the same first order, a different ``sigma^2`` term at second order than
+  substituting the whole expression (MacroModelling.jl's choice).
 - Controls ``y_t``: every endogenous variable at ``t`` (the model's, then the auxiliaries).
 - States ``x_t = [w_{t-1} for every variable w that appears lagged; \varepsilon_t]``: the
   lagged variables (names ``"k(-1)"``, ``"k(-2)"`` for an auxiliary lag chain, ``"e(-1)"`` for a
