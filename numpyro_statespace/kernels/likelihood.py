@@ -157,7 +157,8 @@ def _tail_value_and_grad(A, Q, C, R, m, P, y, observed, univariate, steady_ok=Tr
     """:func:`_tail` and its gradient with respect to ``(A, Q, C, R, m, P, y)``: the branch is
     chosen first and each branch computes its own gradient (JAX's for the steady tail, the
     adjoint recursion for the full filter), which compiles to a smaller program than JAX's
-    derivative of the branch. Returns ``(log-likelihood, ok, gradient)``."""
+    derivative of the branch; ``steady_ok=False`` (static) compiles the full filter alone.
+    Returns ``(log-likelihood, ok, gradient)``."""
 
     def steady(A, Q, C, R, m, P, y):
         ll, vjp, ok = jax.vjp(partial(_steady_tail, univariate=univariate), A, Q, C, R, m, P, y,
