@@ -34,7 +34,7 @@ from numpyro.util import not_jax_tracer
 
 from . import _kalman_routes as routes
 from . import kernels
-from ._validation import as_float_array, as_int, float_leaves, promote_floats
+from ._validation import as_float_array, as_int, float_leaves, promote_floats, refuse_pandas
 from .kernels._linalg import bounded_or, finite_tree, psd_factor
 from .problems import LinearStateSpaceProblem, QuadraticStateSpaceProblem, StateSpaceProblem
 from .solve import ConditionalLikelihood, DirectIteration, KalmanFilter, default_algorithm
@@ -58,6 +58,9 @@ class _RealOrMissing(constraints.Constraint):
     event_dim = 0
 
     def __call__(self, x):
+        # NumPyro checks an observed value's support first: a pandas object must get our
+        # message here, not an unrelated TypeError from inside the comparison
+        x = refuse_pandas("value", x)
         return (x != jnp.inf) & (x != -jnp.inf)
 
     def feasible_like(self, prototype):
@@ -165,7 +168,7 @@ def _promote_fields(d, names):
 
 
 def _check_value(d, value):
-    value = jnp.asarray(value)
+    value = jnp.asarray(refuse_pandas("value", value))
     if value.ndim < 2 or tuple(value.shape[-2:]) != tuple(d.event_shape):
         raise ValueError(f"value must have shape (..., T, M) = (..., {d.event_shape[0]}, "
                          f"{d.event_shape[1]}); got {tuple(value.shape)}")

@@ -557,6 +557,22 @@ def test_pandas_data_are_refused_with_what_to_pass(data):
     assert refuse_pandas("y", data.to_numpy()) is not None
 
 
+def test_pandas_obs_in_a_model_is_refused_with_what_to_pass(data):
+    """A DataFrame as ``obs`` gets the message saying what to pass, from the support check
+    NumPyro runs first and from ``log_prob`` (before, a TypeError from inside NumPyro)."""
+    d = nss.KalmanLGSS(0.5 * jnp.eye(2), jnp.eye(2), jnp.eye(2), jnp.ones(2), jnp.zeros(2),
+                       jnp.eye(2), T)
+
+    def model(y):
+        numpyro.sample("y", d, obs=y)
+
+    with pytest.raises(ValueError, match=r"value is a pandas DataFrame: pass its values"):
+        numpyro.infer.util.log_density(model, (data,), {}, {})
+    with pytest.raises(ValueError, match=r"value is a pandas DataFrame"):
+        d.log_prob(data)
+    assert np.isfinite(numpyro.infer.util.log_density(model, (data.to_numpy(),), {}, {})[0])
+
+
 def test_plot_components_draws_each_contribution():
     """Medians of the drawn lines against the contributions computed by hand: the trend's
     level, the seasonal's first state, the static regression's X beta per draw."""
