@@ -379,7 +379,7 @@ class KalmanLGSS(_LinearMoments, dist.Distribution):
         the observed ``y`` are missing too; an all-missing step is a pure prediction. (A bool
         leaf: ``jax.grad`` over the distribution object then needs ``allow_int=True``.)
     :param method: ``"sequential"`` (``lax.scan``, with a steady-state switch: see
-        :func:`.kernels.likelihood.steady_state_start`),
+        :func:`.kernels.likelihood.steady_state_horizon`),
         ``"parallel"`` (associative scan, ``O(log T)`` depth: :mod:`.kernels.parallel`) or
         ``"auto"``: parallel when JAX's default backend is an accelerator, else sequential.
     :param state_offset: ``c_t``, added to the state equation:
