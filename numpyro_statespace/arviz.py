@@ -53,10 +53,9 @@ does not import it.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any, NamedTuple
-
-import warnings
 
 with warnings.catch_warnings():
     # ArviZ 0.23 announces its 1.0 refactor with a FutureWarning on import, once a day per
@@ -75,8 +74,14 @@ from numpyro.infer import MCMC, Predictive
 
 from . import kernels
 from ._validation import as_int
-from .distributions import ConditionalSS, JointLGSS, JointQuadraticSS, JointStateSpace, KalmanLGSS
-from .kernels._linalg import psd_factor
+from .distributions import (
+    ConditionalSS,
+    JointLGSS,
+    JointQuadraticSS,
+    JointStateSpace,
+    KalmanLGSS,
+)
+from .kernels.linalg import psd_factor
 
 __all__ = [
     "add_forecast",

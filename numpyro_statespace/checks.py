@@ -19,7 +19,13 @@ import numpy as np
 import numpyro
 from numpyro import handlers
 
-from .distributions import ConditionalSS, JointLGSS, JointQuadraticSS, JointStateSpace, KalmanLGSS
+from .distributions import (
+    ConditionalSS,
+    JointLGSS,
+    JointQuadraticSS,
+    JointStateSpace,
+    KalmanLGSS,
+)
 
 __all__ = ["Diagnosis", "diagnose"]
 

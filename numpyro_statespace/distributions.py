@@ -34,10 +34,31 @@ from numpyro.util import not_jax_tracer
 
 from . import _kalman_routes as routes
 from . import kernels
-from ._validation import as_float_array, as_int, float_leaves, promote_floats, refuse_pandas
-from .kernels._linalg import bounded_or, finite_tree, psd_factor
-from .problems import LinearStateSpaceProblem, QuadraticStateSpaceProblem, StateSpaceProblem
-from .solve import ConditionalLikelihood, DirectIteration, KalmanFilter, default_algorithm
+from ._validation import (
+    as_float_array,
+    as_int,
+    float_leaves,
+    promote_floats,
+    refuse_pandas,
+)
+from .kernels.guards import (
+    bounded_moment,
+    bounded_parameter,
+    finite_tree,
+    parameter_bound,
+)
+from .kernels.linalg import psd_factor
+from .problems import (
+    LinearStateSpaceProblem,
+    QuadraticStateSpaceProblem,
+    StateSpaceProblem,
+)
+from .solve import (
+    ConditionalLikelihood,
+    DirectIteration,
+    KalmanFilter,
+    default_algorithm,
+)
 
 __all__ = [
     "ConditionalSS",
@@ -201,7 +222,7 @@ def _stationary_priors_numpy(A, B, num_doublings=64):
     """:func:`.kernels.stationary_covariance`'s doubling and checks in NumPy, for concrete
     ``A``, ``B`` (batched): the same iterates, without compiling a program."""
     A, B = np.asarray(A), np.asarray(B)
-    big = float(np.finfo(A.dtype).max) ** 0.25
+    big = parameter_bound(A.dtype)
     with np.errstate(all="ignore"):
         Q = B @ np.swapaxes(B, -1, -2)
         # |x| < big is False for NaN too
@@ -1069,14 +1090,14 @@ class ConditionalSS(_LinearMoments, dist.Distribution):
     def _log_prob(self, value):
         def single(A, B, C, R, u0, h, y):
             (A, B, C, R, u0), ok = finite_tree((A, B, C, R, u0))
-            # Entries that enter products are bounded (see kernels._linalg's overflow guards).
-            (A, ok_A), (B, ok_B), (C, ok_C) = (bounded_or(x, 0.0, 0.25) for x in (A, B, C))
+            # Entries that enter products are bounded (see kernels.guards).
+            (A, ok_A), (B, ok_B), (C, ok_C) = (bounded_parameter(x) for x in (A, B, C))
             # The states they multiply (u_0, then the data) are bounded as state moments are:
             # a huge u_0 times A = 0 predicts 0, but its cotangent would overflow.
-            states, ok_u = bounded_or(kernels.clamped_states(u0, y)[:-1], 0.0, 0.5)
+            states, ok_u = bounded_moment(kernels.clamped_states(u0, y)[:-1])
             ok = ok & ok_A & ok_B & ok_C & ok_u
             CB = C @ B
-            h, ok_h = bounded_or(h, 0.0, 0.5)
+            h, ok_h = bounded_moment(h)
             ok = ok & ok_h
             ll = kernels.conditional_loglik(states @ (C @ A).T + h, y, CB @ CB.T + R)
             return jnp.where(ok, ll, -jnp.inf)

@@ -39,7 +39,7 @@ from .distributions import (
     _sized,
     _square,
 )
-from .kernels._linalg import finite_tree
+from .kernels.guards import finite_tree
 from .kernels.inversion import inversion_filter
 
 __all__ = ["InversionFilterLGSS", "InversionFilterSS"]

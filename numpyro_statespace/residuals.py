@@ -19,7 +19,13 @@ import jax.numpy as jnp
 from jax.scipy.linalg import solve_triangular
 
 from ._validation import as_values
-from .distributions import ConditionalSS, JointLGSS, JointQuadraticSS, JointStateSpace, KalmanLGSS
+from .distributions import (
+    ConditionalSS,
+    JointLGSS,
+    JointQuadraticSS,
+    JointStateSpace,
+    KalmanLGSS,
+)
 
 __all__ = ["pointwise_log_likelihood", "standardized_residuals"]
 

@@ -16,7 +16,8 @@ import jax
 import jax.numpy as jnp
 
 from . import kernels
-from .kernels._linalg import bounded_or, finite_tree, psd_factor, quad
+from .kernels.guards import bounded_moment, finite_tree
+from .kernels.linalg import psd_factor, quad
 from .problems import (
     LinearStateSpaceProblem,
     QuadraticStateSpaceProblem,
@@ -325,9 +326,9 @@ def _solve_conditional(prob, key):
     (clean, W_clean), ok_params = finite_tree((prob._copy_with(observables=None), W))
     _, observe, predict_obs = _transition_and_observation(clean)
     noise = _empty_noise(prob) if W is None else W_clean
-    # The clamped states enter products as state moments do (kernels._linalg's guards): a huge
+    # The clamped states enter products as state moments do (kernels.guards): a huge
     # u_0 or datum that predicts a finite observation would still overflow its cotangent.
-    (u0, ok_u0), (y, ok_y) = (bounded_or(x, 0.0, 0.5) for x in (clean.u0, prob.observables))
+    (u0, ok_u0), (y, ok_y) = (bounded_moment(x) for x in (clean.u0, prob.observables))
     preds = kernels.one_step_predictions(predict_obs, u0, y, noise)
     logpdf = kernels.conditional_loglik(preds, prob.observables, clean.observables_noise)
     logpdf = jnp.where(ok_params & ok_u0 & ok_y, logpdf, -jnp.inf)

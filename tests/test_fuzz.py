@@ -13,7 +13,7 @@ parameter are evaluated in ONE compiled call per family (``jit(vmap(value_and_gr
 * every uncorrupted draw is finite (the fuzz is not vacuous; an unpruned quadratic model
   whose path truly explodes is excepted).
 
-Magnitudes beyond the library's overflow guards (see ``kernels/_linalg.py``; e.g. parameters
+Magnitudes beyond the library's overflow guards (see ``kernels/guards.py``; e.g. parameters
 above 1e77 or innovation variances below 1e-246 in float64) count as numerical failure, so
 some draws with finite but absurd parameters give ``-inf`` by design.
 

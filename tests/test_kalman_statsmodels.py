@@ -208,9 +208,9 @@ def test_all_missing_gives_zero_loglik():
     ((5,), (5,)), ((20, 17), (17,)),
 ], ids=str)
 def test_filter_matmul_matches_numpy(shapes):
-    """The filter's products (``_linalg.matmul``): a fused product and sum up to 8 (matrices)
+    """The filter's products (``linalg.matmul``): a fused product and sum up to 8 (matrices)
     or 16 (vectors) in every dimension, a dot beyond; both as NumPy's ``@``."""
-    from numpyro_statespace.kernels._linalg import matmul
+    from numpyro_statespace.kernels.linalg import matmul
 
     rng = np.random.default_rng(len(str(shapes)))
     a, b = (rng.standard_normal(s) for s in shapes)

@@ -70,7 +70,7 @@ def first_converged_chunk(m, limit):
 
 
 @pytest.mark.parametrize("n", [1, 5, 100])
-@pytest.mark.parametrize("N", [3, 20])  # a fused product and a dot (_linalg.matvec)
+@pytest.mark.parametrize("N", [3, 20])  # a fused product and a dot (linalg.matvec)
 def test_linear_recursion_matches_loop(n, N):
     rng = np.random.default_rng(n + N)
     F = stable_matrix(rng, N, 0.8)

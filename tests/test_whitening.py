@@ -61,7 +61,7 @@ def _whiten(A, B, C, R, u0, y):
     (2, 1, 2, 45, 0.0, False)])  # complete data, T > STEADY_STATE_TAIL: the steady state
 def test_whitening_map_is_the_exact_shock_posterior(N, K, M, T, missing, dot, monkeypatch):
     if dot:  # the state recursion's product as a dot (what large N take), not elementwise
-        monkeypatch.setattr(kernels._linalg, "FUSED_MATVEC_MAX_N", 0)
+        monkeypatch.setattr(kernels.linalg, "FUSED_MATVEC_MAX_N", 0)
     A, B, C, R, u0, y = _model(N, K, M, T, seed=N + 10 * K, missing=missing)
     f = _whiten(A, B, C, R, u0, y)
     mean, cov = _dense_posterior(A, B, C, R, u0, y)
@@ -141,7 +141,7 @@ def test_steady_state_backward_filter_equals_the_full_one(tail, converged, dot, 
     the full filter without the check."""
     monkeypatch.setattr(kernels.whitening, "STEADY_STATE_TAIL", tail)
     if dot:
-        monkeypatch.setattr(kernels._linalg, "FUSED_MATVEC_MAX_N", 0)
+        monkeypatch.setattr(kernels.linalg, "FUSED_MATVEC_MAX_N", 0)
     seen = record_results(monkeypatch, kernels.whitening, "_precision_converged")
     info, *_, y = _steady_state_case()
     y_nan = y.copy()

@@ -9,7 +9,8 @@ from typing import Callable, NamedTuple
 
 import jax.numpy as jnp
 
-from . import expressions, symbols as _symbols
+from . import expressions
+from . import symbols as _symbols
 from .errors import DynareError
 
 

@@ -66,6 +66,7 @@ def log_likelihood(dfile, data, p, order, noise):
 
 def numpyro_model(dfile, data, order, route, num_timesteps):
     import numpyro
+
     import numpyro_statespace as nss
     from numpyro_statespace.dsge import log_prob_guard
 

@@ -14,7 +14,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import blocks, compile as _compile, macro, priors as _priors
+from . import blocks, macro
+from . import compile as _compile
+from . import priors as _priors
 from .errors import DynareError
 from .lexer import tokenize
 

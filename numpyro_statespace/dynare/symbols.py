@@ -47,7 +47,7 @@ class Symbols:
 
     def undeclared(self, ref, context):
         return DynareError(f"'{ref.name}' is not declared ({context})", ref.where,
-                           f"Declare it in 'var', 'varexo' or 'parameters', or check the "
+                           "Declare it in 'var', 'varexo' or 'parameters', or check the "
                            "spelling")
 
     def constant(self, ref):

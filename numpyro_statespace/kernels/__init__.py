@@ -17,7 +17,6 @@ from .likelihood import kalman_loglik
 from .lyapunov import stationary_covariance
 from .offsets import observation_shift, offset_path, shifted_data
 from .parallel import parallel_loglik
-from .whitening import BackwardInformation, backward_information, whiten_shocks
 from .smoother import (
     FilterDetails,
     ForecastResult,
@@ -31,6 +30,7 @@ from .smoother import (
     rts_smoother,
     simulation_smoother,
 )
+from .whitening import BackwardInformation, backward_information, whiten_shocks
 
 __all__ = [
     "BackwardInformation",

@@ -10,7 +10,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ._linalg import finite_or, mvn_logpdf_iid
+from .guards import finite_or
+from .linalg import mvn_logpdf_iid
 
 
 def clamped_states(u0, y):

@@ -51,8 +51,8 @@ import jax.numpy as jnp
 from jax import Array, lax
 from jax.scipy.linalg import cho_solve, solve_triangular
 
-from ._linalg import LOG_2PI, logdet_from_cholesky, safe_cholesky, symmetrize
 from .kalman import observed_system
+from .linalg import LOG_2PI, logdet_from_cholesky, safe_cholesky, symmetrize
 
 
 class FirstStep(NamedTuple):

@@ -19,18 +19,15 @@ import numpy as np
 from jax import lax
 from jax.scipy.linalg import solve_triangular
 
-from ._linalg import (
-    LOG_2PI,
+from .guards import (
     factor_ok,
     finite_or,
-    logdet_from_cholesky,
-    max_power,
     min_diagonal,
-    mvn_logpdf_iid,
-    quad,
-    safe_cholesky,
+    moment_bound,
+    parameter_bound,
     whitened_ok,
 )
+from .linalg import LOG_2PI, logdet_from_cholesky, mvn_logpdf_iid, quad, safe_cholesky
 
 
 def _prepend(u0, path):
@@ -78,7 +75,7 @@ def _moderate(*arrays):
     """False when an entry of the arrays exceeds ``max float ** (1/4)`` (1e77 in float64):
     the gradient of a likelihood built on the path (``sum_t ct_t w_t'``, ``sum_t ct_t u_t'``)
     would overflow even where the value is finite. Only a flag: the path is computed as given."""
-    return jnp.all(jnp.stack([jnp.all(jnp.abs(x) < max_power(x.dtype, 0.25)) for x in arrays]))
+    return jnp.all(jnp.stack([jnp.all(jnp.abs(x) < parameter_bound(x.dtype)) for x in arrays]))
 
 
 def linear_states(A, B, u0, noise, *, per_step=False):
@@ -174,8 +171,8 @@ def _masked_gaussian_loglik(residuals, observed, R):
     both = observed[:, :, None] & observed[:, None, :]
     R_t = jnp.where(both, R, 0.0) + jax.vmap(jnp.diag)(jnp.where(observed, 0.0, 1.0).astype(R.dtype))
     L, ok = safe_cholesky(R_t)
-    # Overflow guards of the failure contract (see _linalg): before the solve, then after it.
-    ok = jnp.all(ok & factor_ok(L)) & jnp.all(jnp.abs(r) < max_power(r.dtype, 0.5))
+    # Overflow guards of the failure contract (see guards): before the solve, then after it.
+    ok = jnp.all(ok & factor_ok(L)) & jnp.all(jnp.abs(r) < moment_bound(r.dtype))
     L = jnp.where(ok, L, jnp.eye(R.shape[-1], dtype=L.dtype))
     white = jax.vmap(lambda L, r: solve_triangular(L, r, lower=True))(L, jnp.where(ok, r, 0.0))
     ok = ok & whitened_ok(white, min_diagonal(L)[:, None])

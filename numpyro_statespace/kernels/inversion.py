@@ -41,7 +41,8 @@ from typing import NamedTuple
 import jax.numpy as jnp
 from jax import lax
 
-from ._linalg import LOG_2PI, finite_or, quad
+from .guards import finite_or
+from .linalg import LOG_2PI, quad
 
 #: Newton stops after this many iterations (quadratic convergence needs a handful from w = 0
 #: when the quadratic terms are a perturbation, as in a second-order DSGE solution).

@@ -26,19 +26,19 @@ import jax.numpy as jnp
 from jax import Array, lax
 from jax.scipy.linalg import solve_triangular
 
-from ._linalg import (
-    LOG_2PI,
-    bounded_or,
+from .guards import (
+    VARIANCE_FLOOR_POWER,
+    WHITENED_POWER,
+    bounded_moment,
+    bounded_parameter,
     factor_ok,
     finite_or,
-    logdet_from_cholesky,
-    matmul,
     max_power,
     min_diagonal,
-    safe_cholesky,
-    symmetrize,
+    moment_bound,
     whitened_ok,
 )
+from .linalg import LOG_2PI, logdet_from_cholesky, matmul, safe_cholesky, symmetrize
 
 
 class KalmanFilterResult(NamedTuple):
@@ -81,9 +81,9 @@ def update(m_pred, P_pred, y, observed, C, R):
     v = jnp.where(observed, y - matmul(C, m_pred), 0.0)
     CP = matmul(C_t, P_pred)
     L, ok = safe_cholesky(matmul(CP, C_t.T) + R_t)
-    # Overflow guards (see _linalg): checked before the solve, which then runs on stand-ins
+    # Overflow guards (see guards): checked before the solve, which then runs on stand-ins
     # (identity, zero innovation) for a failed step, and on the whitened innovation after it.
-    ok = ok & factor_ok(L) & jnp.all(jnp.abs(v) < max_power(v.dtype, 0.5))
+    ok = ok & factor_ok(L) & jnp.all(jnp.abs(v) < moment_bound(v.dtype))
     L = jnp.where(ok, L, jnp.eye(L.shape[-1], dtype=L.dtype))
     v = jnp.where(ok, v, 0.0)
     # One triangular solve whitens both the gain's factor and the innovation.
@@ -107,13 +107,15 @@ def update_univariate(m_pred, P_pred, y, observed, C, r):
     m, P = m_pred, P_pred
     loglik = jnp.zeros((), P.dtype)
     ok = jnp.array(True)
-    lo, hi, big = (max_power(P.dtype, p) for p in (-0.8, 0.4, 0.5))
+    lo = max_power(P.dtype, VARIANCE_FLOOR_POWER)
+    hi = max_power(P.dtype, WHITENED_POWER)
+    big = moment_bound(P.dtype)
     for i in range(C.shape[0]):  # a static loop over observables, not over time
         c = C[i]
         Pc = matmul(P, c)
         f = matmul(c, Pc) + r[i]
         v = y[i] - matmul(c, m)
-        # f > 0, with the overflow guards of the full update (see _linalg): the variance f
+        # f > 0, with the overflow guards of the full update (see guards): the variance f
         # above max ** -0.8 and |v| / sqrt(f) < max ** 0.4 sqrt(f)
         good = (f > lo) & jnp.isfinite(f) & (jnp.abs(v) < big) & (jnp.abs(v) < hi * f)
         f = jnp.where(good, f, 1.0)
@@ -153,7 +155,7 @@ def observed_system(C, R, observed):
 
 
 def _prepare(A, B, C, R, m0, P0, y, mask):
-    """What the filter's scan takes: finite, bounded stand-ins for the parameters (see _linalg)
+    """What the filter's scan takes: finite, bounded stand-ins for the parameters (see guards)
     with ``Q = B B'``, ``y`` with its missing entries zeroed, the ``observed`` mask, whether
     ``R`` is handled univariately, and ``ok``.
 
@@ -161,15 +163,15 @@ def _prepare(A, B, C, R, m0, P0, y, mask):
     because the products they enter must not overflow.
     """
     eye = jnp.eye(A.shape[0], dtype=P0.dtype)
-    A, ok_A = bounded_or(A, 0.0, 0.25)
-    B, ok_B = bounded_or(B, 0.0, 0.25)
-    C, ok_C = bounded_or(C, 0.0, 0.25)
+    A, ok_A = bounded_parameter(A)
+    B, ok_B = bounded_parameter(B)
+    C, ok_C = bounded_parameter(C)
     univariate = R.ndim == 1 and R.shape[0] <= UNIVARIATE_MAX_OBS
     if R.ndim == 1 and not univariate:
         R = jnp.diag(R)
     R, ok_R = finite_or(R, jnp.ones_like(R) if univariate else jnp.eye(R.shape[0], dtype=R.dtype))
-    m0, ok_m = bounded_or(m0, 0.0, 0.5)
-    P0, ok_P = bounded_or(P0, eye, 0.5)
+    m0, ok_m = bounded_moment(m0)
+    P0, ok_P = bounded_moment(P0, eye)
     ok = ok_A & ok_B & ok_C & ok_R & ok_m & ok_P & ~jnp.any(jnp.isinf(y))
     observed = observed_mask(y, mask)
     return A, B @ B.T, C, R, m0, P0, jnp.where(observed, y, 0.0), observed, univariate, ok
@@ -191,13 +193,13 @@ def _filter_scan(A, Q, C, R, univariate, m0, P0, y, observed, ok, save_everystep
         y_t, obs_t, C_t = inputs if varying_C else (*inputs, C)
         AP = matmul(A, P)  # kept by save_predicted: the hand-written gradient needs it (dA)
         m_pred, P_pred = matmul(A, m), matmul(AP, A.T) + Q
-        m_pred, ok_mp = bounded_or(m_pred, jnp.zeros_like(m_pred), 0.5)
-        P_pred, ok_Pp = bounded_or(P_pred, eye, 0.5)
+        m_pred, ok_mp = bounded_moment(m_pred, jnp.zeros_like(m_pred))
+        P_pred, ok_Pp = bounded_moment(P_pred, eye)
         z = matmul(C_t, m_pred)
         m_f, P_f, ll_t, ok_t = (update_univariate if univariate else update)(
             m_pred, P_pred, y_t, obs_t, C_t, R)
         # an update may overflow where its inputs did not (a gain against a tiny variance)
-        big = max_power(P_f.dtype, 0.5)
+        big = moment_bound(P_f.dtype)
         ok_t = ok_t & ok_mp & ok_Pp & jnp.all(jnp.abs(m_f) < big) & jnp.all(jnp.abs(P_f) < big)
         # Continue from finite values after a failure; the total is -inf anyway.
         m_f = jnp.where(ok_t, m_f, m_pred)

@@ -36,9 +36,10 @@ from jax import lax
 from jax.scipy.linalg import solve_triangular
 
 from ._batching import unbatched_all
-from ._linalg import matmul, max_power, safe_cholesky
-from ._linalg import transpose as _mT
+from .guards import moment_bound
 from .kalman import FULL_UNROLL_MAX_STEPS, _filter_scan, _prepare, observed_system
+from .linalg import matmul, safe_cholesky
+from .linalg import transpose as _mT
 from .steady_state import riccati_converged, riccati_settled, steady_state_loglik
 
 
@@ -127,7 +128,7 @@ def _steady_tail(A, Q, C, R, m, P, y, univariate, n=None):
     """``(log-likelihood, ok)`` of ``y`` (all observed; its first ``n`` rows if given) from the
     filtered ``N(m, P)`` at the steady-state gain (:func:`.steady_state.steady_state_loglik`)."""
     # bounded data only: an overflowing product would leave NaN in the gradient
-    y_ok = jnp.abs(y) < max_power(y.dtype, 0.5)
+    y_ok = jnp.abs(y) < moment_bound(y.dtype)
     ll, ok = steady_state_loglik(m, P, A, Q, C, jnp.diag(R) if univariate else R,
                                  jnp.where(y_ok, y, 0.0), n)
     return ll, ok & jnp.all(y_ok)

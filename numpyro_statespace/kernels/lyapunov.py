@@ -5,7 +5,8 @@ from __future__ import annotations
 import jax.numpy as jnp
 from jax import lax
 
-from ._linalg import bounded_or, symmetrize
+from .guards import bounded_parameter, parameter_bound
+from .linalg import symmetrize
 
 
 def _doubling(_, carry):
@@ -13,7 +14,7 @@ def _doubling(_, carry):
     ``A``, and the iterates (and gradients) must stay finite. A module-level function, so an
     eager call reuses the loop's compiled program instead of compiling a new closure's."""
     Ak, P = carry
-    big = jnp.finfo(P.dtype).max ** 0.25
+    big = parameter_bound(P.dtype)
     return jnp.clip(Ak @ Ak, -big, big), jnp.clip(P + Ak @ P @ Ak.T, -big, big)
 
 
@@ -32,10 +33,10 @@ def stationary_covariance(A, Q, num_doublings=64):
     """
     # Inputs beyond the clipping bound would overflow in the first products (and 0 * inf is a
     # NaN gradient even where the result is discarded): they count as failure up front.
-    A, ok_A = bounded_or(A, 0.0, 0.25)
-    Q, ok_Q = bounded_or(Q, 0.0, 0.25)
+    A, ok_A = bounded_parameter(A)
+    Q, ok_Q = bounded_parameter(Q)
     Ak, P = lax.fori_loop(0, num_doublings, _doubling, (A, Q))
-    big = jnp.finfo(P.dtype).max ** 0.25
+    big = parameter_bound(P.dtype)
     ok = (ok_A & ok_Q & (jnp.max(jnp.abs(P)) < big)  # never clipped (P grows monotonically)
           & (jnp.max(jnp.abs(Ak)) < jnp.sqrt(jnp.finfo(P.dtype).eps)))
     return jnp.where(ok, symmetrize(P), jnp.eye(A.shape[0], dtype=P.dtype)), ok

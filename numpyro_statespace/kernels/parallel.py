@@ -39,10 +39,11 @@ from jax import lax
 from jax.scipy.linalg import solve_triangular
 
 from ._batching import unbatched_all
-from ._linalg import LOG_2PI, logdet_from_cholesky, max_power, safe_cholesky, symmetrize
-from ._linalg import transpose as _mT
+from .guards import moment_bound
 from .kalman import _prepare, observed_system, predict, update
 from .likelihood import kalman_loglik
+from .linalg import LOG_2PI, logdet_from_cholesky, safe_cholesky, symmetrize
+from .linalg import transpose as _mT
 
 
 def singular_rtol(dtype):
@@ -143,7 +144,7 @@ def _parallel_pass(A, Q, C, R, m0, P0, y, observed):
     e = solve_triangular(L, v[:, :, None], lower=True)[..., 0]
     n_observed = jnp.sum(observed, axis=-1)
     ll = -0.5 * jnp.sum(n_observed * LOG_2PI + logdet_from_cholesky(L) + jnp.sum(e * e, -1))
-    big = max_power(ms.dtype, 0.5)
+    big = moment_bound(ms.dtype)
     ok = ok & jnp.all(ok_S) & jnp.isfinite(ll) & jnp.all(jnp.abs(ms) < big) & jnp.all(
         jnp.abs(Ps) < big)
     return ll, ok

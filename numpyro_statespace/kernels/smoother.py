@@ -40,9 +40,10 @@ import jax.numpy as jnp
 from jax import Array, lax
 from jax.scipy.linalg import solve_triangular
 
-from ._linalg import finite_or, psd_factor, safe_cholesky, symmetrize
 from .direct import linear_states, quadratic_observations, quadratic_states
+from .guards import finite_or
 from .kalman import kalman_filter, observed_mask, observed_system, predict
+from .linalg import psd_factor, safe_cholesky, symmetrize
 
 __all__ = [
     "FilterDetails",

@@ -43,9 +43,9 @@ from jax import Array, lax
 from jax.scipy.linalg import solve_triangular
 
 from ._batching import unbatched_all
-from ._linalg import matvec, safe_cholesky, symmetrize
 from .direct import may_have_missing
 from .kalman import observed_mask
+from .linalg import matvec, safe_cholesky, symmetrize
 from .steady_state import linear_recursion, settled
 
 #: with complete data, the steps at the end of a series filtered in full before the check for

@@ -1,9 +1,9 @@
 """Small linear-algebra pieces shared by the kernels: a Cholesky that fails softly, Gaussian
 log-densities from a Cholesky factor, and quadratic forms.
 
-The failure convention of the whole package lives here: a covariance that is not positive
-definite yields ``ok = False`` and a finite stand-in factor (the identity), so the caller can
-return ``-inf`` while every intermediate, and therefore every gradient, stays finite.
+A covariance that is not positive definite yields ``ok = False`` and a finite stand-in factor
+(the identity), so the caller can return ``-inf`` while every intermediate, and therefore every
+gradient, stays finite; the bounds that keep products from overflowing are in :mod:`.guards`.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 from jax.scipy.linalg import solve_triangular
+
+from .guards import factor_ok, min_diagonal, moment_bound, whitened_ok
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -78,47 +80,6 @@ def psd_factor(S):
     return jnp.where(ok, L, E)
 
 
-# -- overflow guards ------------------------------------------------------------------------
-# Finite values are not enough for finite gradients: a cotangent that overflows to inf meets
-# another inf of the opposite sign (inf - inf = NaN), and a zero cotangent of a failed branch
-# meets an inf intermediate (0 * inf = NaN). The guards below keep every intermediate, and the
-# cotangents of a successful evaluation, below the largest float ``max``: arrays that enter
-# products stay below ``max ** (1/4)`` (parameters) or ``max ** (1/2)`` (state moments,
-# residuals); for a Gaussian term with Cholesky factor ``L`` (diagonal ``d``) and whitened
-# residual ``e`` the gradients are of order ``(1 + e^2) / d^2``, so ``min d > max ** -0.4`` and
-# ``|e| < max ** 0.4 min d`` keep them below ``max ** 0.8``. Beyond these limits the
-# evaluation counts as a numerical failure (-inf). In float64: parameters 1e77, moments
-# 1e154, d 1e-123 (a variance of 1e-246); in float32: 4e9, 2e19, d 4e-16.
-
-
-def max_power(dtype, power):
-    """``finfo(dtype).max ** power`` as a Python float (a static threshold)."""
-    return float(jnp.finfo(dtype).max) ** power
-
-
-def bounded_or(x, fallback, power):
-    """``(where(all |x| < max ** power, x, fallback), ok)``: :func:`finite_or` with a margin
-    against overflow in the products ``x`` enters (False for NaN too)."""
-    ok = jnp.all(jnp.abs(x) < max_power(x.dtype, power))
-    return jnp.where(ok, x, fallback), ok
-
-
-def min_diagonal(L):
-    """Smallest diagonal entry of ``L`` over the last two axes."""
-    return jnp.min(jnp.diagonal(L, axis1=-2, axis2=-1), axis=-1)
-
-
-def factor_ok(L):
-    """True where the Cholesky factor ``L`` (..., M, M) has its diagonal above ``max ** -0.4``."""
-    return min_diagonal(L) > max_power(L.dtype, -0.4)
-
-
-def whitened_ok(e, d_min):
-    """True where ``|e| < max ** 0.4 * d_min``: the whitened residuals ``e`` of a factor whose
-    smallest diagonal entry is ``d_min`` (broadcast against ``e``) keep gradients finite."""
-    return jnp.all(jnp.abs(e) < max_power(e.dtype, 0.4) * d_min)
-
-
 def logdet_from_cholesky(L):
     """``log|S|`` from the lower Cholesky factor ``L`` of ``S``."""
     return 2.0 * jnp.sum(jnp.log(jnp.diagonal(L, axis1=-2, axis2=-1)), axis=-1)
@@ -133,7 +94,7 @@ def mvn_logpdf_iid(residuals, cov):
     T, M = residuals.shape
     L, ok = safe_cholesky(cov)
     # Guard before the solve (a failed case whitens zeros with the identity), then the result.
-    ok = ok & factor_ok(L) & jnp.all(jnp.abs(residuals) < max_power(residuals.dtype, 0.5))
+    ok = ok & factor_ok(L) & jnp.all(jnp.abs(residuals) < moment_bound(residuals.dtype))
     L = jnp.where(ok, L, jnp.eye(M, dtype=L.dtype))
     white = solve_triangular(L, jnp.where(ok, residuals, 0.0).T, lower=True)
     ok = ok & whitened_ok(white, min_diagonal(L))
@@ -177,26 +138,3 @@ def matmul(a, b):
 def quad(T3, v):
     """Quadratic forms ``quad(T3, v)[i] = v @ T3[i] @ v`` for ``T3 (P, N, N)``, ``v (N,)``."""
     return jnp.einsum("ijk,j,k->i", T3, v, v)
-
-
-def finite_or(x, fallback):
-    """``(where(all finite, x, fallback), ok)``: stops a NaN/inf input from reaching the algebra."""
-    ok = jnp.all(jnp.isfinite(x))
-    return jnp.where(ok, x, fallback), ok
-
-
-def finite_tree(tree):
-    """Every floating leaf of ``tree`` with a non-finite entry replaced by zeros, and ``ok``.
-
-    Applied to parameters before any algebra: a NaN that reached a product would turn the
-    zero cotangent of a failed likelihood into a NaN gradient (``0 * nan``).
-    """
-    leaves, treedef = jax.tree_util.tree_flatten(tree)
-    ok = jnp.array(True)
-    clean = []
-    for x in leaves:
-        if hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jnp.inexact):
-            x, ok_x = finite_or(x, 0.0)
-            ok = ok & ok_x
-        clean.append(x)
-    return jax.tree_util.tree_unflatten(treedef, clean), ok
