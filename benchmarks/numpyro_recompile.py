@@ -3,7 +3,7 @@ calls, sequential and vectorized chains. numpyro 0.22.0 prints 2 + 2 and 1 + 1: 
 ``fori_collect`` wraps the cached loop body in a new ``jax.jit`` on every call and passes that
 wrapper as a static argument of the jitted loop, and two jit wrappers of one function are not
 equal, so every run, and every sequential chain, compiles the whole loop again (see
-benchmarks/README.md, NUTS section, stop 18). Once NumPyro fixes this, the sequential NUTS
+benchmarks/README.md, NUTS section). Once NumPyro fixes this, the sequential NUTS
 figures of ``nuts.py`` lose one compilation per extra chain.
 
     python benchmarks/numpyro_recompile.py
