@@ -19,16 +19,13 @@ __all__ = [
     "STATE",
     "TIME",
     "TIME0",
-    "coord",
     "coordinates",
     "data_layout",
     "dim_labels",
-    "extend",
     "forecast_coord",
     "observed_dims",
     "stored_coords",
     "time_coords",
-    "time_index",
 ]
 
 TIME, TIME0, OBS, STATE, SHOCK = "time", "time_with_initial", "observable", "state", "shock"
@@ -40,7 +37,7 @@ def _is_frame(y):
     return hasattr(y, "columns") and hasattr(y, "index") and hasattr(y, "to_numpy")
 
 
-def time_index(time, T):
+def _time_index(time, T):
     """``time`` (or ``1..T``) as a pandas Index of length ``T``."""
     index = pd.RangeIndex(1, T + 1, name=None) if time is None else pd.Index(time)
     if len(index) != T:
@@ -49,7 +46,7 @@ def time_index(time, T):
     return index
 
 
-def extend(index, before, after):
+def _extend(index, before, after):
     """``(index of before + len(index) entries, index of the after entries after it)``; the
     pandas frequency (or the constant step of a numeric index) continues the sequence.
 
@@ -90,7 +87,7 @@ def _first_step_before(index, before):
     return pd.Index([index[0] - k * step for k in range(before, 0, -1)]).append(index)
 
 
-def coord(index):
+def _coord(index):
     """A pandas index as xarray coordinate values (a PeriodIndex stays periods: xarray keeps
     it as its index)."""
     if isinstance(index, pd.PeriodIndex):
@@ -101,13 +98,13 @@ def coord(index):
 def forecast_coord(time, steps, forecast_time):
     """Labels of the ``steps`` forecast steps: ``forecast_time``, else ``time`` continued."""
     if forecast_time is not None:
-        return coord(pd.Index(forecast_time))
-    _, tail = extend(pd.Index(time), 0, steps)
+        return _coord(pd.Index(forecast_time))
+    _, tail = _extend(pd.Index(time), 0, steps)
     if tail is None:
         raise ValueError("the time coordinate has no regular spacing to continue (e.g. "
                          "business days with holidays): pass forecast_time, the labels "
                          f"of the {steps} forecast steps")
-    return coord(tail)
+    return _coord(tail)
 
 
 # -- the coordinates of to_inference_data ----------------------------------------------------
@@ -153,11 +150,11 @@ def coordinates(frame, T, M, N, K, *, time, syms, obs_syms, shock_names):
         time = frame.index
     if obs_syms is None and frame is not None:
         obs_syms = [str(c) for c in frame.columns]
-    index = time_index(time, T)
-    head, _ = extend(index, 1, 0)
+    index = _time_index(time, T)
+    head, _ = _extend(index, 1, 0)
     return {
-        TIME: coord(index),
-        TIME0: coord(head) if head is not None else np.arange(T + 1),
+        TIME: _coord(index),
+        TIME0: _coord(head) if head is not None else np.arange(T + 1),
         OBS: dim_labels(obs_syms, M, "observables", "obs_syms"),
         STATE: dim_labels(syms, N, "states", "syms"),
         SHOCK: dim_labels(shock_names, K, "shocks", "shock_names"),
@@ -194,8 +191,8 @@ def time_coords(idata, T):
         time = np.arange(1, T + 1)
     time0 = stored.get(TIME0)
     if time0 is None or len(time0) != T + 1:
-        head, _ = extend(pd.Index(time), 1, 0)
-        time0 = coord(head) if head is not None else np.arange(T + 1)
+        head, _ = _extend(pd.Index(time), 1, 0)
+        time0 = _coord(head) if head is not None else np.arange(T + 1)
     return time, time0
 
 
