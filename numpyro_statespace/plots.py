@@ -310,7 +310,26 @@ def plot_diagnostics(residuals, *, variable=0, lags=10, time=None, axes=None):
         point estimate. :param variable: column of a ``(T, M)`` input (index or name).
     :return: the ``Figure``.
     """
-    from scipy import stats
+    residuals, label, time = _residual_series(residuals, variable, time)
+    x = residuals[np.isfinite(residuals)]
+    if x.size < max(3, lags + 1):
+        raise ValueError(f"plot_diagnostics needs more than lags = {lags} observed residuals; "
+                         f"got {x.size}")
+    fig, (ax_t, ax_h, ax_q, ax_c) = _axes(axes, 4, ncols=2, panel_size=(7.0, 3.0))
+    ax_t.plot(np.asarray(time), residuals, color="C0", lw=0.9)
+    ax_t.axhline(0.0, color="0.5", lw=0.6)
+    ax_t.set_title("standardized residuals")
+    grid = np.linspace(min(x.min(), -3.0), max(x.max(), 3.0), 200)
+    _density_panel(ax_h, x, grid)
+    _qq_panel(ax_q, x, grid)
+    _correlogram_panel(ax_c, x, lags)
+    if axes is None:
+        fig.suptitle(f"residual diagnostics {label}".strip())
+    return fig
+
+
+def _residual_series(residuals, variable, time):
+    """``(residuals (T,), label, time values)`` of one series of ``residuals``."""
     if hasattr(residuals, "columns"):
         names = list(residuals.columns)
         col = names.index(variable) if variable in names else variable
@@ -327,41 +346,44 @@ def plot_diagnostics(residuals, *, variable=0, lags=10, time=None, axes=None):
     residuals = np.asarray(residuals, float)
     if residuals.ndim != 1:
         raise ValueError(f"residuals must be (T,) or (T, M); got shape {residuals.shape}")
-    x = residuals[np.isfinite(residuals)]
-    if x.size < max(3, lags + 1):
-        raise ValueError(f"plot_diagnostics needs more than lags = {lags} observed residuals; "
-                         f"got {x.size}")
     if time is None:
         time = np.arange(1, residuals.size + 1)
     elif isinstance(time, pd.PeriodIndex):
         time = time.to_timestamp()
-    fig, (ax_t, ax_h, ax_q, ax_c) = _axes(axes, 4, ncols=2, panel_size=(7.0, 3.0))
-    ax_t.plot(np.asarray(time), residuals, color="C0", lw=0.9)
-    ax_t.axhline(0.0, color="0.5", lw=0.6)
-    ax_t.set_title("standardized residuals")
-    grid = np.linspace(min(x.min(), -3.0), max(x.max(), 3.0), 200)
-    ax_h.hist(x, bins="auto", density=True, color="C0", alpha=0.4, label="histogram")
-    ax_h.plot(grid, stats.gaussian_kde(x)(grid), color="C1", label="KDE")
-    ax_h.plot(grid, stats.norm.pdf(grid), color="C2", label="N(0, 1)")
-    ax_h.set_title("histogram and estimated density")
-    ax_h.legend(fontsize="x-small")
+    return residuals, label, time
+
+
+def _density_panel(ax, x, grid):
+    """Histogram, kernel density estimate and the ``N(0, 1)`` density of ``x``."""
+    from scipy import stats
+    ax.hist(x, bins="auto", density=True, color="C0", alpha=0.4, label="histogram")
+    ax.plot(grid, stats.gaussian_kde(x)(grid), color="C1", label="KDE")
+    ax.plot(grid, stats.norm.pdf(grid), color="C2", label="N(0, 1)")
+    ax.set_title("histogram and estimated density")
+    ax.legend(fontsize="x-small")
+
+
+def _qq_panel(ax, x, grid):
+    """Normal Q-Q plot of ``x`` with the 45-degree line."""
+    from scipy import stats
     theoretical = stats.norm.ppf((np.arange(1, x.size + 1) - 0.5) / x.size)
-    ax_q.plot(theoretical, np.sort(x), ".", color="C0", ms=3)
-    ax_q.plot(grid, grid, color="C3", lw=0.8)
-    ax_q.set_title("normal Q-Q")
-    ax_q.set_xlabel("theoretical quantiles")
-    ax_q.set_ylabel("sample quantiles")
+    ax.plot(theoretical, np.sort(x), ".", color="C0", ms=3)
+    ax.plot(grid, grid, color="C3", lw=0.8)
+    ax.set_title("normal Q-Q")
+    ax.set_xlabel("theoretical quantiles")
+    ax.set_ylabel("sample quantiles")
+
+
+def _correlogram_panel(ax, x, lags):
+    """Autocorrelations ``1..lags`` of ``x`` with ``+-1.96 / sqrt(n)`` bounds."""
     acf = _acf(x, lags)
-    ax_c.vlines(np.arange(1, lags + 1), 0.0, acf, color="C0")
-    ax_c.plot(np.arange(1, lags + 1), acf, "o", color="C0", ms=3)
+    ax.vlines(np.arange(1, lags + 1), 0.0, acf, color="C0")
+    ax.plot(np.arange(1, lags + 1), acf, "o", color="C0", ms=3)
     bound = 1.96 / np.sqrt(x.size)
-    ax_c.axhspan(-bound, bound, color="C0", alpha=0.15, lw=0)
-    ax_c.axhline(0.0, color="0.5", lw=0.6)
-    ax_c.set_title("correlogram")
-    ax_c.set_xlabel("lag")
-    if axes is None:
-        fig.suptitle(f"residual diagnostics {label}".strip())
-    return fig
+    ax.axhspan(-bound, bound, color="C0", alpha=0.15, lw=0)
+    ax.axhline(0.0, color="0.5", lw=0.6)
+    ax.set_title("correlogram")
+    ax.set_xlabel("lag")
 
 
 def plot_components(idata, model, *, var="state_path", group="posterior_states", prob=0.9,
