@@ -18,6 +18,8 @@ import pytest
 
 import numpyro_statespace as nss
 
+pytestmark = pytest.mark.workflow
+
 N, K, M, T = 2, 1, 3, 5
 
 A = np.array([[0.9, 0.1], [0.0, 0.5]])

@@ -12,6 +12,8 @@ sys.path.insert(0, str(EXAMPLES))
 
 import mle  # noqa: E402
 
+pytestmark = pytest.mark.workflow
+
 
 def _statsmodels_loglik(beta, y):
     from statsmodels.tsa.statespace.kalman_filter import KalmanFilter

@@ -17,6 +17,8 @@ from numpyro.infer.autoguide import AutoNormal
 
 from models import rbc_reduced_form as rbc
 
+pytestmark = pytest.mark.workflow
+
 ROUTES = {
     # model, T, target_accept_prob, r_hat bound of the short run
     "kalman": (rbc.kalman_model, 200, 0.8, 1.05),

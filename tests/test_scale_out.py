@@ -24,6 +24,8 @@ sys.path.insert(0, str(WORKER.parent))
 
 import scale_out_worker  # noqa: E402
 
+pytestmark = pytest.mark.workflow
+
 
 @pytest.fixture(scope="module")
 def reference():

@@ -31,6 +31,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 from numpyro_statespace import arviz as nss_az  # noqa: E402
 from numpyro_statespace import plots  # noqa: E402
 
+pytestmark = pytest.mark.workflow
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = {
     # script: figures it must write (in the order they are started: longest first).

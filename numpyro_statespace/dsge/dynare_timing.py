@@ -183,22 +183,16 @@ class DynareModel:
         controls, aux_eqs = list(base), []
         self._lead_name, self._lag_name = {}, {}
         for w in base:
-            max_lead = max([d for d in dates[w] if d > 0], default=0)
-            max_lag = max([-d for d in dates[w] if d < 0], default=0)
-            prev = w
-            for j in range(1, max_lead):
-                name = f"AUX_LEAD_{j}_{w}"
-                controls.append(name)
-                aux_eqs.append(("lead", name, prev))
-                self._lead_name[(w, j + 1)] = name
-                prev = name
-            prev = w
-            for j in range(1, max_lag):
-                name = f"AUX_LAG_{j}_{w}"
-                controls.append(name)
-                aux_eqs.append(("lag", name, prev))
-                self._lag_name[(w, j + 1)] = name
-                prev = name
+            # a chain of auxiliary controls, each the previous one a period ahead (behind)
+            for kind, sign, names in (("lead", 1, self._lead_name), ("lag", -1, self._lag_name)):
+                farthest = max([sign * d for d in dates[w] if sign * d > 0], default=0)
+                prev = w
+                for j in range(1, farthest):
+                    name = f"AUX_{kind.upper()}_{j}_{w}"
+                    controls.append(name)
+                    aux_eqs.append((kind, name, prev))
+                    names[(w, j + 1)] = name
+                    prev = name
         # A variable is a state when it appears at t-1 after the substitutions.
         lagged = {w for w in base if any(d < 0 for d in dates[w])}
         lagged |= {prev for kind, _, prev in aux_eqs if kind == "lag"}

@@ -191,8 +191,8 @@ def solve_quadratic(A, B, C, *, max_iter=100, rtol=None, tangent="auto"):
     :param tangent: static, how derivatives solve :math:`M\dot P + A\dot P P = \ldots`:
         ``"kronecker"`` (one dense ``n^2 x n^2`` solve), ``"doubling"`` (60 doubling steps of
         the equivalent Stein equation, matrix products only) or ``"auto"`` (Kronecker for
-        ``n <= 12``: the ``n^2 x n^2`` solve costs ``n^6 / 3`` flops, 10 ms at ``n = 24`` on
-        one core, where doubling costs well under 1 ms).
+        ``n <= 12``: the ``n^2 x n^2`` solve costs ``n^6 / 3`` flops against doubling's
+        ``O(n^3)`` per step, and above that size it is the slower by far).
     :return: ``(P (n, n), ok)``; ``ok`` is False (and ``P`` zero, with zero derivatives) when
         the split fails or the iteration breaks down.
     """

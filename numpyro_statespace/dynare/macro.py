@@ -98,21 +98,12 @@ def evaluate(expr, defines, where):
             return not atom()
         if t == "-":
             return -atom()
-        if t[0] in "'\"":
-            return t[1:-1]
-        if t[0].isdigit():
-            return float(t)
-        if t in ("true", "false"):
-            return t == "true"
         if t == "defined" and peek() == "(":
             take()
             name = take()
             take()
             return name in defines
-        if t not in defines:
-            raise DynareError(f"macro variable '{t}' is not defined", where,
-                              "Add '@#define " + t + " = ...' before this line")
-        return defines[t]
+        return _token_value(t, defines, where)
 
     def binary(sub, ops):
         def parse():
@@ -133,6 +124,21 @@ def evaluate(expr, defines, where):
     if pos != len(toks):
         raise DynareError(f"unexpected '{toks[pos]}' in macro expression {expr!r}", where)
     return value
+
+
+def _token_value(t, defines, where):
+    """The value of a one-token atom: a quoted string, a number, ``true``/``false`` or a name
+    given by ``@#define``."""
+    if t[0] in "'\"":
+        return t[1:-1]
+    if t[0].isdigit():
+        return float(t)
+    if t in ("true", "false"):
+        return t == "true"
+    if t not in defines:
+        raise DynareError(f"macro variable '{t}' is not defined", where,
+                          "Add '@#define " + t + " = ...' before this line")
+    return defines[t]
 
 
 def _format(value):

@@ -389,9 +389,9 @@ def _filter_loglik(A, B, C, R, m0, P0, y, mask, unroll=None):
 def _short_series_loglik(A, B, C, R, m0, P0, y, mask):
     """The log-likelihood of a short series (``T <= FULL_UNROLL_MAX_STEPS``). Its derivatives
     are JAX's, of the fully unrolled filter: faster than the batched residuals of the
-    hand-written derivative there. The value alone runs the rolled scan: called from Python
-    it costs about half the unrolled program's (N = 5, T = 10: 70-85 against 135-165 us;
-    per call the runtime pays for the program's size, not its steps). Same values to
+    hand-written derivative there. The value alone runs the rolled scan: called from Python,
+    a program costs the runtime per call in proportion to its size rather than its steps, so
+    the rolled scan is the cheaper of the two (see benchmarks/README.md). Same values to
     round-off."""
     return _filter_loglik(A, B, C, R, m0, P0, y, mask, unroll=1)
 
@@ -416,10 +416,9 @@ def steady_state_horizon(T, N):
     ``T < STEADY_STATE_MIN_STEPS``, and for ``T < 1000`` with ``N < STEADY_STATE_MIN_STATES``.
 
     Why not always: the switch's program holds the steady tail and the full filter's fallback
-    and takes about twice as long to compile (value+grad at N = 2, T = 200: 1.7 -> 3.3 s). A
-    step of a small model costs a few microseconds, and the few thousand evaluations of a short
-    NUTS run do not repay that: on the RBC model (N = 2, T = 200, 2 chains x 1000 iterations)
-    21-22 s without the switch, 28-30 s with it."""
+    and takes about twice as long to compile. A step of a small model is cheap, and the few
+    thousand evaluations of a short NUTS run do not repay the longer compile: a NUTS run on the
+    RBC model (N = 2, T = 200) is slower with the switch than without (benchmarks/README.md)."""
     if T < STEADY_STATE_MIN_STEPS or (T < 1000 and N < STEADY_STATE_MIN_STATES):
         return None
     b = STEADY_STATE_EVERY

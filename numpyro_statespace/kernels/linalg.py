@@ -109,8 +109,8 @@ FUSED_MATVEC_MAX_N = 16
 def matvec(F, x):
     """``F @ x``. Inside a scan, XLA's CPU backend fuses an elementwise product and a sum with the
     step's other operations but calls a dot on its own, and the loop pays per call: for a small
-    ``F`` the former is faster (RBC-sized whitened potential, value+grad: 545 -> 460 us); a dot
-    is faster again from ``N ~ 30``."""
+    ``F`` the former is faster; a dot is faster again from ``N ~ 30`` (see
+    benchmarks/README.md)."""
     return jnp.sum(F * x, axis=-1) if F.shape[-1] <= FUSED_MATVEC_MAX_N else F @ x
 
 
@@ -121,9 +121,9 @@ FUSED_MATMUL_MAX_N = 8
 def matmul(a, b):
     """``a @ b`` for 1-D and 2-D operands, as :func:`matvec` does for small sizes: an
     elementwise product and a sum, which XLA fuses, instead of a dot, which XLA's CPU backend
-    hands to Eigen's thread pool (~0.5 us a call on 2 cores, whatever the size: most of a small
-    filter step's cost). Vectors up to ``FUSED_MATVEC_MAX_N``, matrix products up to
-    ``FUSED_MATMUL_MAX_N`` in every dimension."""
+    hands to Eigen's thread pool at a fixed cost per call, whatever the size (most of a small
+    filter step's cost; see benchmarks/README.md). Vectors up to ``FUSED_MATVEC_MAX_N``,
+    matrix products up to ``FUSED_MATMUL_MAX_N`` in every dimension."""
     if a.ndim == 1 or b.ndim == 1:
         if max(a.shape + b.shape) > FUSED_MATVEC_MAX_N:
             return a @ b

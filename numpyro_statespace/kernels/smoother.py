@@ -45,20 +45,6 @@ from .guards import finite_or
 from .kalman import kalman_filter, observed_mask, observed_system, predict
 from .linalg import psd_factor, safe_cholesky, symmetrize
 
-__all__ = [
-    "FilterDetails",
-    "ForecastResult",
-    "ImpulseResponse",
-    "SmootherResult",
-    "filter_details",
-    "forecast",
-    "impulse_response",
-    "impulse_response_pruned",
-    "posterior_sample",
-    "rts_smoother",
-    "simulation_smoother",
-]
-
 
 # -- results ----------------------------------------------------------------------------------
 class FilterDetails(NamedTuple):
@@ -142,8 +128,7 @@ class ImpulseResponse(NamedTuple):
     observables: Array
 
 
-# -- small private pieces ---------------------------------------------------------------------
-class _Gains(NamedTuple):
+class FilterGains(NamedTuple):
     """Per-step quantities of the filter that do not depend on ``y`` (``t = 1..T``)."""
 
     P_pred: Array   # (T, N, N) P_{t|t-1}
@@ -155,6 +140,7 @@ class _Gains(NamedTuple):
     ok: Array       # scalar bool, every F_t (masked) positive definite
 
 
+# -- small private pieces ---------------------------------------------------------------------
 def _clean_params(A, B, C, R, m0, P0):
     """Finite stand-ins for non-finite parameters (as :func:`.kalman.kalman_filter` does)."""
     A, ok_A = finite_or(A, 0.0)
@@ -172,7 +158,8 @@ def _predicted_covs(A, Q, filtered_covs):
 
 
 def _gains(A, C, R, P_pred, observed):
-    """:class:`_Gains` from the predicted covariances, vectorised over time (no recursion)."""
+    """:class:`FilterGains` from the predicted covariances, vectorised over time (no
+    recursion)."""
     N = A.shape[0]
     C_t, R_t = observed_system(C, R, observed)
     CP = jnp.einsum("tmn,tnk->tmk", C_t, P_pred)
@@ -188,7 +175,7 @@ def _gains(A, C, R, P_pred, observed):
     L = A @ (jnp.eye(N, dtype=A.dtype) - jnp.einsum("tim,tmj->tij", K, C_t))
     C_all = jnp.broadcast_to(C, P_pred.shape[:1] + C.shape[-2:])  # time-varying or not
     F = jnp.einsum("tmn,tnk,tjk->tmj", C_all, P_pred, C_all) + R
-    return _Gains(P_pred, symmetrize(F), K, H, S, L, jnp.all(ok))
+    return FilterGains(P_pred, symmetrize(F), K, H, S, L, jnp.all(ok))
 
 
 def _backward_means(L, H, v):
@@ -257,11 +244,35 @@ def _covariance(R):
     return jnp.diag(R) if R.ndim == 1 else R
 
 
-def _filter_pass(A, B, C, R, m0, P0, y, mask):
-    """Shared first half of every public kernel here.
+def _shock_vector(shock, K, dtype):
+    if isinstance(shock, Integral):
+        if not 0 <= shock < K:
+            raise ValueError(f"shock index must be in [0, {K}); got {shock}")
+        return jnp.zeros(K, dtype).at[shock].set(1.0)
+    shock = jnp.asarray(shock, dtype)
+    if shock.shape != (K,):
+        raise ValueError(f"shock must be an int index or a vector of shape (K,) = ({K},); "
+                         f"got shape {tuple(shock.shape)}")
+    return shock
 
-    Returns ``(FilterDetails, _Gains, params)`` where ``params`` are the arguments with finite
-    stand-ins for non-finite values.
+
+def _check_steps(steps):
+    if not isinstance(steps, Integral) or steps < 0:
+        raise ValueError(f"steps must be a non-negative int; got {steps!r}")
+
+
+def _impulse_noise(shock, steps, K, dtype):
+    """``(steps, K)`` noise: the shock at ``t = 1``, zeros after."""
+    return jnp.zeros((steps, K), dtype).at[0].set(shock) if steps else jnp.zeros((0, K), dtype)
+
+
+# -- public kernels ---------------------------------------------------------------------------
+def filter_pass(A, B, C, R, m0, P0, y, mask):
+    """The shared first half of every smoother here and of the exact diffuse route
+    (``_kalman_routes``): the filter, its details and the data-free gains.
+
+    Returns ``(FilterDetails, FilterGains, params)`` where ``params`` are the arguments with
+    finite stand-ins for non-finite values.
     """
     (A, B, C, R, m0, P0), params_ok = _clean_params(A, B, C, _covariance(R), m0, P0)
     filt = kalman_filter(A, B, C, R, m0, P0, y, mask, save_everystep=True)
@@ -289,29 +300,10 @@ def _filter_pass(A, B, C, R, m0, P0, y, mask):
     return details, gains, (A, B, C, R, m0, P0)
 
 
-def _shock_vector(shock, K, dtype):
-    if isinstance(shock, Integral):
-        if not 0 <= shock < K:
-            raise ValueError(f"shock index must be in [0, {K}); got {shock}")
-        return jnp.zeros(K, dtype).at[shock].set(1.0)
-    shock = jnp.asarray(shock, dtype)
-    if shock.shape != (K,):
-        raise ValueError(f"shock must be an int index or a vector of shape (K,) = ({K},); "
-                         f"got shape {tuple(shock.shape)}")
-    return shock
+# kept for `_kalman_routes`, which imports the kernel under this name
+_filter_pass = filter_pass
 
 
-def _check_steps(steps):
-    if not isinstance(steps, Integral) or steps < 0:
-        raise ValueError(f"steps must be a non-negative int; got {steps!r}")
-
-
-def _impulse_noise(shock, steps, K, dtype):
-    """``(steps, K)`` noise: the shock at ``t = 1``, zeros after."""
-    return jnp.zeros((steps, K), dtype).at[0].set(shock) if steps else jnp.zeros((0, K), dtype)
-
-
-# -- public kernels ---------------------------------------------------------------------------
 def filter_details(A, B, C, R, m0, P0, y, mask=None) -> FilterDetails:
     """Kalman filter of ``y (T, M)`` with predicted moments and innovations.
 
@@ -323,7 +315,7 @@ def filter_details(A, B, C, R, m0, P0, y, mask=None) -> FilterDetails:
     :param mask: optional ``(T, M)`` bool, False marks a missing entry.
     :return: :class:`FilterDetails`.
     """
-    return _filter_pass(A, B, C, R, m0, P0, y, mask)[0]
+    return filter_pass(A, B, C, R, m0, P0, y, mask)[0]
 
 
 def rts_smoother(A, B, C, R, m0, P0, y, mask=None) -> SmootherResult:
@@ -335,7 +327,7 @@ def rts_smoother(A, B, C, R, m0, P0, y, mask=None) -> SmootherResult:
 
     :return: :class:`SmootherResult`.
     """
-    details, gains, (A, B, C, R, m0, P0) = _filter_pass(A, B, C, R, m0, P0, y, mask)
+    details, gains, (A, B, C, R, m0, P0) = filter_pass(A, B, C, R, m0, P0, y, mask)
     r = _backward_means(gains.L, gains.H, details.innovations)
     Ns = _backward_covs(gains.L, gains.S)
     Pf = details.filtered_covs
@@ -363,7 +355,7 @@ def simulation_smoother(key, A, B, C, R, m0, P0, y, num_samples, mask=None) -> A
     """
     if not isinstance(num_samples, Integral) or num_samples < 0:
         raise ValueError(f"num_samples must be a non-negative int; got {num_samples!r}")
-    details, gains, (A, B, C, R, m0, P0) = _filter_pass(A, B, C, R, m0, P0, y, mask)
+    details, gains, (A, B, C, R, m0, P0) = filter_pass(A, B, C, R, m0, P0, y, mask)
     T, M = y.shape
     N, K = B.shape
     # One draw for everything: each random-number call is a separate (slow) compilation.

@@ -107,8 +107,8 @@ def linear_recursion(F, U, a1):
     """``a_1 .. a_n`` of ``a_{t+1} = F a_t + u_t`` for ``U = (u_1 .. u_n) (n, N)``: a scan of
     one product per step. (Blocks of ``b`` steps as batched products by powers of ``F`` leave
     ``n / b`` sequential steps, but cost ``b`` sequential ``N x N`` products and ``b`` times
-    the work: in-graph value+grad on CPU they were at best level (N = 5, n = 9,500: 2.8
-    against 3.0 ms) and up to 60 times slower (N = 30, n = 67: 5.4 ms against 88 us).)"""
+    the work: on CPU they are at best level with the scan for long recursions and much slower
+    for short ones; see benchmarks/README.md.)"""
 
     def step(a, u):
         return matvec(F, a) + u, a

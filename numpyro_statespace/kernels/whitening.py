@@ -22,7 +22,8 @@ exactly ``N(0, I)`` whatever the parameters; for a quadratic model whitened by i
 part, it is close to it. Cost: ``O(T N^3)`` for the filter, ``O(T N^2)`` for the map. With
 complete data the filter's precision converges to a fixed point; from there back the filter is
 a time-invariant linear recursion for the shifts (``steady_state`` of
-:func:`backward_information`; RBC-sized whitened potential, value and gradient: 575 -> 229 us).
+:func:`backward_information`, which then costs one fused product per step; see
+benchmarks/README.md).
 
 Missing observations (NaN in ``y`` or False in ``mask``) carry no information. ``R`` must be
 positive definite for the information form; variances below ``jitter`` times the largest are
@@ -35,6 +36,7 @@ quadratic model's first-order part) costs sampling efficiency, never exactness.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -53,10 +55,8 @@ from .steady_state import linear_recursion, settled
 STEADY_STATE_TAIL = 32
 #: up to this many shocks the factor of ``M = I + B' Omega B`` and its triangular solves are
 #: written out entry by entry (fused by XLA) instead of LAPACK calls, which XLA's CPU runtime
-#: pays per call and per step. In-graph value+grad of the whitened noise, same process, LAPACK
-#: -> written out: N = 6, K = 2, T = 300: 970 -> 746 us (compile 2.5 -> 2.8 s); N = 8, K = 3,
-#: T = 200: 735 -> 564 us (compile 2.5 -> 4.0 s, repaid after ~9,000 evaluations); K = 4: 10 %
-#: less for 0.5 s more compile time, K = 6: level for 1.3 s more.
+#: pays per call and per step. The written-out factor compiles longer, and its gain shrinks
+#: with ``K``: from 4 shocks on the gain does not repay it (benchmarks/README.md).
 UNROLLED_FACTOR_MAX_K = 3
 
 
@@ -173,32 +173,17 @@ def backward_information(A, B, C, R, y, mask=None, state_offset=None, obs_offset
     ``[[A, a], [0, 1]]``: a few small products per step instead of a dozen (the loop's cost
     is per operation; same numbers to round-off).
     """
-    N, K = B.shape
-    dtype = A.dtype
-    a = jnp.zeros(N, dtype) if state_offset is None else state_offset
-    d = jnp.zeros(C.shape[0], dtype) if obs_offset is None else obs_offset
+    N = A.shape[0]
+    a = jnp.zeros(N, A.dtype) if state_offset is None else state_offset
+    d = jnp.zeros(C.shape[0], A.dtype) if obs_offset is None else obs_offset
     observed = observed_mask(y, mask)
     if missing is None:
         missing = may_have_missing(y, mask)
     info_C, info_y = observation_information(C, R, y - d, observed, jitter, missing)
-    T = info_y.shape[0]
-    info = jnp.concatenate([
-        jnp.concatenate([info_C, -info_y[:, :, None]], axis=-1),
-        jnp.concatenate([-info_y[:, None, :], jnp.zeros((T, 1, 1), dtype)], axis=-1)], axis=-2)
-    A_aug = jnp.block([[A, a[:, None]], [jnp.zeros((1, N), dtype), jnp.ones((1, 1), dtype)]])
-    B_aug = jnp.concatenate([B, jnp.zeros((1, K), dtype)])
-    eye_K = jnp.eye(K, dtype=dtype)
-
-    def step(Omega_next, info_t):
-        Omega = info_t + Omega_next  # about (u_t, 1) from y_{t..T}
-        # Marginalise w_t through u_t = a + A u_{t-1} + B w_t.
-        OB = Omega @ B_aug
-        U = _small_cholesky(eye_K + B_aug.T @ OB)
-        Z = _solve_lower(U, OB.T)  # U^{-1} B' [Omega, -xi]
-        return symmetrize(A_aug.T @ (Omega - Z.T @ Z) @ A_aug), (Omega, U)
-
-    zero = jnp.zeros((N + 1, N + 1), dtype)
-    head = T - STEADY_STATE_TAIL
+    info = _augmented_information(info_C, info_y, A.dtype)
+    step = _augmented_step(A, B, a)
+    zero = jnp.zeros((N + 1, N + 1), A.dtype)
+    head = info.shape[0] - STEADY_STATE_TAIL
     if missing or not steady_state or head <= 0:
         _, (Omega, U) = lax.scan(step, zero, info, reverse=True)
         return BackwardInformation(Omega[:, :N, :N], -Omega[:, :N, N], U)
@@ -213,19 +198,7 @@ def backward_information(A, B, C, R, y, mask=None, state_offset=None, obs_offset
     # point and the convergence check's starting point.
     Omega = info_C[0] + Omega_next[:N, :N]
     U, G = _marginalise_shock(Omega, B)
-
-    def steady(Omega_next):
-        # From step `head` back the precision is the fixed point Omega; the shift obeys
-        # xi_t = C' R^-1 (y_t - d) + F xi_{t+1} - A' Omega_c a with F = A' G,
-        # G = I - Omega B M^-1 B' and Omega_c = G Omega (the precision with w marginalised).
-        F = A.T @ G
-        c = -A.T @ (G @ Omega) @ a
-        xi_head = info_y[head - 1] - Omega_next[:N, N]
-        # t = head - 1 .. 1, and a zero row: the recursion emits each step's incoming shift
-        inputs = jnp.concatenate([info_y[:head - 1][::-1] + c, jnp.zeros((1, N), dtype)])
-        xi = linear_recursion(F, inputs, xi_head)[::-1]           # xi_1 .. xi_head
-        return (jnp.broadcast_to(Omega, (head, N, N)), xi, jnp.broadcast_to(U, (head, K, K)))
-
+    steady = partial(_steady_head, A, a, Omega, U, G, info_y[:head])
     # one branch for a vmapped batch (see ._batching): a select would run both for every member
     converged = unbatched_all(_precision_converged(Omega_next[:N, :N], Omega, G, A))
     precisions, shifts, factors = lax.cond(converged, steady, full, Omega_next)
@@ -233,6 +206,55 @@ def backward_information(A, B, C, R, y, mask=None, state_offset=None, obs_offset
         jnp.concatenate([precisions, Omega_tail[:, :N, :N]]),
         jnp.concatenate([shifts, -Omega_tail[:, :N, N]]),
         jnp.concatenate([factors, U_tail]))
+
+
+def _augmented_information(info_C, info_y, dtype):
+    """The information of each observation about ``(u_t, 1)``, ``(T, N + 1, N + 1)``:
+    ``[[C' R^-1 C, -xi], [-xi', 0]]`` with ``xi = C' R^-1 (y_t - d)``."""
+    T = info_y.shape[0]
+    return jnp.concatenate([
+        jnp.concatenate([info_C, -info_y[:, :, None]], axis=-1),
+        jnp.concatenate([-info_y[:, None, :], jnp.zeros((T, 1, 1), dtype)], axis=-1)],
+        axis=-2)
+
+
+def _augmented_step(A, B, a):
+    """One backward step of the information filter on the augmented form: the information
+    about ``(u_t, 1)`` from ``y_{t+1..T}`` and the observation's, to the information about
+    ``(u_{t-1}, 1)`` from ``y_{t..T}``, with ``(Omega, U)`` of step ``t`` as output."""
+    N, K = B.shape
+    dtype = A.dtype
+    A_aug = jnp.block([[A, a[:, None]], [jnp.zeros((1, N), dtype), jnp.ones((1, 1), dtype)]])
+    B_aug = jnp.concatenate([B, jnp.zeros((1, K), dtype)])
+    eye_K = jnp.eye(K, dtype=dtype)
+
+    def step(Omega_next, info_t):
+        Omega = info_t + Omega_next  # about (u_t, 1) from y_{t..T}
+        # Marginalise w_t through u_t = a + A u_{t-1} + B w_t.
+        OB = Omega @ B_aug
+        U = _small_cholesky(eye_K + B_aug.T @ OB)
+        Z = _solve_lower(U, OB.T)  # U^{-1} B' [Omega, -xi]
+        return symmetrize(A_aug.T @ (Omega - Z.T @ Z) @ A_aug), (Omega, U)
+
+    return step
+
+
+def _steady_head(A, a, Omega, U, G, info_y, Omega_next):
+    """Precisions, shifts and factors of steps ``1..head`` (``head = len(info_y)``) once the
+    precision has converged to ``Omega`` (with ``U, G`` from :func:`_marginalise_shock`):
+    ``Omega_next`` is the augmented information that ``y_{head+1..T}`` carry."""
+    # From step `head` back the precision is the fixed point Omega; the shift obeys
+    # xi_t = C' R^-1 (y_t - d) + F xi_{t+1} - A' Omega_c a with F = A' G,
+    # G = I - Omega B M^-1 B' and Omega_c = G Omega (the precision with w marginalised).
+    head, N = info_y.shape
+    K = U.shape[0]
+    F = A.T @ G
+    c = -A.T @ (G @ Omega) @ a
+    xi_head = info_y[head - 1] - Omega_next[:N, N]
+    # t = head - 1 .. 1, and a zero row: the recursion emits each step's incoming shift
+    inputs = jnp.concatenate([info_y[:head - 1][::-1] + c, jnp.zeros((1, N), A.dtype)])
+    xi = linear_recursion(F, inputs, xi_head)[::-1]           # xi_1 .. xi_head
+    return (jnp.broadcast_to(Omega, (head, N, N)), xi, jnp.broadcast_to(U, (head, K, K)))
 
 
 def _marginalise_shock(Omega, B):
