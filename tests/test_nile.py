@@ -48,13 +48,16 @@ def _significant(x, digits=3):
 
 
 def test_maximum_likelihood_recovers_durbin_koopman():
-    """L-BFGS on the log variances with ``jax.grad``; D&K's estimates to 3 significant digits."""
+    """L-BFGS on the log variances with ``jax.grad``: a stationary point (gradient ~0) at D&K's
+    estimates to 3 significant digits. Not ``fit.success``: at ``ftol=1e-14`` the line search's
+    last step may end ``ABNORMAL`` on round-off alone (it does with XLA's -O3 build) after
+    reaching the optimum."""
     nll = jax.jit(lambda z: -local_level(jnp.exp(z[0]), jnp.exp(z[1])).log_prob(Y))
     grad = jax.jit(jax.grad(lambda z: -local_level(jnp.exp(z[0]), jnp.exp(z[1])).log_prob(Y)))
     fit = minimize(lambda z: float(nll(z)), np.log([1000.0, 1000.0]),
                    jac=lambda z: np.asarray(grad(z)), method="L-BFGS-B",
                    options=dict(gtol=1e-8, ftol=1e-14))
-    assert fit.success
+    assert np.max(np.abs(np.asarray(grad(fit.x)))) < 1e-4, fit
     estimates = np.exp(fit.x)
     assert [_significant(v) for v in estimates] == [_significant(v) for v in DK_VARIANCES]
 
