@@ -41,6 +41,7 @@ __all__ = [
     "Generic",
     "Linear",
     "Quadratic",
+    "covariance_form",
     "declared_diagonal",
     "filter_form",
     "masked_system",
@@ -70,6 +71,11 @@ def filter_form(R, diagonal):
     return jnp.diagonal(R, axis1=-2, axis2=-1) if diagonal else R
 
 
+def covariance_form(R):
+    """The ``(M, M)`` covariance of an observation noise in either form of :func:`filter_form`."""
+    return jnp.diag(R) if R.ndim == 1 else R
+
+
 def masked_system(y, mask):
     """``(y with missing entries zeroed, observed (T, M) bools)``: an entry is missing where
     ``mask`` is False or ``y`` is NaN. The zeros keep products with a missing entry finite
@@ -87,9 +93,30 @@ def _pytree(data, meta=()):
     return register
 
 
+class _Loaded:
+    """Sizes of a family whose shocks load through ``B``: ``N`` from the square matrix named
+    ``_transition_matrix``, ``M`` from the one named ``_observation_matrix`` (``None``: 0)."""
+
+    _transition_matrix = "A"
+    _observation_matrix = "C"
+
+    @property
+    def n_states(self):
+        return getattr(self, self._transition_matrix).shape[-1]
+
+    @property
+    def n_shocks(self):
+        return self.B.shape[-1]
+
+    @property
+    def n_obs(self):
+        C = getattr(self, self._observation_matrix)
+        return 0 if C is None else C.shape[-2]
+
+
 @_pytree(("A", "B", "C"))
 @dataclass(frozen=True)
-class Linear:
+class Linear(_Loaded):
     r""":math:`u_t = A u_{t-1} + B w_t`, :math:`z_t = C u_t` (``C=None``: no observation
     equation). ``B`` is ``(N, K)`` (see :func:`shock_loading`)."""
 
@@ -100,18 +127,6 @@ class Linear:
     linear_gaussian = True
     callbacks = False
     has_impulse_response = True
-
-    @property
-    def n_states(self):
-        return self.A.shape[-1]
-
-    @property
-    def n_shocks(self):
-        return self.B.shape[-1]
-
-    @property
-    def n_obs(self):
-        return 0 if self.C is None else self.C.shape[-2]
 
     def states(self, u0, noise):
         u, ok, valid = kernels.linear_states(self.A, self.B, u0, noise, per_step=True)
@@ -133,7 +148,7 @@ class Linear:
 
 @_pytree(("A_0", "A_1", "A_2", "B", "C_0", "C_1", "C_2"), ("pruned",))
 @dataclass(frozen=True)
-class Quadratic:
+class Quadratic(_Loaded):
     r""":math:`u_t = A_0 + A_1 u_{t-1} + \mathrm{quad}(A_2, \tilde u_{t-1}) + B w_t`,
     :math:`z_t = C_0 + C_1 u_t + \mathrm{quad}(C_2, \tilde u_t)`, with :math:`\tilde u` the
     first-order state :math:`\tilde u_t = A_1 \tilde u_{t-1} + B w_t` when ``pruned`` (Andreasen,
@@ -161,6 +176,8 @@ class Quadratic:
     }
     #: Their ``jnp.vectorize`` signature, in the same order.
     signature = "(n),(n,n),(n,n,n),(n,k),(m),(m,n),(m,n,n)"
+    _transition_matrix = "A_1"
+    _observation_matrix = "C_1"
     linear_gaussian = False
     callbacks = False
 
@@ -168,18 +185,6 @@ class Quadratic:
     def has_impulse_response(self):
         # the unpruned second-order model may explode: its responses are not defined
         return self.pruned
-
-    @property
-    def n_states(self):
-        return self.A_1.shape[-1]
-
-    @property
-    def n_shocks(self):
-        return self.B.shape[-1]
-
-    @property
-    def n_obs(self):
-        return 0 if self.C_1 is None else self.C_1.shape[-2]
 
     def states(self, u0, noise):
         return kernels.quadratic_states(self.A_0, self.A_1, self.A_2, self.B, u0, noise,

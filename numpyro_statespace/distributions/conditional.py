@@ -12,8 +12,8 @@ from .. import families, kernels
 from .._validation import as_int
 from ..kernels.guards import bounded_moment, bounded_parameter, finite_tree
 from ._common import _LinearMoments, _compiled_log_prob, _psd_factor
-from .validators import _batch_shape, _check_value, _obs_cov, _offset, _param
-from .validators import _promote_fields, _sized, _square, positive_semidefinite
+from .validators import _batch_shape, _check_value, _loading, _obs_cov, _offset, _param
+from .validators import _promote_fields, _square, positive_semidefinite
 
 __all__ = ["ConditionalSS"]
 
@@ -52,7 +52,7 @@ class ConditionalSS(_LinearMoments, dist.Distribution):
                  obs_offset=None, validate_args=None):
         self.A = _square("A", A)
         N = self.A.shape[-1]
-        self.B = jnp.zeros((N, 0), self.A.dtype) if B is None else _sized("B", B, -2, N, "N, K")
+        self.B = _loading(B, N, self.A.dtype)
         self.C = jnp.eye(N, dtype=self.A.dtype) if C is None else _param("C", C, (N, N), "(N, N)")
         self.R = _obs_cov(R, N)
         self.u0 = _param("u0", u0, (N,), "(N,)")

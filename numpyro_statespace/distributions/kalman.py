@@ -14,6 +14,7 @@ from numpyro.distributions.util import validate_sample
 
 from .. import _kalman_routes as routes
 from .. import families, kernels
+from ..families import declared_diagonal, filter_form
 from .._validation import as_float_array, as_int, promote_floats
 from ._common import (
     _compiled_log_prob,
@@ -26,6 +27,7 @@ from .priors import Diffuse, _diffuse_cov, _diffuse_flags, _stationary_priors
 from .validators import (
     _batch_shape,
     _check_value,
+    _loading,
     _obs_cov,
     _offset,
     _param,
@@ -104,54 +106,78 @@ class KalmanLGSS(_LinearMoments, dist.Distribution):
                  prior_of="u0", loglikelihood_burn=0, validate_args=None):
         self.A = _square("A", A)
         N = self.A.shape[-1]
-        self.B = jnp.zeros((N, 0), self.A.dtype) if B is None else _sized("B", B, -2, N, "N, K")
+        self.B = _loading(B, N, self.A.dtype)
         self.time_varying_C = bool(time_varying_C)
-        if self.time_varying_C:
-            C = as_float_array("C", C)
-            if C.ndim < 3 or C.shape[-1] != N:
-                raise ValueError(f"C must have shape (..., T, M, N) with N = {N} when "
-                                 f"time_varying_C=True; got {tuple(C.shape)}")
-            if num_timesteps is None and mask is None:
-                num_timesteps = C.shape[-3]
-            self.C = C
-        else:
-            self.C = _sized("C", C, -1, N, "M, N")
+        self.C = self._design(C, N)
         M = self.C.shape[-2]
-        # R given as variances is diagonal by declaration (not detected from its values, which
-        # grad or vmap over the distribution may change): the filter's univariate update.
-        self._diagonal_R = jnp.ndim(R) == 1
+        # R given as variances is diagonal by declaration (families.declared_diagonal): the
+        # filter's univariate update.
+        self._diagonal_R = declared_diagonal(R)
         self.R = _obs_cov(R, M)
         self.u0_mean = _param("u0_mean", u0_mean, (N,), "(N,)")
         if method not in ("auto", "sequential", "parallel"):
             raise ValueError(f"method must be 'auto', 'sequential' or 'parallel'; got {method!r}")
         self.method = method
+        self._mask, self.num_timesteps = self._steps(mask, num_timesteps, N, M)
+        T = self.num_timesteps
+        self.state_offset = _offset("state_offset", state_offset, N, T, "N")
+        self.obs_offset = _offset("obs_offset", obs_offset, M, T, "M")
+        u0_cov = self._set_spec(u0_cov, prior_of, loglikelihood_burn, N)
+        # one dtype before the stationary covariance is computed from A and B
+        _promote_fields(self, ("A", "B", "C", "R", "u0_mean", "u0_cov", "state_offset",
+                               "obs_offset"))
+        self.arg_constraints = self._set_prior(u0_cov)
+        batch_shape = _batch_shape((self.A, 2), (self.B, 2),
+                                   (self.C, 3 if self.time_varying_C else 2),
+                                   (self.R, 2), (self.u0_mean, 1), (self.u0_cov, 2),
+                                   (self._mask, 2), (self.state_offset, 2), (self.obs_offset, 2),
+                                   (self._prior_ok, 0))
+        super().__init__(batch_shape, (T, M), validate_args=validate_args)
+
+    def _design(self, C, N):
+        """``C`` checked: ``(..., M, N)``, or ``(..., T, M, N)`` when time-varying."""
+        if not self.time_varying_C:
+            return _sized("C", C, -1, N, "M, N")
+        C = as_float_array("C", C)
+        if C.ndim < 3 or C.shape[-1] != N:
+            raise ValueError(f"C must have shape (..., T, M, N) with N = {N} when "
+                             f"time_varying_C=True; got {tuple(C.shape)}")
+        return C
+
+    def _steps(self, mask, num_timesteps, N, M):
+        """``(mask, T)`` checked against each other and a time-varying ``C``; ``T`` defaults
+        to the mask's (or the time-varying ``C``'s) number of steps."""
+        if num_timesteps is None and mask is None and self.time_varying_C:
+            num_timesteps = self.C.shape[-3]
         if mask is not None:
             mask = jnp.asarray(mask)
             if mask.dtype != jnp.bool_ or mask.ndim < 2 or mask.shape[-1] != M:
                 raise ValueError(f"mask must be a bool array of shape (..., T, M) with M = {M}; "
                                  f"got {mask.dtype} {tuple(mask.shape)}")
-        self._mask = mask
         if num_timesteps is None:
             if mask is None:
                 raise ValueError("KalmanLGSS needs num_timesteps (T) or a mask of shape (T, M): "
                                  "pass num_timesteps=y.shape[-2]")
             num_timesteps = mask.shape[-2]
-        num_timesteps = as_int("num_timesteps", num_timesteps)
-        if mask is not None and mask.shape[-2] != num_timesteps:
-            raise ValueError(f"mask must have shape (..., T, M) = (..., {num_timesteps}, {M}); "
+        T = as_int("num_timesteps", num_timesteps)
+        if mask is not None and mask.shape[-2] != T:
+            raise ValueError(f"mask must have shape (..., T, M) = (..., {T}, {M}); "
                              f"got {tuple(mask.shape)}")
-        self.num_timesteps = num_timesteps
-        if self.time_varying_C and self.C.shape[-3] != num_timesteps:
-            raise ValueError(f"C must have shape (..., T, M, N) = (..., {num_timesteps}, {M}, "
+        if self.time_varying_C and self.C.shape[-3] != T:
+            raise ValueError(f"C must have shape (..., T, M, N) = (..., {T}, {M}, "
                              f"{N}) when time_varying_C=True; got {tuple(self.C.shape)}")
-        self.state_offset = _offset("state_offset", state_offset, N, num_timesteps, "N")
-        self.obs_offset = _offset("obs_offset", obs_offset, M, num_timesteps, "M")
+        return mask, T
+
+    def _set_spec(self, u0_cov, prior_of, loglikelihood_burn, N):
+        """Store the static options (:class:`._kalman_routes.Spec`, ``stationary``) and an
+        explicit ``u0_cov``; returns ``u0_cov`` with ``"diffuse"`` spelled ``Diffuse()``."""
+        T = self.num_timesteps
         if prior_of not in ("u0", "u1"):
             raise ValueError(f"prior_of must be 'u0' or 'u1'; got {prior_of!r}")
         burn = as_int("loglikelihood_burn", loglikelihood_burn)
-        if burn >= num_timesteps:
+        if burn >= T:
             raise ValueError(f"loglikelihood_burn must be less than num_timesteps = "
-                             f"{num_timesteps}; got {burn}")
+                             f"{T}; got {burn}")
         if isinstance(u0_cov, str) and u0_cov == "diffuse":
             u0_cov = Diffuse()
         diffuse = isinstance(u0_cov, Diffuse)
@@ -163,39 +189,36 @@ class KalmanLGSS(_LinearMoments, dist.Distribution):
                              f"Diffuse(...); got {u0_cov!r}")
         self.u0_cov = (None if self.stationary or diffuse
                        else _param("u0_cov", u0_cov, (N, N), "(N, N)"))
-        if self._general and method == "parallel":
+        if self._general and self.method == "parallel":
             raise ValueError("method='parallel' takes no time-varying C, diffuse states, "
                              "prior_of='u1' or loglikelihood_burn: use method='sequential'")
-        # one dtype before the stationary covariance is computed from A and B
-        _promote_fields(self, ("A", "B", "C", "R", "u0_mean", "u0_cov", "state_offset",
-                               "obs_offset"))
+        return u0_cov
+
+    def _set_prior(self, u0_cov):
+        """Store a prior covariance derived from ``A`` and ``B`` (stationary, diffuse) and its
+        flag ``_prior_ok``; returns the instance's argument constraints."""
         constraints_ = dict(KalmanLGSS.arg_constraints)
         for name in ("state_offset", "obs_offset"):
             if getattr(self, name) is not None:
                 constraints_[name] = constraints.real_matrix
         if self.time_varying_C:
             constraints_["C"] = constraints.independent(constraints.real, 3)
+        diffuse = isinstance(u0_cov, Diffuse)
         # a prior covariance computed from A and B (shares their batch axes under vmap)
         self._derived_prior = self.stationary or (diffuse and isinstance(u0_cov.cov, str))
         if diffuse:
+            flags = _diffuse_flags(u0_cov, self.A.shape[-1])
             self.u0_cov, self._prior_ok = _diffuse_cov(u0_cov, flags, self.A, self.B)
-            if self._derived_prior:
-                constraints_["u0_cov"] = constraints.dependent(is_discrete=False, event_dim=2)
         elif self.stationary:
             self.u0_cov, prior_ok = _stationary_priors(self.A, self.B)
             # a float 1/0, not a bool: jax.grad over the distribution accepts float leaves only
             self._prior_ok = prior_ok.astype(self.A.dtype)
-            # computed from A and B, not an argument to check: an unstable A gives -inf
-            constraints_["u0_cov"] = constraints.dependent(is_discrete=False, event_dim=2)
         else:
             self._prior_ok = jnp.ones((), self.A.dtype)
-        self.arg_constraints = constraints_
-        batch_shape = _batch_shape((self.A, 2), (self.B, 2),
-                                   (self.C, 3 if self.time_varying_C else 2),
-                                   (self.R, 2), (self.u0_mean, 1), (self.u0_cov, 2), (mask, 2),
-                                   (self.state_offset, 2), (self.obs_offset, 2),
-                                   (self._prior_ok, 0))
-        super().__init__(batch_shape, (num_timesteps, M), validate_args=validate_args)
+        if self._derived_prior:
+            # computed from A and B, not an argument to check: an unstable A gives -inf
+            constraints_["u0_cov"] = constraints.dependent(is_discrete=False, event_dim=2)
+        return constraints_
 
     @property
     def family(self):
@@ -208,15 +231,11 @@ class KalmanLGSS(_LinearMoments, dist.Distribution):
     @property
     def _general(self):
         """Options that the fast likelihood kernels do not take (see :mod:`._kalman_routes`)."""
-        spec = self._spec
-        return (self.time_varying_C or spec.diffuse is not None or spec.first_state
-                or spec.burn > 0)
+        return routes.is_general(self._spec, self.time_varying_C)
 
     @validate_sample
     def log_prob(self, value):
-        parallel = self.method == "parallel" or (self.method == "auto"
-                                                 and jax.default_backend() != "cpu")
-        options = (parallel,)
+        options = (routes.uses_parallel(self.method),)
         if self._general and not self.time_varying_C:  # the head-and-tail route
             # before any jnp call: inside a trace that would turn a NumPy `value` into a tracer
             options += (kernels.may_have_missing(value, self._mask),)
@@ -224,18 +243,11 @@ class KalmanLGSS(_LinearMoments, dist.Distribution):
 
     def _log_prob(self, value, parallel, missing=True):
         mask = jnp.ones(self.event_shape, bool) if self._mask is None else self._mask
-        loglik = kernels.parallel_loglik if parallel else kernels.kalman_loglik
 
         def single(A, B, C, R, m0, P0, y, mask, prior_ok, c=None, d=None):
-            R = jnp.diagonal(R) if self._diagonal_R else R
-            if self.time_varying_C:
-                ll = routes.log_likelihood(self._spec, A, B, C, R, m0, P0, c, d, y, mask)
-            elif self._general:
-                ll = routes.head_and_tail_log_likelihood(
-                    kernels.kalman_loglik, self._spec, missing, A, B, C, R, m0, P0, c, d, y,
-                    mask)
-            else:
-                ll = routes.fast_log_likelihood(loglik, A, B, C, R, m0, P0, c, d, y, mask)
+            ll = routes.kalman_log_likelihood(self._spec, self.time_varying_C, parallel, missing,
+                                              A, B, C, filter_form(R, self._diagonal_R), m0, P0,
+                                              c, d, y, mask)
             return jnp.where(prior_ok > 0, ll, -jnp.inf)
 
         args, sig = self._vectorized_args(value, mask)
@@ -316,7 +328,7 @@ class KalmanLGSS(_LinearMoments, dist.Distribution):
     def _args(self, y):
         self._unbatched("this method")
         y = _check_value(self, y)
-        R = jnp.diagonal(self.R) if self._diagonal_R else self.R
+        R = filter_form(self.R, self._diagonal_R)
         arrays = (self.A, self.B, self.C, R, self.u0_mean, self.u0_cov, self.state_offset,
                   self.obs_offset, y)
         return promote_floats(arrays)

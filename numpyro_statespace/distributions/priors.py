@@ -28,7 +28,13 @@ _stationary_priors_jit = jax.jit(jnp.vectorize(_stationary_prior,
 
 def _stationary_priors_numpy(A, B, num_doublings=64):
     """:func:`.kernels.stationary_covariance`'s doubling and checks in NumPy, for concrete
-    ``A``, ``B`` (batched): the same iterates, without compiling a program."""
+    ``A``, ``B`` (batched): the same iterates, without compiling a program.
+
+    A second spelling of the kernel on purpose: the kernel is a ``lax.fori_loop`` (one small
+    program, differentiable, the traced path), while eager construction must not compile at
+    all, and an array-module-generic version would unroll 64 doublings into every traced
+    program instead. Eager and jitted construction are checked to give the same likelihood
+    (``test_jit_log_prob_equals_eager_and_tree_round_trip``)."""
     A, B = np.asarray(A), np.asarray(B)
     big = parameter_bound(A.dtype)
     with np.errstate(all="ignore"):

@@ -12,6 +12,7 @@ from numpyro.distributions.transforms import IdentityTransform, biject_to
 from numpyro.util import not_jax_tracer
 
 from .._validation import as_float_array, promote_floats, refuse_pandas
+from ..families import shock_loading
 
 
 class _RealOrMissing(constraints.Constraint):
@@ -93,6 +94,11 @@ def _sized(name, x, axis, N, what):
         raise ValueError(f"{name} must have shape (..., {what}) with N = {N}; "
                          f"got {tuple(x.shape)}")
     return x
+
+
+def _loading(B, N, dtype):
+    """``B`` as ``(..., N, K)``; ``None`` (no shocks) is :func:`.families.shock_loading`'s."""
+    return shock_loading(None if B is None else _sized("B", B, -2, N, "N, K"), N, dtype)
 
 
 def _obs_cov(R, M, name="R"):
