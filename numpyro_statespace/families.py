@@ -4,7 +4,7 @@ A family is a small pytree holding one model's arrays (unbatched where it is ite
 the ``single`` functions the distributions vectorise) and answering what every consumer asks:
 
 - sizes: ``n_states`` ``N``, ``n_shocks`` ``K``, ``n_obs`` ``M`` (0 without an observation
-  equation);
+  equation, ``has_observation`` False);
 - ``states(u0, noise)`` -> ``(u, uf, ok, valid)``: the path ``u_0..u_T`` and the state that
   feeds the quadratic terms (``uf``: the first-order state when pruned, else ``u``), with the
   state kernels' flags;
@@ -112,6 +112,10 @@ class _Loaded:
     def n_obs(self):
         C = getattr(self, self._observation_matrix)
         return 0 if C is None else C.shape[-2]
+
+    @property
+    def has_observation(self):
+        return getattr(self, self._observation_matrix) is not None
 
 
 @_pytree(("A", "B", "C"))
@@ -229,6 +233,10 @@ class Generic:
     linear_gaussian = False
     callbacks = True
     has_impulse_response = False
+
+    @property
+    def has_observation(self):
+        return self.observation is not None
 
     def states(self, u0, noise):
         u, ok, valid = kernels.generic_states(self.transition, self.p, u0, noise, self.t0,

@@ -212,7 +212,7 @@ def _solve_direct(prob, key):
     (clean, W_clean), ok_params = finite_tree((prob._copy_with(observables=None), W))
     family = clean.family
     u, uf, ok, valid = family.states(clean.u0, _empty_noise(prob) if W is None else W_clean)
-    z = family.observe(u, uf) if family.n_obs else None
+    z = family.observe(u, uf) if family.has_observation else None
     logpdf = jnp.zeros((), u.dtype)
     if z is not None and prob.observables_noise is not None:
         if prob.observables is not None:
@@ -283,7 +283,7 @@ def _solve_conditional(prob, key):
     logpdf = jnp.where(ok_params & ok_u0 & ok_y, logpdf, -jnp.inf)
     u = kernels.clamped_states(prob.u0, prob.observables)
     z = None
-    if family.n_obs:
+    if family.has_observation:
         z0 = family.observe(clean.u0[None], clean.u0[None])
         z = jnp.where(ok_params, jnp.concatenate([z0, preds], axis=0), jnp.nan)
     return StateSpaceSolution(_times(prob), u, z, W, None, logpdf, prob.syms, prob.obs_syms)
