@@ -25,7 +25,6 @@ from .distributions import (  # noqa: E402
     JointStateSpace,
     KalmanLGSS,
     Whitening,
-    from_problem,
     sample_noise,
 )
 from .inversion import InversionFilterLGSS, InversionFilterSS  # noqa: E402
@@ -41,6 +40,7 @@ from .solve import (  # noqa: E402
     KalmanFilter,
     StateSpaceSolution,
     default_algorithm,
+    from_problem,
     solve,
 )
 

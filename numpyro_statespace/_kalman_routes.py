@@ -17,6 +17,7 @@ import numpy as np
 from jax.scipy.linalg import solve_triangular
 
 from . import kernels
+from .families import covariance_form, masked_system
 from .kernels import diffuse as dk
 from .kernels.kalman import observed_mask
 from .kernels.offsets import observation_shift, offset_path, shifted_data
@@ -65,13 +66,12 @@ class _Proper(NamedTuple):
 
 def _proper(spec, A, B, C, R, m0, P0, y, mask):
     S = selection(spec, A.shape[0], A.dtype)
-    R = jnp.diag(R) if R.ndim == 1 else R
+    R = covariance_form(R)
     head = None
     if spec.first_state:
-        observed = observed_mask(y, mask)
+        y1, observed1 = masked_system(y[:1], None if mask is None else mask[:1])
         C1 = C[0] if C.ndim == 3 else C
-        head = dk.first_state_update(C1, R, m0, P0, S, jnp.where(observed[0], y[0], 0.0),
-                                     observed[0])
+        head = dk.first_state_update(C1, R, m0, P0, S, y1[0], observed1[0])
         m0, P0, S = head.mean, head.cov, head.loading
         y, C = y[1:], (C[1:] if C.ndim == 3 else C)
         mask = None if mask is None else mask[1:]
@@ -141,6 +141,45 @@ def head_and_tail_log_likelihood(loglik, spec, missing, A, B, C, R, m0, P0, c, d
         return ll
     return jax.lax.cond(terms.ok, lambda: ll,
                         lambda: log_likelihood(spec, A, B, C, R, m0, P0, c, d, y, mask))
+
+
+def uses_parallel(method):
+    """Whether ``method`` (``"sequential"``, ``"parallel"`` or ``"auto"``) runs the associative
+    scan. ``"auto"`` takes it on accelerators, where its ``O(log T)`` depth pays for its
+    ``O(T log T)`` work; on CPU the sequential kernel does less work (hand-written adjoint,
+    steady-state tail)."""
+    return method == "parallel" or (method == "auto" and jax.default_backend() != "cpu")
+
+
+def is_general(spec, time_varying_C):
+    """Options that the fast likelihood kernels do not take."""
+    return (time_varying_C or spec.diffuse is not None or spec.first_state
+            or spec.burn > 0)
+
+
+def kalman_log_likelihood(spec, time_varying_C, parallel, missing, A, B, C, R, m0, P0, c, d,
+                          y, mask):
+    """The Kalman log-likelihood of one model: the single entry point that picks the route.
+
+    ``parallel`` (:func:`uses_parallel`) and ``missing`` (whether ``y`` or ``mask`` may hide
+    entries) are static, decided before tracing; ``R`` is in the kernels' filter form
+    (:func:`.families.filter_form`).
+    """
+    if time_varying_C:
+        # The fast kernels take one C for all steps: the general route, JAX's derivative of
+        # the filter pass over every step.
+        return log_likelihood(spec, A, B, C, R, m0, P0, c, d, y, mask)
+    if is_general(spec, False):
+        # Diffuse states, the prior on u_1 and a burn-in act on the first steps only: the
+        # general route there, then the sequential kernel (hand-written adjoint, steady-state
+        # tail) for the rest. The parallel kernel is not offered these options (refused at
+        # construction): the head would dominate its depth.
+        return head_and_tail_log_likelihood(kernels.kalman_loglik, spec, missing, A, B, C, R,
+                                            m0, P0, c, d, y, mask)
+    # Offsets at most (removed by a change of variables): the fast kernel over the series,
+    # the associative scan where it was chosen, else the sequential adjoint.
+    loglik = kernels.parallel_loglik if parallel else kernels.kalman_loglik
+    return fast_log_likelihood(loglik, A, B, C, R, m0, P0, c, d, y, mask)
 
 
 def fast_log_likelihood(loglik, A, B, C, R, m0, P0, c, d, y, mask):
@@ -234,7 +273,7 @@ def filter(spec, A, B, C, R, m0, P0, c, d, y, mask):
         pmeans, pcovs = two(pmeans, m1), two(pcovs, P1)
         C1 = C[0] if C.ndim == 3 else C
         pred_obs = two(pred_obs, C1 @ m1)
-        R2 = jnp.diag(R) if R.ndim == 1 else R
+        R2 = covariance_form(R)
         obs1 = observed_mask(y_s[:1], None if mask is None else mask[:1])
         innov = _with_first_row(innov, jnp.where(obs1[0], y_s[0] - C1 @ m0, 0.0))
         icovs = _with_first_row(icovs, C1 @ P0 @ C1.T + R2)

@@ -93,6 +93,7 @@ from .distributions import (
     JointStateSpace,
     KalmanLGSS,
 )
+from .distributions.joint import JointLikelihood
 from .kernels.linalg import psd_factor
 
 __all__ = [
@@ -144,14 +145,8 @@ def _single_series(sites, name, what):
 
 def _sizes(fn):
     """``(N, K)`` of a state-space distribution (``None`` where unknown)."""
-    fn = _unwrap(fn)
-    if isinstance(fn, (KalmanLGSS, JointLGSS, ConditionalSS)):
-        return fn.A.shape[-1], fn.B.shape[-1]
-    if isinstance(fn, JointQuadraticSS):
-        return fn.A_1.shape[-1], fn.B.shape[-1]
-    if isinstance(fn, JointStateSpace):
-        return fn.u0.shape[-1], fn.noise.shape[-1]
-    return None, None
+    family = getattr(_unwrap(fn), "family", None)
+    return (None, None) if family is None else (family.n_states, family.n_shocks)
 
 
 # -- conversion -------------------------------------------------------------------------------
@@ -244,8 +239,7 @@ def add_log_likelihood(idata, posterior, *, sites=None, model=None, model_args=N
 
 def _pointwise_sites(trace):
     return [n for n, s in _observed_sites(trace).items()
-            if isinstance(_unwrap(s["fn"]), (KalmanLGSS, JointLGSS, JointQuadraticSS,
-                                             JointStateSpace))
+            if isinstance(_unwrap(s["fn"]), (KalmanLGSS, JointLikelihood))
             and not _unwrap(s["fn"]).batch_shape and np.ndim(s["value"]) == 2]
 
 
@@ -273,13 +267,7 @@ def _state_paths(d, y, key):
         offset = 0.0 if getattr(d, "obs_offset", None) is None else d.obs_offset
         out["fitted_obs"] = jnp.einsum("tmn,tn->tm", C, path[1:]) + offset
         return out
-    if isinstance(d, JointLGSS):
-        u, *_, valid = kernels.linear_states(d.A, d.B, d.u0, d.noise, per_step=True)
-    elif isinstance(d, JointQuadraticSS):
-        u, *_, valid = kernels.quadratic_states(d.A_0, d.A_1, d.A_2, d.B, d.u0, d.noise,
-                                                d.pruned, per_step=True)
-    else:
-        u, *_, valid = kernels.generic_states(d.transition, d.p, d.u0, d.noise, per_step=True)
+    u, *_, valid = d.family.states(d.u0, d.noise)
     return {"state_path": kernels.reported_path(u, valid), "fitted_obs": d.mean_path()}
 
 
@@ -441,9 +429,9 @@ def add_impulse_responses(idata, posterior, steps, *, site=None, syms=None, mode
     trace = inspect_model(src)
     name = _select_site(trace, site, (KalmanLGSS, JointLGSS, JointQuadraticSS),
                         "add_impulse_responses")
-    if isinstance(_unwrap(trace[name]["fn"]), JointQuadraticSS) \
-            and not _unwrap(trace[name]["fn"]).pruned:
-        raise ValueError("impulse responses of JointQuadraticSS need pruned=True")
+    if not _unwrap(trace[name]["fn"]).family.has_impulse_response:
+        raise ValueError(f"impulse responses of {type(_unwrap(trace[name]['fn'])).__name__} "
+                         f"need pruned=True")
 
     def fn(params, _):
         irf = _unwrap(trace_at(src, params)[name]["fn"]).impulse_response(steps)

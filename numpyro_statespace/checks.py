@@ -19,17 +19,12 @@ import numpy as np
 import numpyro
 from numpyro import handlers
 
-from .distributions import (
-    ConditionalSS,
-    JointLGSS,
-    JointQuadraticSS,
-    JointStateSpace,
-    KalmanLGSS,
-)
+from .distributions import ConditionalSS, KalmanLGSS
+from .distributions.joint import JointLikelihood
 
 __all__ = ["Diagnosis", "diagnose"]
 
-_SS = (KalmanLGSS, JointLGSS, JointQuadraticSS, JointStateSpace, ConditionalSS)
+_SS = (KalmanLGSS, JointLikelihood, ConditionalSS)
 
 
 class Diagnosis(NamedTuple):

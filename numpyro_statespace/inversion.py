@@ -28,14 +28,15 @@ import numpyro.distributions as dist
 from numpyro.distributions import constraints
 from numpyro.distributions.util import validate_sample
 
-from . import kernels
+from . import families, kernels
 from ._validation import as_int
-from .distributions import (
+from .distributions._common import _compiled_log_prob
+from .distributions.validators import (
     _batch_shape,
     _check_value,
-    _compiled_log_prob,
     _param,
     _promote_fields,
+    _set_quadratic,
     _sized,
     _square,
 )
@@ -94,37 +95,18 @@ class InversionFilterSS(_InversionBase):
     :param num_timesteps: ``T``; :param pruned: bool.
     """
 
-    arg_constraints = {
-        "A_0": constraints.real_vector,
-        "A_1": constraints.real_matrix,
-        "A_2": constraints.independent(constraints.real, 3),
-        "B": constraints.real_matrix,
-        "C_0": constraints.real_vector,
-        "C_1": constraints.real_matrix,
-        "C_2": constraints.independent(constraints.real, 3),
-        "u0": constraints.real_vector,
-    }
+    arg_constraints = {**families.Quadratic.arg_constraints, "u0": constraints.real_vector}
     pytree_data_fields = ("A_0", "A_1", "A_2", "B", "C_0", "C_1", "C_2", "u0")
     pytree_aux_fields = ("num_timesteps", "pruned")
 
     def __init__(self, A_0, A_1, A_2, B, C_0, C_1, C_2, u0, num_timesteps, *, pruned,
                  validate_args=None):
-        self.A_1 = _square("A_1", A_1)
-        N = self.A_1.shape[-1]
-        self.A_0 = _param("A_0", A_0, (N,), "(N,)")
-        self.A_2 = _param("A_2", A_2, (N, N, N), "(N, N, N)")
-        self.B = _sized("B", B, -2, N, "N, K")
-        self.C_1 = _sized("C_1", C_1, -1, N, "M, N")
-        M = self.C_1.shape[-2]
+        pairs = _set_quadratic(self, A_0, A_1, A_2, B, C_0, C_1, C_2)
         _square_loading(self.B, self.C_1)
-        self.C_0 = _param("C_0", C_0, (M,), "(M,)")
-        self.C_2 = _param("C_2", C_2, (M, N, N), "(M, N, N)")
-        self.u0 = _param("u0", u0, (N,), "(N,)")
+        self.u0 = _param("u0", u0, (self.A_1.shape[-1],), "(N,)")
         self.num_timesteps = as_int("num_timesteps", num_timesteps, 1)
         self.pruned = bool(pruned)
-        self._init_base(M, [(self.A_0, 1), (self.A_1, 2), (self.A_2, 3), (self.B, 2),
-                            (self.C_0, 1), (self.C_1, 2), (self.C_2, 3), (self.u0, 1)],
-                        validate_args)
+        self._init_base(self.C_1.shape[-2], pairs + [(self.u0, 1)], validate_args)
 
     def _params(self):
         return (self.A_0, self.A_1, self.A_2, self.B, self.C_0, self.C_1, self.C_2, self.u0)
@@ -135,20 +117,20 @@ class InversionFilterSS(_InversionBase):
             r = inversion_filter(*args, pruned=self.pruned)
             return r._replace(loglik=jnp.where(ok, r.loglik, -jnp.inf), ok=r.ok & ok)
 
-        sig = "(n),(n,n),(n,n,n),(n,k),(m),(m,n),(m,n,n),(n),(t,m)->(t,k),(t),(),()"
+        sig = families.Quadratic.signature + ",(n),(t,m)->(t,k),(t),(),()"
         return jnp.vectorize(single, signature=sig)(*self._params(), y)
 
     def sample(self, key, sample_shape=()):
         shape = tuple(sample_shape) + self.batch_shape
         w = jax.random.normal(key, shape + (self.num_timesteps, self.B.shape[-1]), self.B.dtype)
 
-        def path(A_0, A_1, A_2, B, C_0, C_1, C_2, u0, w):
-            u, uf, _, valid = kernels.quadratic_states(A_0, A_1, A_2, B, u0, w, self.pruned,
-                                                       per_step=True)
-            z = kernels.quadratic_observations(C_0, C_1, C_2, u, uf)
-            return kernels.reported_path(z, valid)[1:]
+        def path(*args):
+            *arrays, u0, w = args
+            family = families.Quadratic(*arrays, pruned=self.pruned)
+            u, uf, _, valid = family.states(u0, w)
+            return kernels.reported_path(family.observe(u, uf), valid)[1:]
 
-        sig = "(n),(n,n),(n,n,n),(n,k),(m),(m,n),(m,n,n),(n),(t,k)->(t,m)"
+        sig = families.Quadratic.signature + ",(n),(t,k)->(t,m)"
         return jnp.vectorize(path, signature=sig)(*self._params(), w)
 
 
@@ -200,8 +182,9 @@ class InversionFilterLGSS(_InversionBase):
         w = jax.random.normal(key, shape + (self.num_timesteps, self.B.shape[-1]), self.B.dtype)
 
         def path(A, B, C, u0, w):
-            u, _, valid = kernels.linear_states(A, B, u0, w, per_step=True)
-            return kernels.reported_path(kernels.linear_observations(C, u), valid)[1:]
+            family = families.Linear(A, B, C)
+            u, uf, _, valid = family.states(u0, w)
+            return kernels.reported_path(family.observe(u, uf), valid)[1:]
 
         return jnp.vectorize(path, signature="(n,n),(n,k),(m,n),(n),(t,k)->(t,m)")(
             self.A, self.B, self.C, self.u0, w)

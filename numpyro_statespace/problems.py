@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from ._validation import (
     as_float_array,
@@ -25,6 +24,8 @@ from ._validation import (
     parse_tspan,
     promote_floats,
 )
+from . import families
+from .families import declared_diagonal, shock_loading
 from .kernels.direct import may_have_missing
 
 __all__ = [
@@ -115,11 +116,9 @@ class _Problem:
                     f"got shape {tuple(observables.shape)}"
                 )
             check_shape("observables", observables, (T, M), "(T, M)")
-        # Noise given as variances is diagonal by declaration and lets the Kalman filter skip
-        # factorisations. Declared, not detected from values: a static flag decided from a
-        # leaf's values would outlive them under grad or vmap over the problem (a zero gradient
-        # for the off-diagonal entries of a matrix that happens to be diagonal).
-        diagonal_noise = observables_noise is not None and np.ndim(observables_noise) == 1
+        # variances declare a diagonal covariance (families.declared_diagonal): the Kalman
+        # filter's univariate update
+        diagonal_noise = observables_noise is not None and declared_diagonal(observables_noise)
         if observables_noise is not None:
             observables_noise = covariance_matrix("observables_noise", observables_noise, M)
         if noise is not None:
@@ -137,8 +136,24 @@ class _Problem:
         self._set(**promote_floats({f: getattr(self, f) for f in self._data_fields}))
 
 
+class _LoadedProblem(_Problem):
+    """A problem whose shocks enter through a loading ``B`` (``None``: no shocks) and whose
+    observation equation is present when the matrix named ``_observation_matrix`` is."""
+
+    _observation_matrix = "C"
+
+    @property
+    def n_shocks(self) -> int:
+        return 0 if self.B is None else self.B.shape[1]
+
+    @property
+    def n_obs(self) -> int:
+        C = getattr(self, self._observation_matrix)
+        return 0 if C is None else C.shape[0]
+
+
 @jax.tree_util.register_pytree_node_class
-class LinearStateSpaceProblem(_Problem):
+class LinearStateSpaceProblem(_LoadedProblem):
     r"""Linear Gaussian state-space model.
 
     .. math::
@@ -183,12 +198,10 @@ class LinearStateSpaceProblem(_Problem):
                          observables_noise, observables, noise, syms, obs_syms)
 
     @property
-    def n_shocks(self) -> int:
-        return 0 if self.B is None else self.B.shape[1]
-
-    @property
-    def n_obs(self) -> int:
-        return 0 if self.C is None else self.C.shape[0]
+    def family(self):
+        """The model as a :class:`.families.Linear`."""
+        return families.Linear(self.A, shock_loading(self.B, self.n_states, self.A.dtype),
+                               self.C)
 
 
 def _shock_loading(B, N):
@@ -202,7 +215,7 @@ def _shock_loading(B, N):
 
 
 @jax.tree_util.register_pytree_node_class
-class QuadraticStateSpaceProblem(_Problem):
+class QuadraticStateSpaceProblem(_LoadedProblem):
     r"""Second-order state-space model (no pruning).
 
     .. math::
@@ -216,6 +229,7 @@ class QuadraticStateSpaceProblem(_Problem):
     """
 
     pruned = False
+    _observation_matrix = "C_1"
     _data_fields = ("A_0", "A_1", "A_2", "B", "C_0", "C_1", "C_2", "u0", "observables_noise",
                     "observables", "noise")
     _init_fields = ("A_0", "A_1", "A_2", "B", "u0", "tspan", "C_0", "C_1", "C_2",
@@ -249,12 +263,11 @@ class QuadraticStateSpaceProblem(_Problem):
                          observables, noise, syms, obs_syms)
 
     @property
-    def n_shocks(self) -> int:
-        return 0 if self.B is None else self.B.shape[1]
-
-    @property
-    def n_obs(self) -> int:
-        return 0 if self.C_1 is None else self.C_1.shape[0]
+    def family(self):
+        """The model as a :class:`.families.Quadratic` (``pruned`` for the pruned problem)."""
+        return families.Quadratic(self.A_0, self.A_1, self.A_2,
+                                  shock_loading(self.B, self.n_states, self.A_1.dtype),
+                                  self.C_0, self.C_1, self.C_2, pruned=self.pruned)
 
 
 @jax.tree_util.register_pytree_node_class
@@ -334,3 +347,9 @@ class StateSpaceProblem(_Problem):
                   n_obs=n_obs)
         self._set_common(u0, tspan, n_shocks, n_obs, observables_noise, observables, noise,
                          syms, obs_syms)
+
+    @property
+    def family(self):
+        """The model as a :class:`.families.Generic` (times counted from ``tspan[0]``)."""
+        return families.Generic(self.transition, self.observation, self.p, self.n_states,
+                                self.n_shocks, self.n_obs, self.tspan[0])

@@ -19,13 +19,8 @@ import jax.numpy as jnp
 from jax.scipy.linalg import solve_triangular
 
 from ._validation import as_values
-from .distributions import (
-    ConditionalSS,
-    JointLGSS,
-    JointQuadraticSS,
-    JointStateSpace,
-    KalmanLGSS,
-)
+from .distributions import ConditionalSS, KalmanLGSS
+from .distributions.joint import JointLikelihood
 
 __all__ = ["pointwise_log_likelihood", "standardized_residuals"]
 
@@ -49,8 +44,8 @@ def _gaussian_terms(residual, S, observed):
 
 
 def _unwrap(d):
-    while not isinstance(d, (KalmanLGSS, JointLGSS, JointQuadraticSS, JointStateSpace,
-                             ConditionalSS)) and hasattr(d, "base_dist"):
+    while not isinstance(d, (KalmanLGSS, JointLikelihood, ConditionalSS)) \
+            and hasattr(d, "base_dist"):
         d = d.base_dist
     return d
 
@@ -65,7 +60,7 @@ def pointwise_log_likelihood(d, y):
     y = jnp.asarray(as_values(y))
     if isinstance(d, KalmanLGSS):
         return _kalman_terms(d, y)
-    if isinstance(d, (JointLGSS, JointQuadraticSS, JointStateSpace)):
+    if isinstance(d, JointLikelihood):
         if d.batch_shape:
             raise ValueError(f"pointwise_log_likelihood works on an unbatched distribution; "
                              f"batch_shape is {d.batch_shape}")

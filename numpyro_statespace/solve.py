@@ -16,8 +16,11 @@ import jax
 import jax.numpy as jnp
 
 from . import kernels
+from .distributions import ConditionalSS, KalmanLGSS
+from .distributions.joint import joint_likelihood
+from .families import filter_form
 from .kernels.guards import bounded_moment, finite_tree
-from .kernels.linalg import psd_factor, quad
+from .kernels.linalg import psd_factor
 from .problems import (
     LinearStateSpaceProblem,
     QuadraticStateSpaceProblem,
@@ -30,6 +33,7 @@ __all__ = [
     "KalmanFilter",
     "StateSpaceSolution",
     "default_algorithm",
+    "from_problem",
     "solve",
 ]
 
@@ -95,7 +99,7 @@ def default_algorithm(prob):
     covariance, observables, their noise, ``B`` and ``C`` and no fixed noise; otherwise direct
     iteration. The conditional likelihood is never chosen by default."""
     if (
-        isinstance(prob, LinearStateSpaceProblem)
+        prob.family.linear_gaussian
         and prob.u0_prior_var is not None
         and prob.noise is None
         and prob.observables is not None
@@ -147,7 +151,7 @@ def solve(prob, alg=None, *, key=None, save_everystep=True):
     # be compiled) operation by operation; inside a traced caller it is inlined. A generic
     # problem's callbacks are part of its structure, and closures made afresh for each call
     # would compile (and keep) a program per call: it runs as it is.
-    run = _solve if isinstance(prob, StateSpaceProblem) else _compiled_solve
+    run = _solve if prob.family.callbacks else _compiled_solve
     return run(prob, alg, key, save_everystep)
 
 
@@ -200,75 +204,15 @@ def _empty_noise(prob):
     return jnp.zeros((prob.num_timesteps, 0), prob.u0.dtype)
 
 
-def _transition_and_observation(prob):
-    """``(states(noise) -> (u, uf, ok, valid), observe(u, uf) -> z or None, predict_obs)`` for a
-    problem (``valid``: the state kernels' per-step flags).
-
-    ``predict_obs(x, w, t)`` is the one-step predicted observation used by the conditional
-    likelihood (the observation of the next state, or the state itself without ``C``).
-    """
-    if isinstance(prob, LinearStateSpaceProblem):
-        B = prob.B if prob.B is not None else jnp.zeros((prob.n_states, 0), prob.A.dtype)
-
-        def states(noise):
-            u, ok, valid = kernels.linear_states(prob.A, B, prob.u0, noise, per_step=True)
-            return u, u, ok, valid
-
-        observe = None if prob.C is None else (lambda u, uf: kernels.linear_observations(prob.C, u))
-
-        def predict_obs(x, w, t):
-            x = prob.A @ x + B @ w
-            return x if prob.C is None else prob.C @ x
-
-    elif isinstance(prob, QuadraticStateSpaceProblem):
-        B = prob.B if prob.B is not None else jnp.zeros((prob.n_states, 0), prob.A_1.dtype)
-
-        def states(noise):
-            return kernels.quadratic_states(prob.A_0, prob.A_1, prob.A_2, B, prob.u0, noise,
-                                            prob.pruned, per_step=True)
-
-        observe = None if prob.C_1 is None else (
-            lambda u, uf: kernels.quadratic_observations(prob.C_0, prob.C_1, prob.C_2, u, uf))
-
-        def predict_obs(x, w, t):
-            # Clamped at the data, the previous state (pruned: and its first-order part) is
-            # the observed one; the pruned observation's quadratic term then takes the
-            # first-order state uf_t = A_1 y_{t-1} + B w_t, as in the pruned convention.
-            x_next = prob.A_0 + prob.A_1 @ x + quad(prob.A_2, x) + B @ w
-            if prob.C_1 is None:
-                return x_next
-            uf = prob.A_1 @ x + B @ w if prob.pruned else x_next
-            return prob.C_0 + prob.C_1 @ x_next + quad(prob.C_2, uf)
-
-    elif isinstance(prob, StateSpaceProblem):
-        t0 = prob.tspan[0]
-
-        def states(noise):
-            u, ok, valid = kernels.generic_states(prob.transition, prob.p, prob.u0, noise, t0,
-                                                  per_step=True)
-            return u, u, ok, valid
-
-        observe = None if prob.observation is None else (
-            lambda u, uf: kernels.generic_observations(prob.observation, prob.p, u, t0))
-
-        def predict_obs(x, w, t):
-            x = prob.transition(x, w, prob.p, t0 + t)
-            return x if prob.observation is None else prob.observation(x, prob.p, t0 + t + 1)
-
-    else:
-        raise ValueError(f"prob must be a state-space problem; got {type(prob).__name__}")
-    return states, observe, predict_obs
-
-
 def _solve_direct(prob, key):
     key_w, key_v = _split(key)
     W = _noise(prob, key_w)
     # Iterate a NaN-free copy of the parameters (observables excluded) so that a failed
     # likelihood is -inf with finite gradients; paths of non-finite inputs are reported as NaN.
     (clean, W_clean), ok_params = finite_tree((prob._copy_with(observables=None), W))
-    states, observe, _ = _transition_and_observation(clean)
-    u, uf, ok, valid = states(_empty_noise(prob) if W is None else W_clean)
-    z = None if observe is None else observe(u, uf)
+    family = clean.family
+    u, uf, ok, valid = family.states(clean.u0, _empty_noise(prob) if W is None else W_clean)
+    z = family.observe(u, uf) if family.has_observation else None
     logpdf = jnp.zeros((), u.dtype)
     if z is not None and prob.observables_noise is not None:
         if prob.observables is not None:
@@ -290,20 +234,25 @@ def _draw_observation_noise(key, R, T):
     return jax.random.normal(key, (T, R.shape[0]), R.dtype) @ psd_factor(R).T
 
 
-def _solve_kalman(prob, save_everystep):
-    if not isinstance(prob, LinearStateSpaceProblem):
+def _check_kalman(prob, needed=("C", "observables", "observables_noise", "u0_prior_mean",
+                                 "u0_prior_var")):
+    """Refuse a problem the Kalman filter does not take: not linear Gaussian, a field of
+    ``needed`` missing, or a given noise sequence (which contradicts the marginal)."""
+    if not prob.family.linear_gaussian:
         raise ValueError(f"KalmanFilter needs a LinearStateSpaceProblem; got {type(prob).__name__}")
-    missing = [name for name in ("C", "observables", "observables_noise", "u0_prior_mean",
-                                 "u0_prior_var") if getattr(prob, name) is None]
+    missing = [name for name in needed if getattr(prob, name) is None]
     if missing:
         raise ValueError(f"KalmanFilter needs {', '.join(missing)} on the problem")
     if prob.noise is not None:
         raise ValueError("KalmanFilter integrates the noise out: the problem must have noise=None")
-    B = prob.B if prob.B is not None else jnp.zeros((prob.n_states, 0), prob.A.dtype)
-    R = prob.observables_noise
-    res = kernels.kalman_filter(prob.A, B, prob.C, jnp.diagonal(R) if prob.diagonal_noise else R,
-                                prob.u0_prior_mean,
-                                prob.u0_prior_var, prob.observables,
+
+
+def _solve_kalman(prob, save_everystep):
+    _check_kalman(prob)
+    family = prob.family
+    res = kernels.kalman_filter(family.A, family.B, family.C,
+                                filter_form(prob.observables_noise, prob.diagonal_noise),
+                                prob.u0_prior_mean, prob.u0_prior_var, prob.observables,
                                 save_everystep=save_everystep)
     t = _times(prob)
     if not save_everystep:
@@ -324,17 +273,55 @@ def _solve_conditional(prob, key):
     W = _noise(prob, key)
     # As in _solve_direct: a NaN-free copy of the parameters keeps failed gradients finite.
     (clean, W_clean), ok_params = finite_tree((prob._copy_with(observables=None), W))
-    _, observe, predict_obs = _transition_and_observation(clean)
     noise = _empty_noise(prob) if W is None else W_clean
     # The clamped states enter products as state moments do (kernels.guards): a huge
     # u_0 or datum that predicts a finite observation would still overflow its cotangent.
     (u0, ok_u0), (y, ok_y) = (bounded_moment(x) for x in (clean.u0, prob.observables))
-    preds = kernels.one_step_predictions(predict_obs, u0, y, noise)
+    family = clean.family
+    preds = kernels.one_step_predictions(family.predict, u0, y, noise)
     logpdf = kernels.conditional_loglik(preds, prob.observables, clean.observables_noise)
     logpdf = jnp.where(ok_params & ok_u0 & ok_y, logpdf, -jnp.inf)
     u = kernels.clamped_states(prob.u0, prob.observables)
     z = None
-    if observe is not None:
-        z0 = observe(clean.u0[None], clean.u0[None])
+    if family.has_observation:
+        z0 = family.observe(clean.u0[None], clean.u0[None])
         z = jnp.where(ok_params, jnp.concatenate([z0, preds], axis=0), jnp.nan)
     return StateSpaceSolution(_times(prob), u, z, W, None, logpdf, prob.syms, prob.obs_syms)
+
+
+def from_problem(prob, alg=None):
+    """The distribution whose ``log_prob(prob.observables)`` is ``solve(prob, alg).logpdf``.
+
+    ``KalmanFilter`` gives :class:`KalmanLGSS`; ``DirectIteration`` gives :class:`JointLGSS`,
+    :class:`JointQuadraticSS` or :class:`JointStateSpace` (the problem's ``noise`` is needed);
+    ``ConditionalLikelihood`` gives :class:`ConditionalSS` (linear problems with ``B=None``).
+    """
+    alg = default_algorithm(prob) if alg is None else alg
+    if isinstance(alg, type):
+        alg = alg()
+    if prob.observables_noise is None:
+        raise ValueError("from_problem needs observables_noise (the covariance R)")
+    T, R = prob.num_timesteps, prob.observables_noise
+    family = prob.family
+    if isinstance(alg, KalmanFilter):
+        _check_kalman(prob, ("C", "u0_prior_mean", "u0_prior_var"))
+        return KalmanLGSS(family.A, prob.B, family.C, filter_form(R, prob.diagonal_noise),
+                          prob.u0_prior_mean, prob.u0_prior_var, T)
+    if isinstance(alg, ConditionalLikelihood):
+        if not family.linear_gaussian or prob.B is not None:
+            raise ValueError("from_problem(..., ConditionalLikelihood()) needs a "
+                             "LinearStateSpaceProblem with B=None (ConditionalSS integrates "
+                             "shocks out; build it directly to include B)")
+        return ConditionalSS(family.A, None, R, prob.u0, family.C, num_timesteps=T)
+    if not isinstance(alg, DirectIteration):
+        raise ValueError(f"alg must be DirectIteration(), KalmanFilter() or "
+                         f"ConditionalLikelihood(); got {alg!r}")
+    if prob.n_obs == 0:
+        raise ValueError("a joint likelihood needs an observation equation")
+    noise = prob.noise
+    if noise is None:
+        if prob.n_shocks:
+            raise ValueError("a joint likelihood needs the problem's noise (the shocks it is "
+                             "conditioned on): pass noise=...")
+        noise = jnp.zeros((T, 0), prob.u0.dtype)  # no shocks: a deterministic path
+    return joint_likelihood(family, R, prob.u0, noise)

@@ -19,7 +19,8 @@ from scipy.linalg import solve_discrete_lyapunov
 
 import numpyro_statespace as nss
 from _reference import simulate, spd, stable_matrix, statsmodels_filter
-from numpyro_statespace import distributions, kernels
+from numpyro_statespace import kernels
+from numpyro_statespace.distributions import kalman as kalman_distribution
 from numpyro_statespace.kernels.parallel import _parallel_pass
 from test_gradients import (all_transforms, assert_ad_close, assert_fd_close, central_fd,
                             failure_check, sym)
@@ -174,8 +175,8 @@ def test_distribution_method_parallel_and_auto(monkeypatch):
     # "auto" takes the parallel filter where JAX's default backend is an accelerator: the
     # choice is made outside the compiled log_prob (whose cache may already hold both filters)
     seen = []
-    compiled = distributions._compiled_log_prob
-    monkeypatch.setattr(distributions, "_compiled_log_prob",
+    compiled = kalman_distribution._compiled_log_prob
+    monkeypatch.setattr(kalman_distribution, "_compiled_log_prob",
                         lambda d, y, options: seen.append(options) or compiled(d, y, options))
     nss.KalmanLGSS(A, B, C, R, m0, P0, T).log_prob(yj)
     monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
