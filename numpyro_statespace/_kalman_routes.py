@@ -21,7 +21,7 @@ from .families import covariance_form, masked_system
 from .kernels import diffuse as dk
 from .kernels.kalman import observed_mask
 from .kernels.offsets import observation_shift, offset_path, shifted_data
-from .kernels.smoother import _filter_pass, smoothed_mean_effects
+from .kernels.smoother import filter_pass, smoothed_mean_effects
 
 
 class Spec(NamedTuple):
@@ -75,7 +75,7 @@ def _proper(spec, A, B, C, R, m0, P0, y, mask):
         m0, P0, S = head.mean, head.cov, head.loading
         y, C = y[1:], (C[1:] if C.ndim == 3 else C)
         mask = None if mask is None else mask[1:]
-    details, gains, params = _filter_pass(A, B, C, R, m0, P0, y, mask)
+    details, gains, params = filter_pass(A, B, C, R, m0, P0, y, mask)
     return _Proper(head, details, gains, params, S, y)
 
 

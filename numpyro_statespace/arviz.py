@@ -84,7 +84,6 @@ from ._arviz_source import (
     source,
     trace_at,
 )
-from ._arviz_source import observed_sites as _observed_sites
 from ._validation import as_int
 from .distributions import (
     ConditionalSS,
@@ -120,7 +119,7 @@ def _unwrap(fn):
 
 def _select_site(trace, site, types, what):
     """The observed ``site`` (default: the first) whose distribution is one of ``types``."""
-    observed = _observed_sites(trace)
+    observed = observed_sites(trace)
     kinds = {name: type(_unwrap(s["fn"])).__name__ for name, s in observed.items()}
     names = [site] if site is not None else list(observed)
     for name in names:
@@ -183,7 +182,7 @@ def to_inference_data(posterior, *, y=None, time=None, syms=None, obs_syms=None,
                          f"got {log_likelihood!r}")
     src = source(posterior, model, model_args, model_kwargs)
     trace = inspect_model(src)
-    observed = _observed_sites(trace)
+    observed = observed_sites(trace)
     ss_names = [n for n, s in observed.items() if isinstance(_unwrap(s["fn"]), _STATE_SPACE)]
     N, K = _sizes(observed[ss_names[0]]["fn"]) if ss_names else (None, None)
     frame, T, M = data_layout(y, observed, ss_names)
@@ -238,7 +237,7 @@ def add_log_likelihood(idata, posterior, *, sites=None, model=None, model_args=N
 
 
 def _pointwise_sites(trace):
-    return [n for n, s in _observed_sites(trace).items()
+    return [n for n, s in observed_sites(trace).items()
             if isinstance(_unwrap(s["fn"]), (KalmanLGSS, JointLikelihood))
             and not _unwrap(s["fn"]).batch_shape and np.ndim(s["value"]) == 2]
 
@@ -327,7 +326,7 @@ def add_posterior_predictive(idata, posterior, *, key, sites=None, model=None,
     """
     src = source(posterior, model, model_args, model_kwargs)
     trace = inspect_model(src)
-    observed = list(_observed_sites(trace))
+    observed = list(observed_sites(trace))
     sites = observed if sites is None else list(sites)
     unknown = set(sites) - set(observed)
     if unknown:

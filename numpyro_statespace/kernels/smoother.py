@@ -300,9 +300,6 @@ def filter_pass(A, B, C, R, m0, P0, y, mask):
     return details, gains, (A, B, C, R, m0, P0)
 
 
-# kept for `_kalman_routes`, which imports the kernel under this name
-_filter_pass = filter_pass
-
 
 def filter_details(A, B, C, R, m0, P0, y, mask=None) -> FilterDetails:
     """Kalman filter of ``y (T, M)`` with predicted moments and innovations.
