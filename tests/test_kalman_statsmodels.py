@@ -1,5 +1,6 @@
-"""The Kalman filter (``nss.solve(prob, nss.KalmanFilter())``) against statsmodels' independent
-implementation: log-likelihood, filtered means, filtered covariances and predicted observations.
+"""The Kalman filter (``nss.solve(prob, nss.KalmanFilter())`` and ``nss.KalmanLGSS.log_prob``)
+against statsmodels' independent implementation: log-likelihood, filtered means, filtered
+covariances and predicted observations; missing data as NaN and through ``mask=``.
 
 Timing: our ``u_0 ~ N(m0, P0)`` is the state *before* the first transition, while statsmodels'
 initial state is the predicted state of the first observation, so statsmodels is initialised
@@ -44,23 +45,28 @@ def statsmodels_filter(A, B, C, R, m0, P0, y):
     )
 
 
-# Problems are pytrees, so the whole solve is jitted: one compilation per shape, much faster
-# than tracing the scan eagerly.
-_solve_kalman = jax.jit(lambda prob: nss.solve(prob, nss.KalmanFilter()))
+# Problems and distributions are pytrees, so the solve and the distribution's log_prob are one
+# jitted program: one compilation per shape, much faster than tracing the scan eagerly.
+_solve_kalman = jax.jit(lambda prob, d: (nss.solve(prob, nss.KalmanFilter()),
+                                         d.log_prob(prob.observables)))
+_log_prob = jax.jit(lambda d, y: d.log_prob(y))
 
 
 def solve_ours(A, B, C, R, m0, P0, y):
+    """The solution of the problem and ``KalmanLGSS(...).log_prob(y)``."""
     T = y.shape[0]
     prob = nss.LinearStateSpaceProblem(A, B, np.zeros(A.shape[0]), (0, T), C=C,
                                        observables_noise=R, observables=y,
                                        u0_prior_mean=m0, u0_prior_var=P0)
-    return _solve_kalman(prob)
+    return _solve_kalman(prob, nss.KalmanLGSS(A, B, C, R, m0, P0, T))
 
 
 def compare(A, B, C, R, m0, P0, y):
-    sol = solve_ours(A, B, C, R, m0, P0, y)
+    sol, log_prob = solve_ours(A, B, C, R, m0, P0, y)
     ref = statsmodels_filter(A, B, C, R, m0, P0, y)
     T, N = y.shape[0], A.shape[0]
+    assert log_prob.shape == ()
+    np.testing.assert_allclose(float(log_prob), ref["llf"], rtol=RTOL)
     assert sol.u.shape == (T + 1, N) and sol.P.shape == (T + 1, N, N)
     assert sol.z.shape == (T + 1, C.shape[0])
     np.testing.assert_allclose(float(sol.logpdf), ref["llf"], rtol=RTOL)
@@ -71,7 +77,7 @@ def compare(A, B, C, R, m0, P0, y):
     np.testing.assert_array_equal(np.asarray(sol.u[0]), m0)
     np.testing.assert_array_equal(np.asarray(sol.P[0]), P0)
     assert_close(sol.z[0], C @ m0, rtol=1e-14, atol_rel=1e-15)
-    return sol, ref
+    return sol, dict(ref, log_prob=float(log_prob))
 
 
 def random_model(seed, N, K, M, T, diag_R=False):
@@ -139,9 +145,10 @@ def test_random_models(N, K, M, T):
 
 def test_random_model_diagonal_R_vector():
     A, B, C, R, m0, P0, y = random_model(5, 5, 5, 3, 30, diag_R=True)
-    sol_vec = solve_ours(A, B, C, np.diag(R), m0, P0, y)
+    sol_vec, log_prob_vec = solve_ours(A, B, C, np.diag(R), m0, P0, y)
     sol, ref = compare(A, B, C, R, m0, P0, y)
     np.testing.assert_allclose(float(sol_vec.logpdf), ref["llf"], rtol=RTOL)
+    np.testing.assert_allclose(float(log_prob_vec), ref["llf"], rtol=RTOL)
 
 
 def test_dsge_style_singular():
@@ -184,6 +191,14 @@ def test_missing_observations(frac, N, K, M, T):
     # the all-missing step is a pure prediction: the filtered state is the predicted one
     t = T // 2 + 1  # index into sol.u (u_0 first)
     np.testing.assert_allclose(np.asarray(sol.u[t]), A @ np.asarray(sol.u[t - 1]), rtol=1e-12)
+    # the same pattern through mask= (which also gives num_timesteps), with arbitrary finite
+    # values at the masked entries, and mask= combined with the NaN data
+    observed = ~np.isnan(y)
+    d_mask = nss.KalmanLGSS(A, B, C, R, m0, P0, mask=observed)
+    assert d_mask.event_shape == (T, M) and d_mask.num_timesteps == T
+    y_filled = np.where(observed, y, 1e3 * rng.standard_normal(y.shape))
+    assert float(_log_prob(d_mask, y_filled)) == ref["log_prob"]
+    assert float(_log_prob(d_mask, y)) == ref["log_prob"]
 
 
 def test_missing_observations_kalman_test_model():
