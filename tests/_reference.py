@@ -1,9 +1,11 @@
 """Helpers shared by the test modules: random models and NumPy simulation (independent of the
-library), a plain NumPy Kalman filter and statsmodels' as the reference implementations, and
-helpers that show which code path a traced function took (jaxpr inspection, a recording spy)."""
+library), a plain NumPy Kalman filter and statsmodels' as the reference implementations, the one
+central finite difference every gradient test compares with, and helpers that show which code
+path a traced function took (jaxpr inspection, a recording spy)."""
 
 import jax
 import numpy as np
+from scipy.stats import multivariate_normal
 from statsmodels.tsa.statespace.kalman_filter import KalmanFilter as SMKalmanFilter
 
 
@@ -65,6 +67,49 @@ def numpy_kalman_loglik(A, B, C, R, m0, P0, y):
     return total
 
 
+def np_quad(T3, v):
+    """``quad(T3, v)[i] = v @ T3[i] @ v``."""
+    return np.array([v @ T3[i] @ v for i in range(T3.shape[0])])
+
+
+def np_logpdf(y, z, R):
+    """sum_{t=1}^T log N(y_t; z_t, R) with z (T+1, M), y (T, M)."""
+    return sum(multivariate_normal(mean=z[t + 1], cov=R).logpdf(y[t]) for t in range(len(y)))
+
+
+def np_linear(A, B, C, u0, noise, T):
+    """States ``u (T+1, N)`` and observations ``z (T+1, M)`` (``None`` without ``C``) of the
+    linear model given the noise, a NumPy loop (``B=None``: no shocks)."""
+    N = A.shape[0]
+    u = np.zeros((T + 1, N))
+    u[0] = u0
+    for t in range(1, T + 1):
+        u[t] = A @ u[t - 1] + (B @ noise[t - 1] if B is not None else 0.0)
+    z = None if C is None else np.array([C @ u[t] for t in range(T + 1)])
+    return u, z
+
+
+def np_quadratic(A_0, A_1, A_2, B, C_0, C_1, C_2, u0, noise, T, pruned):
+    """States and observations of the (pruned) quadratic model given the noise, as
+    :func:`np_linear`."""
+    N = A_1.shape[0]
+    u = np.zeros((T + 1, N))
+    uf = np.zeros((T + 1, N))
+    u[0] = uf[0] = u0
+    for t in range(1, T + 1):
+        bw = B @ noise[t - 1] if B is not None else np.zeros(N)
+        if pruned:
+            u[t] = A_0 + A_1 @ u[t - 1] + np_quad(A_2, uf[t - 1]) + bw
+            uf[t] = A_1 @ uf[t - 1] + bw
+        else:
+            u[t] = A_0 + A_1 @ u[t - 1] + np_quad(A_2, u[t - 1]) + bw
+    if C_1 is None:
+        return u, None
+    src = uf if pruned else u
+    z = np.array([C_0 + C_1 @ u[t] + np_quad(C_2, src[t]) for t in range(T + 1)])
+    return u, z
+
+
 def statsmodels_filter(A, B, C, R, m0, P0, y, tolerance=None, stationary=False):
     """statsmodels' filter of our model (NaN in ``y`` = missing), as statsmodels' results.
 
@@ -88,6 +133,24 @@ def statsmodels_filter(A, B, C, R, m0, P0, y, tolerance=None, stationary=False):
     else:
         kf.initialize_known(A @ m0, A @ P0 @ A.T + B @ B.T)
     return kf.filter()
+
+
+def central_difference(f, x, h=1e-6, batched=False):
+    """Central finite differences ``(f(x + h_i e_i) - f(x - h_i e_i)) / (2 h_i)`` along every entry
+    ``i`` of ``x``, in ``jax.jacfwd``'s layout ``f(x).shape + x.shape`` (``x.shape`` for a scalar
+    ``f``; a scalar ``x`` gives a derivative).
+
+    ``h`` is a scalar or an array of ``x``'s shape (relative steps are the caller's
+    ``h * abs(x)``). ``batched=True`` calls ``f`` once on the ``(2 x.size,) + x.shape`` stack of
+    points (all ``+`` steps, then all ``-`` steps), so a vmapped ``f`` compiles one program.
+    """
+    x = np.asarray(x, float)
+    steps = np.broadcast_to(np.asarray(h, float), x.shape).ravel()
+    E = (np.eye(x.size) * steps).reshape((x.size,) + x.shape)
+    points = np.concatenate([x + E, x - E])
+    values = np.asarray(f(points) if batched else [np.asarray(f(p)) for p in points], float)
+    d = (values[:x.size] - values[x.size:]) / (2 * steps.reshape((-1,) + (1,) * (values.ndim - 1)))
+    return np.moveaxis(d, 0, -1).reshape(values.shape[1:] + x.shape)
 
 
 def input_shapes(jaxpr, primitive):

@@ -15,6 +15,7 @@ import numpyro_statespace as nss
 from models import rbc
 from numpyro_statespace import dsge
 from numpyro_statespace.dynare import DynareError, expressions, lexer, macro, priors
+from _reference import central_difference
 
 MOD = Path(__file__).resolve().parents[1] / "models" / "mod"
 
@@ -286,7 +287,7 @@ def test_rbc_mod_gradient_matches_central_differences(rbc_mod):
     f, g = (lambda a: vg(a)[0]), vg(0.5)[1]
     # the likelihood is sharply curved in alpha (third derivative ~1e8: small Omega), so the
     # central difference's h^2 error is Richardson-extrapolated away (h = 1e-6 and 2e-6)
-    fd = [(f(0.5 + h) - f(0.5 - h)) / (2 * h) for h in (1e-6, 2e-6)]
+    fd = [central_difference(f, 0.5, h) for h in (1e-6, 2e-6)]
     assert float(g) == pytest.approx(float((4 * fd[0] - fd[1]) / 3), rel=1e-6)
 
 
@@ -528,8 +529,7 @@ def test_sw07_likelihood_gradient_matches_central_differences():
     direction = {k: float(rng.standard_normal()) * 1e-2 * max(abs(float(v)), 0.1)
                  for k, v in p0.items()}
     shifted = lambda s: {k: p0[k] + s * direction[k] for k in p0}  # noqa: E731
-    h = 1e-5
-    fd = (f(shifted(h)) - f(shifted(-h))) / (2 * h)
+    fd = central_difference(lambda s: f(shifted(s)), 0.0, h=1e-5)
     ad = sum(float(grad[k]) * direction[k] for k in p0)
     assert ad == pytest.approx(float(fd), rel=1e-5)
 

@@ -1,4 +1,4 @@
-"""Each model family against a plain NumPy for-loop written here, on seeded random models:
+"""Each model family against a plain NumPy for-loop (``_reference.py``), on seeded random models:
 states ``u``, observations ``z`` and the joint log-likelihood (DirectIteration), and the
 conditional likelihood (ConditionalLikelihood). Covers ``B=None``, ``C=None`` and
 ``tspan=(t0, T)`` with ``t0 != 0``; the generic ``StateSpaceProblem`` reproduces the linear and
@@ -14,7 +14,7 @@ import pytest
 from scipy.stats import multivariate_normal
 
 import numpyro_statespace as nss
-from _reference import input_shapes
+from _reference import input_shapes, np_linear, np_logpdf, np_quad, np_quadratic, stable_matrix
 
 RTOL = 1e-10
 ATOL_REL = 1e-12
@@ -37,55 +37,8 @@ def solve(prob, alg=nss.DirectIteration()):
 
 
 # --------------------------------------------------------------------------------------------
-# NumPy references
-# --------------------------------------------------------------------------------------------
-
-def np_quad(T3, v):
-    return np.array([v @ T3[i] @ v for i in range(T3.shape[0])])
-
-
-def np_logpdf(y, z, R):
-    """sum_{t=1}^T log N(y_t; z_t, R) with z (T+1, M), y (T, M)."""
-    return sum(multivariate_normal(mean=z[t + 1], cov=R).logpdf(y[t]) for t in range(len(y)))
-
-
-def np_linear(A, B, C, u0, noise, T):
-    N = A.shape[0]
-    u = np.zeros((T + 1, N))
-    u[0] = u0
-    for t in range(1, T + 1):
-        u[t] = A @ u[t - 1] + (B @ noise[t - 1] if B is not None else 0.0)
-    z = None if C is None else np.array([C @ u[t] for t in range(T + 1)])
-    return u, z
-
-
-def np_quadratic(A_0, A_1, A_2, B, C_0, C_1, C_2, u0, noise, T, pruned):
-    N = A_1.shape[0]
-    u = np.zeros((T + 1, N))
-    uf = np.zeros((T + 1, N))
-    u[0] = uf[0] = u0
-    for t in range(1, T + 1):
-        bw = B @ noise[t - 1] if B is not None else np.zeros(N)
-        if pruned:
-            u[t] = A_0 + A_1 @ u[t - 1] + np_quad(A_2, uf[t - 1]) + bw
-            uf[t] = A_1 @ uf[t - 1] + bw
-        else:
-            u[t] = A_0 + A_1 @ u[t - 1] + np_quad(A_2, u[t - 1]) + bw
-    if C_1 is None:
-        return u, None
-    src = uf if pruned else u
-    z = np.array([C_0 + C_1 @ u[t] + np_quad(C_2, src[t]) for t in range(T + 1)])
-    return u, z
-
-
-# --------------------------------------------------------------------------------------------
 # random models
 # --------------------------------------------------------------------------------------------
-
-def stable_matrix(rng, N, radius=0.8):
-    A = rng.standard_normal((N, N))
-    return A * (radius / np.max(np.abs(np.linalg.eigvals(A))))
-
 
 def spd(rng, n, scale=0.2):
     G = rng.standard_normal((n, n))
@@ -94,7 +47,7 @@ def spd(rng, n, scale=0.2):
 
 def random_linear(seed, N=4, K=2, M=3, T=20):
     rng = np.random.default_rng(seed)
-    return dict(A=stable_matrix(rng, N), B=rng.standard_normal((N, K)),
+    return dict(A=stable_matrix(rng, N, 0.8), B=rng.standard_normal((N, K)),
                 C=rng.standard_normal((M, N)), R=spd(rng, M), u0=rng.standard_normal(N),
                 noise=rng.standard_normal((T, K)), y=rng.standard_normal((T, M)))
 
@@ -591,7 +544,7 @@ def test_conditional_pruned_observation_uses_the_first_order_state():
 def test_conditional_generic(t0):
     rng = np.random.default_rng(35)
     N, K, T = 3, 2, 18
-    A = stable_matrix(rng, N)
+    A = stable_matrix(rng, N, 0.8)
     B = rng.standard_normal((N, K))
     c = rng.standard_normal(N)
     R = spd(rng, N)
@@ -612,7 +565,7 @@ def test_conditional_generic_with_observation():
     # observation(x, p, t) with M = N, time-dependent: z_t = g(f(y_{t-1}, w_t, t-1), t)
     rng = np.random.default_rng(36)
     N, K, T, t0 = 2, 1, 12, 3
-    A = stable_matrix(rng, N)
+    A = stable_matrix(rng, N, 0.8)
     B = rng.standard_normal((N, K))
     C = rng.standard_normal((N, N))
     R = spd(rng, N)

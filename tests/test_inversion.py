@@ -9,7 +9,7 @@ import pytest
 from scipy.optimize import root
 
 import numpyro_statespace as nss
-from _reference import stable_matrix
+from _reference import central_difference, stable_matrix
 
 
 def _quad(T3, v):
@@ -57,8 +57,7 @@ def _scipy_inversion(m, y, pruned):
 
         w = root(residual, np.zeros(K), tol=1e-13).x
         assert np.max(np.abs(residual(w))) < 1e-13
-        h = 1e-6
-        J = np.stack([(residual(w + h * e) - residual(w - h * e)) / (2 * h) for e in np.eye(K)], 1)
+        J = central_difference(residual, w)
         ll += -0.5 * w @ w - 0.5 * K * np.log(2 * np.pi) - np.linalg.slogdet(J)[1]
         u, uf = step(w)
         shocks.append(w)
@@ -85,10 +84,11 @@ def test_matches_scipy_root_loop(pruned):
     np.testing.assert_allclose(float(d.log_prob(y)), ll_ref, rtol=1e-9)
 
 
-def _central(f, x, index, h=1e-6):
+def _central(f, x, index):
+    """The central difference of ``f`` along the one entry ``index`` of ``x``."""
     e = np.zeros_like(x)
-    e[index] = h
-    return (f(x + e) - f(x - e)) / (2 * h)
+    e[index] = 1.0
+    return central_difference(lambda s: f(x + s * e), 0.0)
 
 
 GRAD_ENTRIES = {"A_1": (0, 1), "C_2": (1, 0, 2), "B": (2, 0), "A_2": (1, 1, 2), "u0": (0,),

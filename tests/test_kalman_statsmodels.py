@@ -1,5 +1,6 @@
-"""The Kalman filter (``nss.solve(prob, nss.KalmanFilter())``) against statsmodels' independent
-implementation: log-likelihood, filtered means, filtered covariances and predicted observations.
+"""The Kalman filter (``nss.solve(prob, nss.KalmanFilter())`` and ``nss.KalmanLGSS.log_prob``)
+against statsmodels' independent implementation: log-likelihood, filtered means, filtered
+covariances and predicted observations; missing data as NaN and through ``mask=``.
 
 Timing: our ``u_0 ~ N(m0, P0)`` is the state *before* the first transition, while statsmodels'
 initial state is the predicted state of the first observation, so statsmodels is initialised
@@ -44,9 +45,10 @@ def statsmodels_filter(A, B, C, R, m0, P0, y):
     )
 
 
-# Problems are pytrees, so the whole solve is jitted: one compilation per shape, much faster
-# than tracing the scan eagerly.
+# Problems and distributions are pytrees, so the whole solve and log_prob are jitted: one
+# compilation per shape, much faster than tracing the scan eagerly.
 _solve_kalman = jax.jit(lambda prob: nss.solve(prob, nss.KalmanFilter()))
+_log_prob = jax.jit(lambda d, y: d.log_prob(y))
 
 
 def solve_ours(A, B, C, R, m0, P0, y):
@@ -57,10 +59,17 @@ def solve_ours(A, B, C, R, m0, P0, y):
     return _solve_kalman(prob)
 
 
-def compare(A, B, C, R, m0, P0, y):
+def compare(A, B, C, R, m0, P0, y, distribution=False):
+    """``distribution``: also ``KalmanLGSS(...).log_prob(y)`` (a compilation of its own, so
+    for the cases where the distribution's own handling matters: missing data, singular R)."""
     sol = solve_ours(A, B, C, R, m0, P0, y)
     ref = statsmodels_filter(A, B, C, R, m0, P0, y)
     T, N = y.shape[0], A.shape[0]
+    if distribution:
+        log_prob = _log_prob(nss.KalmanLGSS(A, B, C, R, m0, P0, T), y)
+        assert log_prob.shape == ()
+        np.testing.assert_allclose(float(log_prob), ref["llf"], rtol=RTOL)
+        ref = dict(ref, log_prob=float(log_prob))
     assert sol.u.shape == (T + 1, N) and sol.P.shape == (T + 1, N, N)
     assert sol.z.shape == (T + 1, C.shape[0])
     np.testing.assert_allclose(float(sol.logpdf), ref["llf"], rtol=RTOL)
@@ -142,6 +151,8 @@ def test_random_model_diagonal_R_vector():
     sol_vec = solve_ours(A, B, C, np.diag(R), m0, P0, y)
     sol, ref = compare(A, B, C, R, m0, P0, y)
     np.testing.assert_allclose(float(sol_vec.logpdf), ref["llf"], rtol=RTOL)
+    d_vec = nss.KalmanLGSS(A, B, C, np.diag(R), m0, P0, y.shape[0])
+    np.testing.assert_allclose(float(_log_prob(d_vec, y)), ref["llf"], rtol=RTOL)
 
 
 def test_dsge_style_singular():
@@ -159,7 +170,7 @@ def test_dsge_style_singular():
     for t in range(T):
         u = A @ u + B @ rng.standard_normal(K)
         y[t] = C @ u
-    sol, ref = compare(A, B, C, R, m0, P0, y)
+    sol, ref = compare(A, B, C, R, m0, P0, y, distribution=True)
     assert np.isfinite(float(sol.logpdf))
     # The observed direction is known exactly after each update: C P_t|t C' = 0.
     CPC = np.einsum("mi,tij,nj->tmn", C, np.asarray(sol.P[1:]), C)
@@ -180,10 +191,18 @@ def test_missing_observations(frac, N, K, M, T):
     y[rng.uniform(size=y.shape) < frac] = np.nan
     y[T // 2] = np.nan  # one step with every entry missing
     assert 0 < np.isnan(y).mean() < 0.5
-    sol, ref = compare(A, B, C, R, m0, P0, y)
+    sol, ref = compare(A, B, C, R, m0, P0, y, distribution=True)
     # the all-missing step is a pure prediction: the filtered state is the predicted one
     t = T // 2 + 1  # index into sol.u (u_0 first)
     np.testing.assert_allclose(np.asarray(sol.u[t]), A @ np.asarray(sol.u[t - 1]), rtol=1e-12)
+    # the same pattern through mask= (which also gives num_timesteps), with arbitrary finite
+    # values at the masked entries, and mask= combined with the NaN data
+    observed = ~np.isnan(y)
+    d_mask = nss.KalmanLGSS(A, B, C, R, m0, P0, mask=observed)
+    assert d_mask.event_shape == (T, M) and d_mask.num_timesteps == T
+    y_filled = np.where(observed, y, 1e3 * rng.standard_normal(y.shape))
+    assert float(_log_prob(d_mask, y_filled)) == ref["log_prob"]
+    assert float(_log_prob(d_mask, y)) == ref["log_prob"]
 
 
 def test_missing_observations_kalman_test_model():

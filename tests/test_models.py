@@ -18,6 +18,7 @@ from numpyro.infer import Predictive
 
 import numpyro_statespace as nss
 from models import fvgq20, rbc, rbc_second_order, reference_data, timeseries as ts
+from _reference import central_difference
 
 RTOL = 1e-6
 
@@ -220,8 +221,7 @@ def test_rbc_second_order_model_density_and_gradient():
     value, (g_sigma, g_w) = jax.jit(jax.value_and_grad(log_density, argnums=(0, 1)))(0.012, w)
     assert np.isfinite(float(value))
     assert np.isfinite(float(g_sigma)) and g_w.shape == (40, 1)
-    h = 1e-7
-    fd = (log_density(0.012 + h, w) - log_density(0.012 - h, w)) / (2 * h)
+    fd = central_difference(lambda s: log_density(s, w), 0.012, h=1e-7)
     np.testing.assert_allclose(float(g_sigma), float(fd), rtol=1e-5)
 
 

@@ -16,7 +16,7 @@ import pytest
 from statsmodels.tsa.statespace.kalman_smoother import KalmanSmoother
 
 import numpyro_statespace as nss
-from _reference import spd, stable_matrix
+from _reference import central_difference, spd, stable_matrix
 
 RTOL = 1e-8
 FD_RTOL = 1e-6
@@ -149,16 +149,6 @@ def test_routes_agree_with_offsets():
     assert_close(seq, statsmodels_smoother(m, y, c=m["c"], d=m["d"]).llf)
 
 
-def _central_fd(f, x, h=1e-6):
-    x = np.asarray(x, float)
-    g = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        e = np.zeros_like(x)
-        e[i] = h
-        g[i] = (f(x + e) - f(x - e)) / (2 * h)
-    return g
-
-
 @pytest.mark.parametrize("route", ["fast", pytest.param("general", marks=pytest.mark.slow)])
 def test_offset_gradients_match_finite_differences(route):
     """Gradients in the regression coefficients and the state intercept (and ``A``)."""
@@ -177,11 +167,11 @@ def test_offset_gradients_match_finite_differences(route):
 
     beta, c = np.array([0.3, -1.0, 2.0]), np.array([0.5, -0.2])
     g = jax.grad(ll, argnums=(0, 1, 2))(beta, c, m["A"])
-    np.testing.assert_allclose(g[0], _central_fd(lambda b: float(ll(b, c, m["A"])), beta),
+    np.testing.assert_allclose(g[0], central_difference(lambda b: ll(b, c, m["A"]), beta),
                                rtol=FD_RTOL, atol=1e-7)
-    np.testing.assert_allclose(g[1], _central_fd(lambda x: float(ll(beta, x, m["A"])), c),
+    np.testing.assert_allclose(g[1], central_difference(lambda x: ll(beta, x, m["A"]), c),
                                rtol=FD_RTOL, atol=1e-7)
-    np.testing.assert_allclose(g[2], _central_fd(lambda a: float(ll(beta, c, a)), m["A"]),
+    np.testing.assert_allclose(g[2], central_difference(lambda a: ll(beta, c, a), m["A"]),
                                rtol=FD_RTOL, atol=1e-6)
 
 

@@ -238,7 +238,6 @@ def test_reference_agrees_with_statsmodels_style_dense_formula():
     theta, _ = random_model(2, 2, 1, 5, False, seed=3, rho=0.7, missing=0.3, empty_steps=True)
     A, B, C, R, m0, P0, y = (theta[k] for k in PARAMS)
     T, M = y.shape
-    N = A.shape[0]
     # u_t = A^t u_0 + sum_s A^(t-s) B w_s: mean and covariance of (y_1..y_T) in closed form
     Apow = [np.linalg.matrix_power(A, t) for t in range(T + 1)]
     mean = np.concatenate([C @ Apow[t] @ m0 for t in range(1, T + 1)])
@@ -253,4 +252,3 @@ def test_reference_agrees_with_statsmodels_style_dense_formula():
     o = ~np.isnan(y.ravel())
     dense = multivariate_normal(mean[o], cov[np.ix_(o, o)]).logpdf(y.ravel()[o])
     np.testing.assert_allclose(numpy_kalman_loglik(A, B, C, R, m0, P0, y), dense, rtol=1e-12)
-    assert N == 2

@@ -23,15 +23,11 @@ from numpyro.infer.util import log_density
 
 import numpyro_statespace as nss
 from models import rbc, rbc_second_order, reference_data
+from _reference import central_difference
 
 REF = reference_data.rbc()
 P0 = {k: rbc.TRUTH[k] for k in rbc.PARAMETERS}
 _solve = jax.jit(lambda p: rbc_second_order.second_order(**p))
-
-
-def _central(f, theta, h=1e-6):
-    return np.stack([(np.asarray(f(theta.at[i].add(h))) - np.asarray(f(theta.at[i].add(-h))))
-                     / (2 * h) for i in range(theta.shape[0])], axis=-1)
 
 
 # -- RBC reference ------------------------------------------------------------------------
@@ -57,7 +53,7 @@ def test_second_order_derivatives_forward_and_reverse_match_central_differences(
     theta = jnp.asarray([P0["alpha"], P0["beta"], P0["sigma"]])
     fwd = jax.jit(jax.jacfwd(_terms))(theta)
     rev = jax.jit(jax.jacrev(_terms))(theta)
-    fd = _central(jax.jit(_terms), theta)
+    fd = central_difference(jax.jit(_terms), theta)
     np.testing.assert_allclose(np.asarray(rev), np.asarray(fwd), rtol=1e-10, atol=1e-12)
     # central differences with h = 1e-6: truncation ~ h^2 f''' plus rounding ~ eps f / h,
     # about 1e-8 of the largest entry (~1e2)
@@ -78,7 +74,7 @@ def test_pruned_joint_loglik_through_the_solver_gradient_in_alpha_beta():
     ab = jnp.asarray([0.5, 0.95])
     value, grad = jax.jit(jax.value_and_grad(loglik))(ab)
     np.testing.assert_allclose(float(value), -690.81094364573, rtol=1e-10)
-    fd = _central(jax.jit(loglik), ab, h=1e-6)
+    fd = central_difference(jax.jit(loglik), ab)
     np.testing.assert_allclose(np.asarray(grad), fd, rtol=1e-6)
     assert np.all(np.abs(fd) > 1.0)
 

@@ -17,7 +17,8 @@ from numpyro_statespace.kernels.steady_state import (
     riccati_step,
     steady_state_loglik,
 )
-from _reference import record_results, simulate, spd, stable_matrix, statsmodels_filter
+from _reference import (central_difference, record_results, simulate, spd, stable_matrix,
+                        statsmodels_filter)
 
 T = 1000
 EVERY = kernels.likelihood.STEADY_STATE_EVERY   # the switch is tried after every chunk of steps
@@ -200,16 +201,6 @@ def test_vmap_mixes_switch_and_fallback():
                                                            p["P0"], p["y"])))(stacked)
     np.testing.assert_allclose(got, [loglik(fast, steady_state=False),
                                      loglik(slow, steady_state=False)], rtol=1e-13)
-
-
-def central_difference(f, x, h=1e-6):
-    x = np.asarray(x, float)
-    g = np.empty_like(x)
-    for i in np.ndindex(x.shape):
-        e = np.zeros_like(x)
-        e[i] = h
-        g[i] = (f(x + e) - f(x - e)) / (2 * h)
-    return g
 
 
 def test_gradients_match_finite_differences():
