@@ -32,14 +32,21 @@ NUM_CHAINS = 2
 
 
 def fit(y, route="kalman", seed=0, chain_method="vectorized", num_warmup=NUM_WARMUP,
-        num_samples=NUM_SAMPLES, num_chains=NUM_CHAINS):
-    """NUTS on the hierarchical panel model; returns the ``MCMC``."""
+        num_samples=NUM_SAMPLES, num_chains=NUM_CHAINS, centered=1.0, dense_pooled=False):
+    """NUTS on the hierarchical panel model; returns the ``MCMC``. ``centered``: the model's
+    centredness of the log-volatilities (``"data"``: ``models.panel.centredness``, one per
+    series); ``dense_pooled``: a dense mass matrix for the five pooled parameters (they are
+    correlated a posteriori: the measurement noise trades off against the volatilities)."""
     from models import panel
 
-    mcmc = MCMC(NUTS(panel.model, target_accept_prob=0.9), num_warmup=num_warmup,
-                num_samples=num_samples, num_chains=num_chains, chain_method=chain_method,
-                progress_bar=False)
-    mcmc.run(jax.random.key(seed), y, route=route, extra_fields=("diverging",))
+    if isinstance(centered, str) and centered == "data":
+        centered = panel.centredness(y, seed=seed)
+    dense = [tuple(panel.HYPER)] if dense_pooled else False
+    mcmc = MCMC(NUTS(panel.model, target_accept_prob=0.9, dense_mass=dense),
+                num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
+                chain_method=chain_method, progress_bar=False)
+    mcmc.run(jax.random.key(seed), y, route=route, centered=centered,
+             extra_fields=("diverging",))
     return mcmc
 
 
@@ -56,7 +63,9 @@ def pooled_summary(mcmc, truth, prob=0.9):
         s = stats[k]
         table[k] = (float(s["mean"]), float(s[lo]), float(s[hi]), float(s["r_hat"]),
                     float(s["n_eff"]), bool(s[lo] <= truth[k] <= s[hi]))
-    latent = [k for k in draws if k not in ("rho", "sigma", "w")]  # deterministic sites out
+    # deterministic sites out (log_sigma is one when decentred: its decentred site is in)
+    latent = [k for k in draws if k not in ("rho", "sigma", "w")
+              and not (k == "log_sigma" and "log_sigma_decentered" in draws)]
     r_hat = max(float(np.max(stats[k]["r_hat"])) for k in latent)
     divergences = int(mcmc.get_extra_fields()["diverging"].sum())
     return table, r_hat, divergences
