@@ -2,7 +2,8 @@
 
 Run from the repository root: ``python examples/panel.py`` (``NSS_SHORT=1`` for a quick run;
 ``--chain-method parallel`` for one chain per CPU core, ``--route whitened`` for the latent-shock
-route). The model (``models/panel.py``) puts the series in a ``numpyro.plate``; each series has
+route, ``--centered data`` for a per-series centredness of the volatilities chosen from the data
+and a dense mass matrix for the pooled parameters). The model (``models/panel.py``) puts the series in a ``numpyro.plate``; each series has
 its own persistence and volatility drawn around pooled values, its own start date and its own
 missing entries (NaN), and the Kalman likelihood is vectorised over the plate::
 
@@ -82,7 +83,7 @@ def report(name, mcmc, truth, seconds):
     return table, r_hat, divergences
 
 
-def main(route="kalman", chain_method="vectorized"):
+def main(route="kalman", chain_method="vectorized", centered=1.0):
     from models import panel
 
     data = panel.simulate(0, P, T)
@@ -91,7 +92,8 @@ def main(route="kalman", chain_method="vectorized"):
     results = {}
     for r in (("kalman", "whitened") if route == "both" else (route,)):
         start = time.perf_counter()
-        mcmc = fit(data["y"], r, chain_method=chain_method)
+        mcmc = fit(data["y"], r, chain_method=chain_method, centered=centered,
+                   dense_pooled=centered == "data")
         results[r] = report(r, mcmc, data, time.perf_counter() - start)
     return results
 
@@ -101,9 +103,12 @@ if __name__ == "__main__":
     parser.add_argument("--route", choices=("kalman", "whitened", "both"), default="kalman")
     parser.add_argument("--chain-method", choices=("vectorized", "parallel", "sequential"),
                         default="vectorized")
+    parser.add_argument("--centered", choices=("1", "data"), default="1",
+                        help="the volatilities' centredness: 1 (centred) or chosen per series "
+                             "from the data (models.panel.centredness)")
     args = parser.parse_args()
     if args.chain_method == "parallel":  # one CPU device per chain, before JAX starts
         import numpyro
 
         numpyro.set_host_device_count(NUM_CHAINS)
-    main(args.route, args.chain_method)
+    main(args.route, args.chain_method, 1.0 if args.centered == "1" else "data")
