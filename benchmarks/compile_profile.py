@@ -9,6 +9,7 @@ contains our likelihood, counts as NumPyro's), and eager single operations are c
 Prints a table and writes ``benchmarks/results/compile_profile_<route>.json``.
 
     python benchmarks/compile_profile.py [--route kalman] [--quick] [--compilation-cache]
+                                         [--chain-method vectorized]
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def _origin():
     return "other", "?"
 
 
-def profile(route, T, n, seed=0, init="median"):
+def profile(route, T, n, seed=0, init="median", chain_method="sequential"):
     records = []
 
     def listener(event, duration, fun_name=None, **_):
@@ -63,7 +64,7 @@ def profile(route, T, n, seed=0, init="median"):
     nuts.rbc.simulate(jax.random.key(seed), T, data_model)  # its compilations are not the run's
     jax.monitoring.register_event_duration_secs_listener(listener)
     t0 = time.perf_counter()
-    result = nuts.run_route(route, T, n, n, seed=seed, init=init)
+    result = nuts.run_route(route, T, n, n, seed=seed, init=init, chain_method=chain_method)
     wall = time.perf_counter() - t0
     jax.monitoring.unregister_event_duration_listener(listener)
     return result, wall, records
@@ -88,6 +89,9 @@ def main():
     parser.add_argument("--route", default="kalman", choices=list(nuts.ROUTES))
     parser.add_argument("--T", type=int, default=200)
     parser.add_argument("--quick", action="store_true", help="100 + 100 draws per chain")
+    parser.add_argument("--chain-method", choices=["sequential", "vectorized"],
+                        default="sequential",
+                        help="vectorized: both chains in one vmapped loop (one compilation)")
     parser.add_argument("--compilation-cache", action="store_true",
                         help="JAX's persistent compilation cache in a fresh temporary directory")
     args = parser.parse_args()
@@ -97,9 +101,9 @@ def main():
         # cache every program, however quick to compile (the default skips those under 1 s)
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     n = 100 if args.quick else 500
-    result, wall, records = profile(args.route, args.T, n)
+    result, wall, records = profile(args.route, args.T, n, chain_method=args.chain_method)
     by, top = summarise(records)
-    print(f"JAX {jax.__version__}; route {args.route}, 2 sequential chains x {n} + {n}, "
+    print(f"JAX {jax.__version__}; route {args.route}, 2 {args.chain_method} chains x {n} + {n}, "
           f"T = {args.T}{', compilation cache' if args.compilation_cache else ''}")
     print(f"wall {wall:.1f} s, min ESS {result['min_ess']:.0f}, {result['ess_per_s']:.2f} ESS/s")
     print(f"{'origin':8s} {'stage':8s} {'seconds':>8s} {'programs':>8s}")
@@ -111,10 +115,12 @@ def main():
     print("\ncostliest (trace + lower + compile seconds, compilations, origin, program at line):")
     for dt, count, origin, name in top:
         print(f"  {dt:7.2f} s {count:4d}  {origin:8s} {name}")
-    out = nuts.RESULTS / f"compile_profile_{args.route}.json"
+    suffix = "" if args.chain_method == "sequential" else f"_{args.chain_method}"
+    out = nuts.RESULTS / f"compile_profile_{args.route}{suffix}.json"
     nuts.RESULTS.mkdir(exist_ok=True)
     out.write_text(json.dumps({
-        "route": args.route, "T": args.T, "draws": n, "wall_s": wall, "nuts": result,
+        "route": args.route, "chain_method": args.chain_method, "T": args.T, "draws": n,
+        "wall_s": wall, "nuts": result,
         "by_origin_stage": {f"{o}/{s}": v for (o, s), v in by.items()},
         "top": top}, indent=2))
     if args.compilation_cache:

@@ -45,12 +45,26 @@ def main():
     parser.add_argument("-T", type=int, default=100)
     parser.add_argument("--draws", type=int, default=500, help="warm-up and kept, per chain")
     parser.add_argument("--prob", type=float, default=0.9)
+    parser.add_argument("--centered", default="1",
+                        help="the log-volatilities' centredness: a number in [0, 1], or 'data' "
+                             "(models.panel.centredness, one per series)")
+    parser.add_argument("--dense-pooled", action="store_true",
+                        help="a dense mass matrix for the five pooled parameters")
+    parser.add_argument("--seeds", default=None, help="comma-separated data sets (default: "
+                                                      "0 .. datasets - 1)")
+    parser.add_argument("--num-chains", type=int, default=2)
+    parser.add_argument("--out", default="panel_calibration.json")
     args = parser.parse_args()
     rows = []
-    for seed in range(args.datasets):
+    seeds = (range(args.datasets) if args.seeds is None
+             else [int(x) for x in args.seeds.split(",")])
+    centered = args.centered if args.centered == "data" else float(args.centered)
+    for seed in seeds:
         data = panel.simulate(seed, args.P, args.T, hyper="prior")
         start = time.perf_counter()
-        mcmc = example.fit(data["y"], seed=seed, num_warmup=args.draws, num_samples=args.draws)
+        mcmc = example.fit(data["y"], seed=seed, num_warmup=args.draws, num_samples=args.draws,
+                           num_chains=args.num_chains, centered=centered,
+                           dense_pooled=args.dense_pooled)
         table, r_hat, divergences = example.pooled_summary(mcmc, data, args.prob)
         seconds = time.perf_counter() - start
         row = {"seed": seed, "seconds": seconds, "r_hat": r_hat, "divergences": divergences,
@@ -79,7 +93,7 @@ def _write(args, rows):
     RESULTS.mkdir(exist_ok=True)
     covered = sum(sum(r["covered"].values()) for r in rows)
     n = sum(len(r["covered"]) for r in rows)
-    (RESULTS / "panel_calibration.json").write_text(json.dumps(
+    (RESULTS / args.out).write_text(json.dumps(
         {"args": vars(args), "covered": covered, "n": n, "rows": rows}, indent=1,
         default=float))
 

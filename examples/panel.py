@@ -2,7 +2,8 @@
 
 Run from the repository root: ``python examples/panel.py`` (``NSS_SHORT=1`` for a quick run;
 ``--chain-method parallel`` for one chain per CPU core, ``--route whitened`` for the latent-shock
-route). The model (``models/panel.py``) puts the series in a ``numpyro.plate``; each series has
+route, ``--centered data`` for a per-series centredness of the volatilities chosen from the data
+and a dense mass matrix for the pooled parameters). The model (``models/panel.py``) puts the series in a ``numpyro.plate``; each series has
 its own persistence and volatility drawn around pooled values, its own start date and its own
 missing entries (NaN), and the Kalman likelihood is vectorised over the plate::
 
@@ -32,14 +33,21 @@ NUM_CHAINS = 2
 
 
 def fit(y, route="kalman", seed=0, chain_method="vectorized", num_warmup=NUM_WARMUP,
-        num_samples=NUM_SAMPLES, num_chains=NUM_CHAINS):
-    """NUTS on the hierarchical panel model; returns the ``MCMC``."""
+        num_samples=NUM_SAMPLES, num_chains=NUM_CHAINS, centered=1.0, dense_pooled=False):
+    """NUTS on the hierarchical panel model; returns the ``MCMC``. ``centered``: the model's
+    centredness of the log-volatilities (``"data"``: ``models.panel.centredness``, one per
+    series); ``dense_pooled``: a dense mass matrix for the five pooled parameters (they are
+    correlated a posteriori: the measurement noise trades off against the volatilities)."""
     from models import panel
 
-    mcmc = MCMC(NUTS(panel.model, target_accept_prob=0.9), num_warmup=num_warmup,
-                num_samples=num_samples, num_chains=num_chains, chain_method=chain_method,
-                progress_bar=False)
-    mcmc.run(jax.random.key(seed), y, route=route, extra_fields=("diverging",))
+    if isinstance(centered, str) and centered == "data":
+        centered = panel.centredness(y, seed=seed)
+    dense = [tuple(panel.HYPER)] if dense_pooled else False
+    mcmc = MCMC(NUTS(panel.model, target_accept_prob=0.9, dense_mass=dense),
+                num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
+                chain_method=chain_method, progress_bar=False)
+    mcmc.run(jax.random.key(seed), y, route=route, centered=centered,
+             extra_fields=("diverging",))
     return mcmc
 
 
@@ -56,7 +64,9 @@ def pooled_summary(mcmc, truth, prob=0.9):
         s = stats[k]
         table[k] = (float(s["mean"]), float(s[lo]), float(s[hi]), float(s["r_hat"]),
                     float(s["n_eff"]), bool(s[lo] <= truth[k] <= s[hi]))
-    latent = [k for k in draws if k not in ("rho", "sigma", "w")]  # deterministic sites out
+    # deterministic sites out (log_sigma is one when decentred: its decentred site is in)
+    latent = [k for k in draws if k not in ("rho", "sigma", "w")
+              and not (k == "log_sigma" and "log_sigma_decentered" in draws)]
     r_hat = max(float(np.max(stats[k]["r_hat"])) for k in latent)
     divergences = int(mcmc.get_extra_fields()["diverging"].sum())
     return table, r_hat, divergences
@@ -73,7 +83,7 @@ def report(name, mcmc, truth, seconds):
     return table, r_hat, divergences
 
 
-def main(route="kalman", chain_method="vectorized"):
+def main(route="kalman", chain_method="vectorized", centered=1.0):
     from models import panel
 
     data = panel.simulate(0, P, T)
@@ -82,7 +92,8 @@ def main(route="kalman", chain_method="vectorized"):
     results = {}
     for r in (("kalman", "whitened") if route == "both" else (route,)):
         start = time.perf_counter()
-        mcmc = fit(data["y"], r, chain_method=chain_method)
+        mcmc = fit(data["y"], r, chain_method=chain_method, centered=centered,
+                   dense_pooled=centered == "data")
         results[r] = report(r, mcmc, data, time.perf_counter() - start)
     return results
 
@@ -92,9 +103,12 @@ if __name__ == "__main__":
     parser.add_argument("--route", choices=("kalman", "whitened", "both"), default="kalman")
     parser.add_argument("--chain-method", choices=("vectorized", "parallel", "sequential"),
                         default="vectorized")
+    parser.add_argument("--centered", choices=("1", "data"), default="1",
+                        help="the volatilities' centredness: 1 (centred) or chosen per series "
+                             "from the data (models.panel.centredness)")
     args = parser.parse_args()
     if args.chain_method == "parallel":  # one CPU device per chain, before JAX starts
         import numpyro
 
         numpyro.set_host_device_count(NUM_CHAINS)
-    main(args.route, args.chain_method)
+    main(args.route, args.chain_method, 1.0 if args.centered == "1" else "data")
