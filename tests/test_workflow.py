@@ -382,7 +382,19 @@ def test_example_runs_in_short_mode(example_runs, example):
         assert "Warning" not in output
 
 
-def test_notebook_is_valid_and_in_sync():
+#: executes the notebook's code cells in order, in one namespace, from examples/ (as Jupyter would)
+_RUN_NOTEBOOK = """
+import sys, nbformat, matplotlib.pyplot as plt
+sys.path.insert(0, ".")
+namespace = {}
+for i, cell in enumerate(c for c in nbformat.read(sys.argv[1], as_version=4).cells
+                         if c.cell_type == "code"):
+    exec(compile(cell.source, f"diagnostics.ipynb[{i}]", "exec"), namespace)
+    plt.close("all")
+"""
+
+
+def test_notebook_is_valid_in_sync_and_runs(tmp_path):
     nbformat = pytest.importorskip("nbformat")
     sys.path.insert(0, str(ROOT / "examples"))
     try:
@@ -396,13 +408,13 @@ def test_notebook_is_valid_and_in_sync():
     assert [(c.cell_type, c.source) for c in nb.cells] == \
         [(c.cell_type, c.source) for c in built.cells], \
         "examples/diagnostics.ipynb is stale: run python examples/build_notebook.py"
-    code = [c.source for c in nb.cells if c.cell_type == "code"]
-    assert code
-    for i, source in enumerate(code):
-        compile(source, f"diagnostics.ipynb[{i}]", "exec")
-    text = "\n".join(code)
+    text = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
     for needed in ("plot_trace", "plot_rank", "plot_pair"):
         assert needed in text
+    env = {**os.environ, "NSS_SHORT": "1", "NSS_FIGURES": str(tmp_path), "MPLBACKEND": "Agg"}
+    run = subprocess.run([sys.executable, "-c", _RUN_NOTEBOOK, str(path)], cwd=ROOT / "examples",
+                         env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
 
 
 def test_readme_shows_the_quickstart_figure():
