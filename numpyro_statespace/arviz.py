@@ -80,6 +80,7 @@ from ._arviz_source import (
     Unobserved,
     inspect_model,
     num_chains_draws,
+    observed_sites,
     per_draw,
     source,
     trace_at,
