@@ -1,4 +1,4 @@
-"""The NumPyro distributions (``numpyro_statespace/distributions.py``), each against an
+"""The NumPyro distributions (``numpyro_statespace/distributions/``), each against an
 independent reference: statsmodels' Kalman filter, SciPy's Lyapunov solver, NumPy loops,
 analytic moments and the DifferenceEquations.jl reference values.
 
