@@ -13,7 +13,7 @@ from pathlib import Path
 # optimisations (fusion, simplification) still run. Results may differ from the default
 # build's in the last bits, which every tolerance here allows. Set before JAX starts; the
 # example scripts that test_workflow runs as subprocesses inherit it. An explicit level is
-# left alone: `.ci/run` reruns every module not marked `workflow` with
+# left alone: `.ci/run` reruns the numerical modules it lists with
 # `XLA_FLAGS=--xla_backend_optimization_level=3` (XLA's default level and emitters: what users
 # compile).
 _flags = os.environ.get("XLA_FLAGS", "")
