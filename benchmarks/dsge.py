@@ -16,14 +16,19 @@ units of its Monte Carlo standard error.
 respect to all nine parameters, in-graph (``lax.fori_loop`` of ``--repeats`` evaluations in one
 jitted program, so dispatch is not counted): median per evaluation.
 
-Chains are vectorized (one compiled loop for all chains, NumPyro 0.22 compiles per run) and
-start at MacroModelling.jl's calibration. Writes ``benchmarks/results/dsge_<command>.json``.
+Chains are vectorized (one compiled loop for all chains, NumPyro 0.22 compiles per run;
+``--chain-method parallel``: one XLA host device per chain, so each chain's tree is built on its
+own without waiting for the deepest of the others, and the cores are shared among them) and
+start at MacroModelling.jl's calibration. ``--warmup`` and ``--samples`` are per chain. Writes
+``benchmarks/results/dsge_<command>.json``.
 
     python benchmarks/dsge.py first-order [--chains 4] [--warmup 1000] [--samples 1000]
     python benchmarks/dsge.py second-order [--routes inversion,joint] [--chains 4] ...
     python benchmarks/dsge.py second-order --routes inversion   # each route on its own, then
     python benchmarks/dsge.py second-order --routes joint       # ... their difference:
     python benchmarks/dsge.py compare
+    python benchmarks/dsge.py second-order --routes inversion --chains 2 \
+        --chain-method parallel --warmup 400 --samples 500         # the 15-minute target
     python benchmarks/dsge.py gradient [--repeats 50]
 """
 
@@ -31,11 +36,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from pathlib import Path
 
-import jax
+# --chain-method parallel: one XLA host device per chain, set before JAX starts its backend.
+_argv = " ".join(sys.argv[1:]).replace("=", " ")
+if "--chain-method parallel" in _argv:
+    import numpyro
+
+    _chains = re.search(r"--chains (\d+)", _argv)
+    numpyro.set_host_device_count(int(_chains.group(1)) if _chains else 4)
+
+import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 
@@ -51,12 +65,17 @@ from models import fs2000  # noqa: E402
 RESULTS = ROOT / "benchmarks" / "results"
 
 
-def run_nuts(model, y, chains, warmup, samples, seed=0, **kwargs):
-    """NUTS from the calibration; returns (wall seconds, samples by site, summary, divergences)."""
+def run_nuts(model, y, chains, warmup, samples, seed=0, chain_method="vectorized",
+             initial_mass="identity", **kwargs):
+    """NUTS from the calibration; returns (wall seconds, samples by site, summary, divergences).
+    ``initial_mass``: warm-up's first inverse mass matrix, NumPyro's identity or the prior's
+    variances (``fs2000.prior_inverse_mass``)."""
     init = {k: jnp.asarray(v) for k, v in fs2000.CALIBRATION.items()}
+    if initial_mass == "prior":
+        kwargs["inverse_mass_matrix"] = fs2000.prior_inverse_mass()
     kernel = NUTS(model, init_strategy=init_to_value(values=init), **kwargs)
     mcmc = MCMC(kernel, num_warmup=warmup, num_samples=samples, num_chains=chains,
-                chain_method="vectorized", progress_bar=False)
+                chain_method=chain_method, progress_bar=False)
     start = time.perf_counter()
     mcmc.run(jax.random.key(seed), jnp.asarray(y))
     jax.block_until_ready(mcmc.get_samples())
@@ -89,7 +108,8 @@ def _report(name, wall, stats, divergences):
 def first_order(args):
     y = fs2000.load_data()
     wall, _, stats, div = run_nuts(fs2000.kalman_model, y, args.chains, args.warmup,
-                                   args.samples, args.seed)
+                                   args.samples, args.seed, args.chain_method,
+                                   args.initial_mass)
     out = _report("FS2000 first order, Kalman", wall, stats, div)
     out["macromodelling_mean"] = dict(zip(fs2000.PARAMETERS,
                                           fs2000.MACROMODELLING_POSTERIOR_MEAN))
@@ -104,7 +124,8 @@ def second_order(args):
     out = {}
     for route in args.routes.split(","):
         wall, _, stats, div = run_nuts(models[route], y, args.chains, args.warmup,
-                                       args.samples, args.seed)
+                                       args.samples, args.seed, args.chain_method,
+                                       args.initial_mass)
         out[route] = _report(f"FS2000 pruned second order, {route}", wall, stats, div)
     if len(out) == 2:
         out["z_difference"] = _compare(*(out[r]["params"] for r in out))
@@ -170,6 +191,11 @@ def main(argv=None):
     parser.add_argument("--samples", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--routes", default="inversion,joint")
+    parser.add_argument("--chain-method", choices=("vectorized", "parallel"),
+                        default="vectorized")
+    parser.add_argument("--initial-mass", choices=("identity", "prior"), default="prior",
+                        help="warm-up's first inverse mass matrix (default: the prior's "
+                             "variances, fs2000.prior_inverse_mass)")
     parser.add_argument("--repeats", type=int, default=50)
     args = parser.parse_args(argv)
     run = {"first-order": first_order, "second-order": second_order, "gradient": gradient,

@@ -30,9 +30,11 @@ IRF_DRAWS = 4 if _common.SHORT else 100
 
 
 def fit(y, seed=0):
-    """NUTS on the pruned second-order inversion-filter likelihood, from the calibration."""
+    """NUTS on the pruned second-order inversion-filter likelihood, from the calibration,
+    warm-up's first mass matrix on the prior's scales (``fs2000.prior_inverse_mass``)."""
     init = {k: jnp.asarray(v) for k, v in fs2000.CALIBRATION.items()}
-    kernel = NUTS(fs2000.inversion_model, init_strategy=init_to_value(values=init))
+    kernel = NUTS(fs2000.inversion_model, init_strategy=init_to_value(values=init),
+                  inverse_mass_matrix=fs2000.prior_inverse_mass())
     mcmc = MCMC(kernel, num_warmup=NUM_WARMUP, num_samples=NUM_SAMPLES, num_chains=NUM_CHAINS,
                 chain_method="vectorized", progress_bar=False)
     mcmc.run(jax.random.key(seed), jnp.asarray(y))
