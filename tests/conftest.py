@@ -1,5 +1,6 @@
 """Tests run in float64 (the library itself never changes JAX's global config)."""
 
+import gc
 import os
 import sys
 from importlib.metadata import version
@@ -13,7 +14,7 @@ from pathlib import Path
 # optimisations (fusion, simplification) still run. Results may differ from the default
 # build's in the last bits, which every tolerance here allows. Set before JAX starts; the
 # example scripts that test_workflow runs as subprocesses inherit it. An explicit level is
-# left alone: `.ci/run` reruns the numerical modules it lists with
+# left alone: `.ci/run` reruns every module not marked `workflow` with
 # `XLA_FLAGS=--xla_backend_optimization_level=3` (XLA's default level and emitters: what users
 # compile).
 _flags = os.environ.get("XLA_FLAGS", "")
@@ -37,6 +38,7 @@ os.environ["XLA_FLAGS"] = _flags.strip()
 # nothing with this run. A developer repeating runs on one machine may set the variable.
 
 import jax  # noqa: E402
+import pytest  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 
@@ -61,3 +63,20 @@ HEAVY_FIRST = ("test_workflow.py", "test_gradients.py", "test_inference.py",
 def pytest_collection_modifyitems(config, items):
     rank = {name: i for i, name in enumerate(HEAVY_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(HEAVY_FIRST)))  # stable sort
+
+
+# Every program XLA:CPU compiles keeps its machine code in memory mappings of its own (code,
+# read-only data and data of each kernel object: tens of mappings per program), and JAX keeps a
+# program for as long as the function that compiled it lives (a module-level `jax.jit`: for the
+# whole process). A pytest-xdist worker that runs module after module so accumulates mappings
+# until the kernel's per-process limit (`vm.max_map_count`, 65,530 by default) makes a compile's
+# mmap fail and XLA abort the worker ("Fatal Python error: Aborted" in backend_compile_and_load,
+# seen at -O3 in test_smoother after a worker's earlier modules). Each module's programs are
+# dropped when the module ends, so a worker holds one module's programs at a time; few programs
+# are shared between modules (the note on the compilation cache above), and this fixture, set
+# up first, is torn down after the module's own fixtures.
+@pytest.fixture(autouse=True, scope="module")
+def _drop_compiled_programs_after_each_module():
+    yield
+    jax.clear_caches()
+    gc.collect()
