@@ -1,12 +1,13 @@
 """Helpers shared by the test modules: random models and NumPy simulation (independent of the
-library), a plain NumPy Kalman filter and statsmodels' as the reference implementations, the one
-central finite difference every gradient test compares with, and helpers that show which code
-path a traced function took (jaxpr inspection, a recording spy)."""
+library), NumPy loops, the dense joint Gaussian, a plain NumPy Kalman filter and statsmodels' as
+the reference implementations, one ``assert_close``, the one central finite difference every
+gradient test compares with, and helpers that show which code path a traced function took
+(jaxpr inspection, a recording spy)."""
 
 import jax
 import numpy as np
 from scipy.stats import multivariate_normal
-from statsmodels.tsa.statespace.kalman_filter import KalmanFilter as SMKalmanFilter
+from statsmodels.tsa.statespace.kalman_smoother import KalmanSmoother
 
 
 def stable_matrix(rng, N, radius=0.9):
@@ -39,6 +40,49 @@ def simulate(rng, A, B, C, R, m0, P0, T):
     return y
 
 
+def random_model(seed, N, K, M, T, radius=0.9, diag_R=False, R_zero=False, missing=0.0):
+    """A random stable model and data simulated from it: ``dict(A, B, C, R, m0, P0, y)``;
+    ``R`` diagonal (``diag_R``) or without measurement error in the first observable
+    (``R_zero``: a DSGE-style exact observable); NaN at a fraction ``missing`` of ``y``."""
+    rng = np.random.default_rng(seed)
+    A = stable_matrix(rng, N, radius)
+    B = rng.standard_normal((N, K))
+    C = rng.standard_normal((M, N))
+    R = np.diag(rng.uniform(0.05, 0.5, M)) if diag_R else spd(rng, M, 0.3)
+    if R_zero:
+        R[0, :] = R[:, 0] = 0.0
+    m0, P0 = rng.standard_normal(N), spd(rng, N)
+    y = simulate(rng, A, B, C, R, m0, P0, T)
+    y[rng.uniform(size=y.shape) < missing] = np.nan
+    return {"A": A, "B": B, "C": C, "R": R, "m0": m0, "P0": P0, "y": y}
+
+
+def dsge_singular(seed, T):
+    """K = 1 shock < N = 3 states, M = 1 observable without measurement error (R = 0)."""
+    rng = np.random.default_rng(seed)
+    A, B, C = stable_matrix(rng, 3, 0.95), rng.standard_normal((3, 1)), rng.standard_normal((1, 3))
+    m = {"A": A, "B": B, "C": C, "R": np.zeros((1, 1)), "m0": np.zeros(3), "P0": spd(rng, 3)}
+    m["y"] = simulate(rng, A, B, C, m["R"], m["m0"], m["P0"], T)
+    return m
+
+
+def dense_moments(A, B, C, R, m0, P0, T):
+    """Mean ``(T M,)`` and covariance ``(T M, T M)`` of the stacked ``y_1..y_T`` in closed form:
+    ``u_t = A^t u_0 + sum_s A^(t-s) B w_s``."""
+    M = C.shape[0]
+    Ap = [np.linalg.matrix_power(A, t) for t in range(T + 1)]
+    mean = np.concatenate([C @ Ap[t] @ m0 for t in range(1, T + 1)])
+    cov = np.zeros((T * M, T * M))
+    for t in range(1, T + 1):
+        for s in range(1, T + 1):
+            P_ts = Ap[t] @ P0 @ Ap[s].T
+            for r in range(1, min(t, s) + 1):
+                P_ts = P_ts + Ap[t - r] @ B @ B.T @ Ap[s - r].T
+            cov[(t - 1) * M:t * M, (s - 1) * M:s * M] = C @ P_ts @ C.T
+        cov[(t - 1) * M:t * M, (t - 1) * M:t * M] += R
+    return mean, cov
+
+
 def numpy_kalman_loglik(A, B, C, R, m0, P0, y):
     """Plain float64 NumPy Kalman filter; NaN entries of ``y`` are dropped (observed rows only).
 
@@ -67,6 +111,16 @@ def numpy_kalman_loglik(A, B, C, R, m0, P0, y):
     return total
 
 
+def linear_transition(x, w, p, t):
+    """The linear model as generic callbacks, ``p = dict(A, B, C)``: ``A x + B w``, ..."""
+    return p["A"] @ x + p["B"] @ w
+
+
+def linear_observation(x, p, t):
+    """... and ``C x``."""
+    return p["C"] @ x
+
+
 def np_quad(T3, v):
     """``quad(T3, v)[i] = v @ T3[i] @ v``."""
     return np.array([v @ T3[i] @ v for i in range(T3.shape[0])])
@@ -75,6 +129,16 @@ def np_quad(T3, v):
 def np_logpdf(y, z, R):
     """sum_{t=1}^T log N(y_t; z_t, R) with z (T+1, M), y (T, M)."""
     return sum(multivariate_normal(mean=z[t + 1], cov=R).logpdf(y[t]) for t in range(len(y)))
+
+
+def np_conditional(predict, u0, y, noise, R):
+    """The conditional likelihood's predictions ``z_t = predict(y_{t-1}, w_t, t-1)`` with
+    ``y_0 = u0`` and ``sum_t log N(y_t; z_t, R)``."""
+    T = y.shape[0]
+    prev = np.vstack([u0[None], y[:-1]])
+    z = np.array([predict(prev[t], None if noise is None else noise[t], t) for t in range(T)])
+    ll = sum(multivariate_normal(mean=z[t], cov=R).logpdf(y[t]) for t in range(T))
+    return z, ll
 
 
 def np_linear(A, B, C, u0, noise, T):
@@ -110,29 +174,57 @@ def np_quadratic(A_0, A_1, A_2, B, C_0, C_1, C_2, u0, noise, T, pruned):
     return u, z
 
 
-def statsmodels_filter(A, B, C, R, m0, P0, y, tolerance=None, stationary=False):
-    """statsmodels' filter of our model (NaN in ``y`` = missing), as statsmodels' results.
+def statsmodels_filter(A, B, C, R, m0, P0, y, tolerance=None, prior_of="u0", smooth=False,
+                       state_offset=None, obs_offset=None):
+    """statsmodels' filter (``smooth=True``: smoother) of our model (NaN in ``y`` = missing), as
+    statsmodels' results; ``C`` may be time-varying ``(T, M, N)``.
 
     Our ``u_0 ~ N(m0, P0)`` precedes the first transition; statsmodels starts from the predicted
-    state of the first observation, ``(A m0, A P0 A' + B B')`` (``stationary=True``: from the
-    stationary distribution instead). ``tolerance=0`` turns off statsmodels' own steady-state
-    switch (its default is ``1e-19``).
+    state of the first observation, ``(A m0, A P0 A' + B B')``. ``prior_of="u1"``: ``(m0, P0)``
+    is that state already; ``"stationary"`` / ``"diffuse"``: statsmodels' own initialisations.
+    Offsets ``c (T, N)``, ``d (T, M)`` (or constant): statsmodels' ``state_intercept[:, t]``
+    enters ``alpha_{t+1}``, our ``c_t`` enters ``u_t``, so ``a_1`` gains ``c_1`` and
+    ``state_intercept[:, t - 1] = c_{t + 1}``. ``tolerance=0`` turns off statsmodels' own
+    steady-state switch (its default is ``1e-19``).
     """
     T, M = y.shape
     N, K = B.shape
     kw = {} if tolerance is None else {"tolerance": tolerance}
-    kf = SMKalmanFilter(k_endog=M, k_states=N, k_posdef=K, **kw)
-    kf.bind(np.array(y, dtype=float))
-    kf["design"] = C
-    kf["transition"] = A
-    kf["selection"] = B
-    kf["state_cov"] = np.eye(K)
-    kf["obs_cov"] = R
-    if stationary:
-        kf.initialize_stationary()
+    ks = KalmanSmoother(k_endog=M, k_states=N, k_posdef=K, **kw)
+    ks.bind(np.array(y, dtype=float))
+    ks["design"] = np.moveaxis(C, 0, -1) if np.ndim(C) == 3 else C
+    ks["transition"], ks["selection"], ks["state_cov"], ks["obs_cov"] = A, B, np.eye(K), R
+    c = np.zeros((T, N)) if state_offset is None else np.broadcast_to(state_offset, (T, N))
+    if state_offset is not None:  # (set only when given: a time-varying system turns off
+        # statsmodels' steady-state switch)
+        ks["state_intercept"] = np.concatenate([c[1:], np.zeros((1, N))]).T.copy()
+    if obs_offset is not None:
+        ks["obs_intercept"] = np.broadcast_to(obs_offset, (T, M)).T.copy()
+    if prior_of == "stationary":
+        ks.initialize_stationary()
+    elif prior_of == "diffuse":
+        ks.initialize_diffuse()
+    elif prior_of == "u1":
+        ks.initialize_known(m0, P0)
     else:
-        kf.initialize_known(A @ m0, A @ P0 @ A.T + B @ B.T)
-    return kf.filter()
+        ks.initialize_known(c[0] + A @ m0, A @ P0 @ A.T + B @ B.T)
+    return ks.smooth() if smooth else ks.filter()
+
+
+def statsmodels_loglik(*args, **kw):
+    """statsmodels' log-likelihood: :func:`statsmodels_filter`'s ``llf``."""
+    return float(statsmodels_filter(*args, **kw).llf)
+
+
+def assert_close(actual, expected, rtol=1e-8, atol_rel=1e-10, floor=1e-300):
+    """``assert_allclose`` of arrays of the same shape, with an absolute floor ``atol_rel`` times
+    the scale of ``expected`` (its largest entry, at least ``floor``) for entries that are zero up
+    to round-off (e.g. covariance entries that cancel): 1e-10 of the largest entry is far below
+    anything a wrong recursion would produce."""
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    assert actual.shape == expected.shape, (actual.shape, expected.shape)
+    scale = max(np.max(np.abs(expected)), floor) if expected.size else 1.0
+    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol_rel * scale)
 
 
 def central_difference(f, x, h=1e-6, batched=False):
@@ -153,18 +245,21 @@ def central_difference(f, x, h=1e-6, batched=False):
     return np.moveaxis(d, 0, -1).reshape(values.shape[1:] + x.shape)
 
 
-def input_shapes(jaxpr, primitive):
+def input_shapes(jaxpr, primitive, skip=()):
     """Shapes of the first operand of every ``primitive`` equation in ``jaxpr`` and the jaxprs
-    nested in it (jit, scan, custom derivative rules)."""
+    nested in it (jit, scan, custom derivative rules), those of the primitives ``skip`` (e.g.
+    loops) left out."""
     shapes = []
     for eqn in jaxpr.eqns:
+        if eqn.primitive.name in skip:
+            continue
         if eqn.primitive.name == primitive:
             shapes.append(eqn.invars[0].aval.shape)
         for param in eqn.params.values():
             for sub in param if isinstance(param, (tuple, list)) else (param,):
                 sub = getattr(sub, "jaxpr", sub)
                 if hasattr(sub, "eqns"):
-                    shapes += input_shapes(sub, primitive)
+                    shapes += input_shapes(sub, primitive, skip)
     return shapes
 
 

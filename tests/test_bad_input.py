@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _reference import linear_observation, linear_transition
 
 import numpyro_statespace as nss
 
@@ -45,8 +46,7 @@ C_2 = np.full((M, N, N), 0.01)
 def lin(**kw):
     """A LinearStateSpaceProblem from a complete valid set of arguments, with overrides."""
     args = dict(A=A, B=B, u0=U0, tspan=T, C=C, observables_noise=R, observables=Y,
-                u0_prior_mean=M0, u0_prior_var=P0)
-    args.update(kw)
+                u0_prior_mean=M0, u0_prior_var=P0) | kw
     return nss.LinearStateSpaceProblem(args.pop("A"), args.pop("B"), args.pop("u0"),
                                        args.pop("tspan"), **args)
 
@@ -54,19 +54,10 @@ def lin(**kw):
 def quad(pruned=False, **kw):
     """A (Pruned)QuadraticStateSpaceProblem from a valid set of arguments, with overrides."""
     args = dict(A_0=A_0, A_1=A, A_2=A_2, B=B, u0=U0, tspan=T, C_0=C_0, C_1=C, C_2=C_2,
-                observables_noise=R, observables=Y)
-    args.update(kw)
+                observables_noise=R, observables=Y) | kw
     cls = nss.PrunedQuadraticStateSpaceProblem if pruned else nss.QuadraticStateSpaceProblem
     return cls(args.pop("A_0"), args.pop("A_1"), args.pop("A_2"), args.pop("B"),
                args.pop("u0"), args.pop("tspan"), **args)
-
-
-def _transition(x, w, p, t):
-    return p["A"] @ x + p["B"] @ w
-
-
-def _observation(x, p, t):
-    return p["C"] @ x
 
 
 P_GEN = {"A": jnp.asarray(A), "B": jnp.asarray(B), "C": jnp.asarray(C)}
@@ -74,9 +65,8 @@ P_GEN = {"A": jnp.asarray(A), "B": jnp.asarray(B), "C": jnp.asarray(C)}
 
 def gen(**kw):
     """A generic StateSpaceProblem equivalent to ``lin()``, with overrides."""
-    args = dict(transition=_transition, observation=_observation, u0=U0, tspan=T, p=P_GEN,
-                n_shocks=K, observables_noise=R, observables=Y)
-    args.update(kw)
+    args = dict(transition=linear_transition, observation=linear_observation, u0=U0, tspan=T,
+                p=P_GEN, n_shocks=K, observables_noise=R, observables=Y) | kw
     return nss.StateSpaceProblem(args.pop("transition"), args.pop("observation"),
                                  args.pop("u0"), args.pop("tspan"), args.pop("p"), **args)
 

@@ -16,7 +16,7 @@ import pytest
 
 from numpyro_statespace import kernels
 from numpyro_statespace.kernels._batching import unbatched_all
-from _reference import record_results, simulate, spd, stable_matrix
+from _reference import input_shapes, record_results, simulate, spd, stable_matrix
 from test_parallel import _predetermined
 from test_steady_state import model as kalman_model
 
@@ -24,17 +24,7 @@ from test_steady_state import model as kalman_model
 def _conds_outside_loops(jaxpr):
     """Number of ``cond`` equations in ``jaxpr`` and its sub-jaxprs (jit calls, branches),
     loop bodies left out (the switches are not inside loops)."""
-    count = 0
-    for eqn in jaxpr.eqns:
-        if eqn.primitive.name in ("scan", "while"):
-            continue
-        count += eqn.primitive.name == "cond"
-        for param in eqn.params.values():
-            for sub in param if isinstance(param, (tuple, list)) else (param,):
-                sub = getattr(sub, "jaxpr", sub)  # a closed jaxpr's jaxpr
-                if hasattr(sub, "eqns"):
-                    count += _conds_outside_loops(sub)
-    return count
+    return len(input_shapes(jaxpr, "cond", skip=("scan", "while")))
 
 
 def test_unbatched_all():

@@ -6,6 +6,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
+from _reference import statsmodels_loglik
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 sys.path.insert(0, str(EXAMPLES))
@@ -16,16 +17,9 @@ pytestmark = pytest.mark.workflow
 
 
 def _statsmodels_loglik(beta, y):
-    from statsmodels.tsa.statespace.kalman_filter import KalmanFilter
-
-    A = np.asarray(mle.transition_matrix(beta))
     B, C, R = (np.asarray(x) for x in (mle.B, mle.C, mle.R))
-    kf = KalmanFilter(k_endog=2, k_states=2, k_posdef=1, design=C, transition=A, selection=B,
-                      state_cov=np.eye(1), obs_cov=np.diag(R))
-    P0 = 1e-4 * np.eye(2)
-    kf.initialize_known(A @ np.zeros(2), A @ P0 @ A.T + B @ B.T)
-    kf.bind(np.array(y))
-    return kf.loglike()
+    return statsmodels_loglik(np.asarray(mle.transition_matrix(beta)), B, C, np.diag(R),
+                              np.zeros(2), 1e-4 * np.eye(2), np.array(y))
 
 
 def test_mle_example_finds_the_maximum():

@@ -5,6 +5,7 @@ conditional likelihood (ConditionalLikelihood). Covers ``B=None``, ``C=None`` an
 the pruned-quadratic problems through callbacks.
 """
 
+import functools
 import importlib
 
 import jax
@@ -14,17 +15,25 @@ import pytest
 from scipy.stats import multivariate_normal
 
 import numpyro_statespace as nss
-from _reference import input_shapes, np_linear, np_logpdf, np_quad, np_quadratic, stable_matrix
+import _reference
+from _reference import (input_shapes, linear_observation, linear_transition, np_linear,
+                        np_conditional, np_logpdf, np_quad, np_quadratic, stable_matrix)
 
-RTOL = 1e-10
-ATOL_REL = 1e-12
+assert_close = functools.partial(_reference.assert_close, rtol=1e-10, atol_rel=1e-12, floor=1.0)
 
 
-def assert_close(actual, expected, rtol=RTOL, atol_rel=ATOL_REL):
-    actual, expected = np.asarray(actual), np.asarray(expected)
-    assert actual.shape == expected.shape, (actual.shape, expected.shape)
-    scale = max(np.max(np.abs(expected)), 1.0) if expected.size else 1.0
-    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol_rel * scale)
+def assert_path(sol, u, z, y=None, R=None):
+    """``sol.u`` and ``sol.z`` (``None``: no observation equation) equal the NumPy path, and
+    ``sol.logpdf`` its log-density of ``y`` (0 without data)."""
+    assert_close(sol.u, u)
+    if z is None:
+        assert sol.z is None
+    else:
+        assert_close(sol.z, z)
+    if y is None:
+        assert float(sol.logpdf) == 0.0
+    else:
+        assert_close(sol.logpdf, np_logpdf(y, z, R))
 
 
 # jit the whole solve (problems are pytrees, the algorithm marker is hashable): generic problems
@@ -40,9 +49,7 @@ def solve(prob, alg=nss.DirectIteration()):
 # random models
 # --------------------------------------------------------------------------------------------
 
-def spd(rng, n, scale=0.2):
-    G = rng.standard_normal((n, n))
-    return scale * (G @ G.T / n + 0.2 * np.eye(n))
+spd = functools.partial(_reference.spd, scale=0.2, jitter=0.2)
 
 
 def random_linear(seed, N=4, K=2, M=3, T=20):
@@ -76,9 +83,7 @@ def test_linear_joint(tspan, R_kind):
                                        observables_noise=R, observables=m["y"], noise=m["noise"])
     sol = solve(prob)
     u, z = np_linear(m["A"], m["B"], m["C"], m["u0"], m["noise"], 20)
-    assert_close(sol.u, u)
-    assert_close(sol.z, z)
-    assert_close(sol.logpdf, np_logpdf(m["y"], z, R_full))
+    assert_path(sol, u, z, m["y"], R_full)
     t0 = 0 if isinstance(tspan, int) else tspan[0]
     np.testing.assert_array_equal(np.asarray(sol.t), np.arange(t0, t0 + 21))
     np.testing.assert_array_equal(np.asarray(sol.W), m["noise"])
@@ -140,43 +145,20 @@ def test_eager_solve_is_one_compiled_program(monkeypatch):
     assert traced[1:] == [nss.StateSpaceProblem] * 2  # run as it is, each time
 
 
-def test_linear_B_none():
-    m = random_linear(1)
-    prob = nss.LinearStateSpaceProblem(m["A"], None, m["u0"], (5, 25), C=m["C"],
-                                       observables_noise=m["R"], observables=m["y"])
-    sol = solve(prob)
-    u, z = np_linear(m["A"], None, m["C"], m["u0"], None, 20)
-    assert sol.W is None
-    assert_close(sol.u, u)
-    assert_close(sol.z, z)
-    assert_close(sol.logpdf, np_logpdf(m["y"], z, m["R"]))
-
-
-def test_linear_C_none():
-    m = random_linear(2)
-    prob = nss.LinearStateSpaceProblem(m["A"], m["B"], m["u0"], (2, 22), noise=m["noise"])
-    sol = solve(prob)
-    u, _ = np_linear(m["A"], m["B"], None, m["u0"], m["noise"], 20)
-    assert sol.z is None
-    assert_close(sol.u, u)
-    assert float(sol.logpdf) == 0.0
-
-
-def test_linear_B_none_C_none():
-    m = random_linear(3)
-    sol = solve(nss.LinearStateSpaceProblem(m["A"], None, m["u0"], 20))
-    u, _ = np_linear(m["A"], None, None, m["u0"], None, 20)
-    assert sol.z is None and sol.W is None
-    assert_close(sol.u, u)
-
-
-def test_linear_no_observables_logpdf_zero():
-    m = random_linear(4)
-    prob = nss.LinearStateSpaceProblem(m["A"], m["B"], m["u0"], 20, C=m["C"], noise=m["noise"])
-    sol = solve(prob)
-    _, z = np_linear(m["A"], m["B"], m["C"], m["u0"], m["noise"], 20)
-    assert_close(sol.z, z)
-    assert float(sol.logpdf) == 0.0
+@pytest.mark.parametrize("seed, shocks, observed, data, tspan", [
+    (1, False, True, True, (5, 25)), (2, True, False, False, (2, 22)),
+    (3, False, False, False, 20), (4, True, True, False, 20)],
+    ids=["B_none", "C_none", "B_none_C_none", "no_observables"])
+def test_linear_without_shocks_observation_or_data(seed, shocks, observed, data, tspan):
+    """``B=None`` (no noise, ``W`` None), ``C=None`` (``z`` None), no data (``logpdf`` 0)."""
+    m = random_linear(seed)
+    B, noise = (m["B"], m["noise"]) if shocks else (None, None)
+    C = m["C"] if observed else None
+    obs = {"observables_noise": m["R"], "observables": m["y"]} if data else {}
+    sol = solve(nss.LinearStateSpaceProblem(m["A"], B, m["u0"], tspan, C=C, noise=noise, **obs))
+    assert (sol.W is None) == (not shocks)
+    u, z = np_linear(m["A"], B, C, m["u0"], noise, 20)
+    assert_path(sol, u, z, m["y"] if data else None, m["R"])
 
 
 def test_linear_one_state_one_shock_long():
@@ -187,9 +169,7 @@ def test_linear_one_state_one_shock_long():
                                        noise=m["noise"])
     sol = solve(prob)
     u, z = np_linear(m["A"], m["B"], m["C"], m["u0"], m["noise"], 200)
-    assert_close(sol.u, u)
-    assert_close(sol.z, z)
-    assert_close(sol.logpdf, np_logpdf(m["y"], z, m["R"]))
+    assert_path(sol, u, z, m["y"], m["R"])
 
 
 # --------------------------------------------------------------------------------------------
@@ -211,9 +191,7 @@ def test_quadratic_joint(cls, pruned, tspan):
     sol = solve(prob)
     u, z = np_quadratic(m["A_0"], m["A_1"], m["A_2"], m["B"], m["C_0"], m["C_1"], m["C_2"],
                         m["u0"], m["noise"], 15, pruned)
-    assert_close(sol.u, u)
-    assert_close(sol.z, z)
-    assert_close(sol.logpdf, np_logpdf(m["y"], z, m["R"]))
+    assert_path(sol, u, z, m["y"], m["R"])
     np.testing.assert_array_equal(np.asarray(sol.t), np.arange(tspan[0], tspan[1] + 1))
 
 
@@ -228,29 +206,20 @@ def test_pruned_differs_from_unpruned():
 
 
 @pytest.mark.parametrize("cls, pruned", QUAD_CLASSES)
-def test_quadratic_B_none(cls, pruned):
-    m = random_quadratic(12)
-    prob = cls(m["A_0"], m["A_1"], m["A_2"], None, m["u0"], (1, 16), C_0=m["C_0"],
-               C_1=m["C_1"], C_2=m["C_2"], observables_noise=m["R"], observables=m["y"])
-    sol = solve(prob)
-    u, z = np_quadratic(m["A_0"], m["A_1"], m["A_2"], None, m["C_0"], m["C_1"], m["C_2"],
-                        m["u0"], None, 15, pruned)
-    assert sol.W is None
-    assert_close(sol.u, u)
-    assert_close(sol.z, z)
-    assert_close(sol.logpdf, np_logpdf(m["y"], z, m["R"]))
-
-
-@pytest.mark.parametrize("cls, pruned", QUAD_CLASSES)
-def test_quadratic_C_none(cls, pruned):
-    m = random_quadratic(13)
-    prob = cls(m["A_0"], m["A_1"], m["A_2"], m["B"], m["u0"], 15, noise=m["noise"])
-    sol = solve(prob)
-    u, _ = np_quadratic(m["A_0"], m["A_1"], m["A_2"], m["B"], None, None, None, m["u0"],
-                        m["noise"], 15, pruned)
-    assert sol.z is None
-    assert_close(sol.u, u)
-    assert float(sol.logpdf) == 0.0
+@pytest.mark.parametrize("without", ["B", "C"])
+def test_quadratic_without_B_or_C(cls, pruned, without):
+    m = random_quadratic(12 if without == "B" else 13)
+    if without == "B":  # no shocks, observed
+        B, noise, tspan = None, None, (1, 16)
+        kw = {"C_0": m["C_0"], "C_1": m["C_1"], "C_2": m["C_2"], "observables_noise": m["R"],
+              "observables": m["y"]}
+    else:  # no observation equation, no data
+        B, noise, tspan, kw = m["B"], m["noise"], 15, {}
+    sol = solve(cls(m["A_0"], m["A_1"], m["A_2"], B, m["u0"], tspan, noise=noise, **kw))
+    u, z = np_quadratic(m["A_0"], m["A_1"], m["A_2"], B, kw.get("C_0"), kw.get("C_1"),
+                        kw.get("C_2"), m["u0"], noise, 15, pruned)
+    assert (sol.W is None) == (without == "B")
+    assert_path(sol, u, z, kw.get("observables"), m["R"])
 
 
 @pytest.mark.parametrize("cls, pruned", QUAD_CLASSES)
@@ -263,9 +232,7 @@ def test_quadratic_only_C_1(cls, pruned):
     M, N = m["C_1"].shape
     u, z = np_quadratic(m["A_0"], m["A_1"], m["A_2"], m["B"], np.zeros(M), m["C_1"],
                         np.zeros((M, N, N)), m["u0"], m["noise"], 15, pruned)
-    assert_close(sol.u, u)
-    assert_close(sol.z, z)
-    assert_close(sol.logpdf, np_logpdf(m["y"], z, m["R"]))
+    assert_path(sol, u, z, m["y"], m["R"])
 
 
 def test_quadratic_with_zero_A2_equals_linear():
@@ -287,19 +254,11 @@ def test_quadratic_with_zero_A2_equals_linear():
 # Generic StateSpaceProblem
 # --------------------------------------------------------------------------------------------
 
-def lin_transition(x, w, p, t):
-    return p["A"] @ x + p["B"] @ w
-
-
-def lin_observation(x, p, t):
-    return p["C"] @ x
-
-
 @pytest.mark.parametrize("tspan", [(0, 20), (7, 27)])
 def test_generic_reproduces_linear(tspan):
     m = random_linear(20)
     p = {k: jnp.asarray(m[k]) for k in ("A", "B", "C")}
-    gen = nss.StateSpaceProblem(lin_transition, lin_observation, m["u0"], tspan, p,
+    gen = nss.StateSpaceProblem(linear_transition, linear_observation, m["u0"], tspan, p,
                                 n_shocks=2, observables_noise=m["R"], observables=m["y"],
                                 noise=m["noise"])
     assert gen.n_obs == 3
@@ -382,9 +341,7 @@ def test_generic_time_dependent(t0):
         t = t0 + n
         u[n + 1] = pn["A"] @ u[n] + pn["B"] @ m["noise"][n] + pn["c"] * np.sin(0.3 * t)
     z = np.array([pn["C"] @ u[n] + 0.05 * (t0 + n) for n in range(T + 1)])
-    assert_close(sol.u, u)
-    assert_close(sol.z, z)
-    assert_close(sol.logpdf, np_logpdf(m["y"], z, m["R"]))
+    assert_path(sol, u, z, m["y"], m["R"])
     np.testing.assert_array_equal(np.asarray(sol.t), np.arange(t0, t0 + T + 1))
 
 
@@ -394,9 +351,8 @@ def test_generic_no_shocks_no_observation():
                                  jnp.asarray(m["A"]), n_shocks=0)
     sol = solve(prob)
     u, _ = np_linear(m["A"], None, None, m["u0"], None, 20)
-    assert sol.z is None and sol.W is None
-    assert_close(sol.u, u)
-    assert float(sol.logpdf) == 0.0
+    assert sol.W is None
+    assert_path(sol, u, None)
 
 
 def test_generic_nonlinear():
@@ -421,23 +377,12 @@ def test_generic_nonlinear():
     for t in range(T):
         u[t + 1] = np.tanh(A @ u[t]) + B @ noise[t]
     z = np.exp(u @ C.T)
-    assert_close(sol.u, u)
-    assert_close(sol.z, z)
-    assert_close(sol.logpdf, np_logpdf(y, z, R))
+    assert_path(sol, u, z, y, R)
 
 
 # --------------------------------------------------------------------------------------------
 # ConditionalLikelihood
 # --------------------------------------------------------------------------------------------
-
-def np_conditional(predict, u0, y, noise, R):
-    """z_t = predict(y_{t-1}, w_t, t-1) with y_0 = u0; logpdf = sum log N(y_t; z_t, R)."""
-    T = y.shape[0]
-    prev = np.vstack([u0[None], y[:-1]])
-    z = np.array([predict(prev[t], None if noise is None else noise[t], t) for t in range(T)])
-    ll = sum(multivariate_normal(mean=z[t], cov=R).logpdf(y[t]) for t in range(T))
-    return z, ll
-
 
 def _check_conditional(sol, u0, y, z_pred, ll, z0=None):
     assert_close(sol.logpdf, ll)
@@ -452,8 +397,7 @@ def _check_conditional(sol, u0, y, z_pred, ll, z0=None):
 def test_conditional_linear_C_none(tspan):
     m = random_linear(30, N=3, K=2, T=20)
     rng = np.random.default_rng(30)
-    y = rng.standard_normal((20, 3))
-    R = spd(rng, 3)
+    y, R = rng.standard_normal((20, 3)), spd(rng, 3)
     prob = nss.LinearStateSpaceProblem(m["A"], m["B"], m["u0"], tspan, observables_noise=R,
                                        observables=y, noise=m["noise"])
     sol = solve(prob, nss.ConditionalLikelihood())
@@ -466,8 +410,7 @@ def test_conditional_linear_C_none(tspan):
 def test_conditional_linear_B_none():
     m = random_linear(31, N=3, T=20)
     rng = np.random.default_rng(31)
-    y = rng.standard_normal((20, 3))
-    R = np.diag(rng.uniform(0.1, 0.5, 3))
+    y, R = rng.standard_normal((20, 3)), np.diag(rng.uniform(0.1, 0.5, 3))
     prob = nss.LinearStateSpaceProblem(m["A"], None, m["u0"], 20, observables_noise=np.diag(R),
                                        observables=y)
     sol = solve(prob, nss.ConditionalLikelihood())
@@ -479,8 +422,7 @@ def test_conditional_linear_B_none():
 def test_conditional_linear_square_C():
     # With an observation equation the prediction is C (A y_{t-1} + B w_t) (M = N).
     m = random_linear(32, N=3, K=1, M=3, T=20)
-    rng = np.random.default_rng(32)
-    y = rng.standard_normal((20, 3))
+    y = np.random.default_rng(32).standard_normal((20, 3))
     prob = nss.LinearStateSpaceProblem(m["A"], m["B"], m["u0"], 20, C=m["C"],
                                        observables_noise=m["R"], observables=y, noise=m["noise"])
     sol = solve(prob, nss.ConditionalLikelihood())
@@ -492,8 +434,7 @@ def test_conditional_linear_square_C():
 def test_conditional_quadratic_C_none():
     m = random_quadratic(33, N=3, K=2, T=15)
     rng = np.random.default_rng(33)
-    y = 0.5 * rng.standard_normal((15, 3))
-    R = spd(rng, 3)
+    y, R = 0.5 * rng.standard_normal((15, 3)), spd(rng, 3)
     prob = nss.QuadraticStateSpaceProblem(m["A_0"], m["A_1"], m["A_2"], m["B"], m["u0"], (2, 17),
                                           observables_noise=R, observables=y, noise=m["noise"])
     sol = solve(prob, nss.ConditionalLikelihood())
@@ -505,8 +446,7 @@ def test_conditional_quadratic_C_none():
 
 def test_conditional_quadratic_square_C_B_none():
     m = random_quadratic(34, N=3, M=3, T=15)
-    rng = np.random.default_rng(34)
-    y = 0.5 * rng.standard_normal((15, 3))
+    y = 0.5 * np.random.default_rng(34).standard_normal((15, 3))
 
     def g(x):
         return m["C_0"] + m["C_1"] @ x + np_quad(m["C_2"], x)
@@ -524,8 +464,7 @@ def test_conditional_pruned_observation_uses_the_first_order_state():
     """Pruned, clamped at the data: ``uf_{t-1} = y_{t-1}``, so the observation's quadratic term
     takes ``uf_t = A_1 y_{t-1} + B w_t`` (it took the second-order state, the unpruned value)."""
     m = random_quadratic(38, N=3, M=3, K=2, T=15)
-    rng = np.random.default_rng(38)
-    y = 0.5 * rng.standard_normal((15, 3))
+    y = 0.5 * np.random.default_rng(38).standard_normal((15, 3))
 
     def z_next(x, w, t):
         u = m["A_0"] + m["A_1"] @ x + np_quad(m["A_2"], x) + m["B"] @ w
@@ -589,7 +528,7 @@ def test_conditional_generic_matches_linear():
     R = spd(rng, 3)
     kw = dict(observables_noise=R, observables=y, noise=m["noise"])
     lin = nss.LinearStateSpaceProblem(m["A"], m["B"], m["u0"], 20, **kw)
-    gen = nss.StateSpaceProblem(lin_transition, None, m["u0"], 20,
+    gen = nss.StateSpaceProblem(linear_transition, None, m["u0"], 20,
                                 {"A": jnp.asarray(m["A"]), "B": jnp.asarray(m["B"])},
                                 n_shocks=2, **kw)
     a = solve(lin, nss.ConditionalLikelihood())

@@ -12,11 +12,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from statsmodels.tsa.statespace.kalman_filter import KalmanFilter as SMKalmanFilter
 
 import numpyro_statespace as nss
 from models import fs2000
-from _reference import central_difference
+from _reference import central_difference, statsmodels_loglik
 
 #: MacroModelling.jl's ``SS(FS2000)`` at the calibration, as printed by MacroModelling.jl
 #: (16 digits; Dynare's own fixture for fs2000 agrees to 1e-8).
@@ -48,15 +47,6 @@ def test_steady_state_equals_macromodelling():
         np.testing.assert_allclose(float(ss_newton[k]), ref, rtol=1e-10, atol=1e-13, err_msg=k)
 
 
-def _statsmodels_loglik(sol, y):
-    A, B, C = (np.asarray(x) for x in (sol.A, sol.B, sol.C))
-    kf = SMKalmanFilter(k_endog=2, k_states=A.shape[0], k_posdef=2, design=C, transition=A,
-                        selection=B, state_cov=np.eye(2), obs_cov=np.zeros((2, 2)))
-    kf.initialize_stationary()
-    kf.bind(np.asarray(y))
-    return kf.loglike()
-
-
 @pytest.mark.parametrize("p", [fs2000.CALIBRATION, OTHER], ids=["calibration", "posterior"])
 def test_first_order_likelihood_matches_statsmodels(p):
     y = fs2000.load_data()
@@ -66,8 +56,9 @@ def test_first_order_likelihood_matches_statsmodels(p):
     y_dev = np.asarray(fs2000.deviations(p, y))
     d = nss.KalmanLGSS(sol.A, sol.B, sol.C, jnp.zeros(2), jnp.zeros(sol.A.shape[0]),
                        "stationary", 192)
-    np.testing.assert_allclose(float(d.log_prob(y_dev)), _statsmodels_loglik(sol, y_dev),
-                               rtol=1e-9)
+    ref = statsmodels_loglik(*(np.asarray(x) for x in (sol.A, sol.B, sol.C)), np.zeros((2, 2)),
+                             None, None, y_dev, prior_of="stationary")
+    np.testing.assert_allclose(float(d.log_prob(y_dev)), ref, rtol=1e-9)
 
 
 def test_first_order_inversion_equals_kalman_from_known_state():

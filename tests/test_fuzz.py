@@ -10,6 +10,8 @@ parameter are evaluated in ONE compiled call per family (``jit(vmap(value_and_gr
 * the gradient never contains NaN; where ``log_prob`` is ``-inf`` it is finite everywhere;
 * a NaN or infinite parameter gives ``-inf``; so does an indefinite ``R`` in the joint
   likelihoods, and an unstable ``A`` with ``u0_cov="stationary"``;
+* the named failures (``NAMED``: an indefinite ``R``, a NaN in ``A``, a huge start, an
+  exploding quadratic, an unstable ``A`` with ``u0_cov="stationary"``) give ``-inf``;
 * every uncorrupted draw is finite (the fuzz is not vacuous; an unpruned quadratic model
   whose path truly explodes is excepted).
 
@@ -60,9 +62,7 @@ SCALES_TINY = (1e-20, 1e-100, 1e-150, 1e-200, 1e-300)
 
 def _log_prob(fam, th, y):
     kw = dict(validate_args=False)
-    if fam == "kalman":
-        d = nss.KalmanLGSS(th["A"], th["B"], th["C"], th["R"], th["m0"], th["P0"], T, **kw)
-    elif fam == "kalman_diagonal_R":  # the filter's univariate update
+    if fam in ("kalman", "kalman_diagonal_R"):  # (variances: the filter's univariate update)
         d = nss.KalmanLGSS(th["A"], th["B"], th["C"], th["R"], th["m0"], th["P0"], T, **kw)
     elif fam == "kalman_stationary":
         d = nss.KalmanLGSS(th["A"], th["B"], th["C"], th["R"], th["m0"], "stationary", T, **kw)
@@ -166,6 +166,44 @@ def _stack_draws(fam, ndraws, rng):
     return stacked, y, labels
 
 
+def _nan_entry(x):
+    x = np.array(x, float)
+    x[0, 1] = np.nan
+    return x
+
+
+def _huge_start(fam, th):
+    """``u0`` (``m0``) beyond the state bound 1e154 with ``A = 0``: finite predictions in the
+    conditional likelihood, whose cotangent overflowed (found by this fuzz)."""
+    return dict(th, A=np.zeros((N, N)), **{"m0" if fam.startswith("kalman") else "u0":
+                                           np.full(N, 1e300)})
+
+
+# Named failures, appended to the draws of their family (the same compiled call): each must
+# give -inf with a finite gradient. (case, families, the change of the family's base model)
+NAMED = [
+    ("R=-I", ("kalman", "joint_linear", "conditional"),
+     lambda fam, th: dict(th, R=-np.eye(len(th["R"])))),
+    ("NaN in A", ("kalman", "joint_linear", "conditional"),
+     lambda fam, th: dict(th, A=_nan_entry(th["A"]))),
+    ("huge u0, A = 0", ("kalman", "joint_linear", "conditional"), _huge_start),
+    # the unpruned second-order path overflows within T steps
+    ("exploding quadratic", ("joint_quadratic",),
+     lambda fam, th: dict(th, A_2=np.abs(th["A_2"]) * 100, u0=np.ones(N))),
+] + [(f"unstable A (radius {r})", ("kalman_stationary",),
+      lambda fam, th, r=r: dict(th, A=r * th["A"] / np.max(np.abs(np.linalg.eigvals(th["A"])))))
+     for r in (1.05, 1.5, 1.0 + 1e-3)]
+
+
+def with_named(fam, stacked, labels):
+    """The draws followed by the named failures of ``fam`` (labels ``named:<case>``)."""
+    base = _base(fam, np.random.default_rng([SEED, 1]))
+    named = [(case, change(fam, dict(base))) for case, fams, change in NAMED if fam in fams]
+    stacked = {k: np.concatenate([v, [th[k] for _, th in named]]) if named else v
+               for k, v in stacked.items()}
+    return stacked, labels + [(f"named:{case}",) for case, _ in named]
+
+
 _COMPILED = {}
 
 
@@ -176,9 +214,13 @@ def _value_and_grad(fam):
     return _COMPILED[fam]
 
 
-def run_family(fam, ndraws=NDRAWS):
-    """Evaluate the fuzz; returns ``(values, grad_has_nan, grad_all_finite, labels, params)``."""
+def run_family(fam, ndraws=NDRAWS, named=False):
+    """Evaluate the fuzz (``named``: and the named failures); returns ``(values, grad_has_nan,
+    grad_all_finite, labels, params)``."""
     stacked, y, labels = fuzz_draws(fam, ndraws)
+    if named:
+        stacked, labels = with_named(fam, stacked, labels)
+        ndraws = len(labels)
     values, grads = _value_and_grad(fam)({k: jnp.asarray(v) for k, v in stacked.items()},
                                          jnp.asarray(y))
     leaves = [np.asarray(g).reshape(ndraws, -1) for g in jax.tree.leaves(grads)]
@@ -229,6 +271,8 @@ def check_contract(fam, values, grad_nan, grad_finite, labels, stacked):
     if fam == "joint_quadratic":  # an unpruned second-order model may truly explode
         clean &= ~_explodes(stacked)
     bad(clean & ~np.isfinite(values), "uncorrupted but not finite")
+    named = np.array([lab[:1] != () and lab[0].startswith("named:") for lab in labels])
+    bad(named & (values != -np.inf), "named failures but not -inf")
 
     # expectations read off the final parameters (a later corruption may undo an earlier one)
     with np.errstate(all="ignore"):
@@ -254,12 +298,12 @@ def check_contract(fam, values, grad_nan, grad_finite, labels, stacked):
 
 @pytest.mark.parametrize("fam", list(FAMILIES))
 def test_fuzz_failure_contract(fam):
-    values, grad_nan, grad_finite, labels, stacked = run_family(fam)
+    values, grad_nan, grad_finite, labels, stacked = run_family(fam, named=True)
     counts = outcome_counts(values, grad_nan, grad_finite)
-    print(f"\nfuzz {fam} ({NDRAWS} draws): {counts}")
+    print(f"\nfuzz {fam} ({NDRAWS} draws and {len(values) - NDRAWS} named failures): {counts}")
     problems = check_contract(fam, values, grad_nan, grad_finite, labels, stacked)
     assert not problems, "\n".join(problems)
-    assert counts["finite"] + counts["minus_inf"] == NDRAWS
+    assert counts["finite"] + counts["minus_inf"] == len(values)
     # both outcomes occur: the fuzz reaches the failure paths and the working ones
     assert counts["finite"] > NDRAWS // 10 and counts["minus_inf"] > NDRAWS // 10, counts
 

@@ -35,6 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _reference import central_difference, np_linear, stable_matrix
 from jax.flatten_util import ravel_pytree
 from scipy.linalg import solve_discrete_lyapunov
 
@@ -80,16 +81,10 @@ def assert_fd_close(ad, fd, what):
 
 
 def central_fd(f, x):
-    """Central differences of a scalar ``f`` at the float64 vector ``x`` (numpy loop)."""
+    """Central differences of a scalar ``f`` at the float64 vector ``x``, steps
+    ``FD_REL_STEP * max(1, |x_i|)``."""
     x = np.asarray(x, dtype=np.float64)
-    g = np.empty_like(x)
-    for i in range(x.size):
-        h = FD_REL_STEP * max(1.0, abs(x[i]))
-        xp, xm = x.copy(), x.copy()
-        xp[i] += h
-        xm[i] -= h
-        g[i] = (float(f(xp)) - float(f(xm))) / (xp[i] - xm[i])
-    return g
+    return central_difference(lambda v: float(f(v)), x, h=FD_REL_STEP * np.maximum(1.0, np.abs(x)))
 
 
 def batch_of(flat, seed):
@@ -219,19 +214,13 @@ def rbc_data(T):
 def random_linear(seed, N=3, K=2, M=2, T=12, rho=0.8):
     """A stable random linear model with data simulated from it (seeded numpy)."""
     rng = np.random.default_rng(seed)
-    A = rng.standard_normal((N, N))
-    A *= rho / np.max(np.abs(np.linalg.eigvals(A)))
-    B = 0.5 * rng.standard_normal((N, K))
-    C = rng.standard_normal((M, N))
+    A = stable_matrix(rng, N, rho)
+    B, C = 0.5 * rng.standard_normal((N, K)), rng.standard_normal((M, N))
     L = 0.3 * rng.standard_normal((M, M))
     R = L @ L.T + 0.1 * np.eye(M)
-    u0 = 0.3 * rng.standard_normal(N)
-    noise = rng.standard_normal((T, K))
-    u = u0
-    y = np.empty((T, M))
-    for t in range(T):
-        u = A @ u + B @ noise[t]
-        y[t] = C @ u + np.linalg.cholesky(R) @ rng.standard_normal(M)
+    u0, noise = 0.3 * rng.standard_normal(N), rng.standard_normal((T, K))
+    v = rng.standard_normal((T, M)) @ np.linalg.cholesky(R).T  # measurement errors
+    y = np_linear(A, B, C, u0, noise, T)[1][1:] + v
     return dict(A=A, B=B, C=C, R=R, u0=u0, noise=noise, y=y, rng=rng)
 
 
@@ -248,34 +237,27 @@ def random_quadratic(seed, N=3, K=2, M=2, T=10):
 # ---------------------------------------------------------------------------------------------
 
 
+def _direct_logpdf_fn(y):
+    def logpdf_fn(th):  # (sym of a vector of variances is the vector)
+        prob = nss.LinearStateSpaceProblem(
+            th["A"], th["B"], th["u0"], (0, y.shape[0]), C=th["C"],
+            observables_noise=sym(th["R"]), observables=y, noise=th["noise"])
+        return nss.solve(prob, nss.DirectIteration()).logpdf
+    return logpdf_fn
+
+
 def test_direct_linear_rbc():
     d, y, w = rbc_data(20)
-    T = y.shape[0]
-
-    def logpdf_fn(th):
-        prob = nss.LinearStateSpaceProblem(
-            th["A"], th["B"], th["u0"], T, C=th["C"], observables_noise=sym(th["R"]),
-            observables=y, noise=th["noise"])
-        return nss.solve(prob, nss.DirectIteration()).logpdf
-
     theta = dict(A=d["A"], B=d["B"], C=d["C"], u0=d["u0"] + 0.01, noise=w, R=d["R"])
-    check_gradients(logpdf_fn, theta)
+    check_gradients(_direct_logpdf_fn(y), theta)
 
 
 def test_direct_linear_random_diagonal_R():
     """A random model, with ``observables_noise`` given as a vector of variances."""
     m = random_linear(1, T=15)
-    y = m["y"]
-
-    def logpdf_fn(th):
-        prob = nss.LinearStateSpaceProblem(
-            th["A"], th["B"], th["u0"], (0, y.shape[0]), C=th["C"], observables_noise=th["R"],
-            observables=y, noise=th["noise"])
-        return nss.solve(prob, nss.DirectIteration()).logpdf
-
     theta = dict(A=m["A"], B=m["B"], C=m["C"], u0=m["u0"], noise=m["noise"],
                  R=np.diag(m["R"]).copy())
-    check_gradients(logpdf_fn, theta, seed=2)
+    check_gradients(_direct_logpdf_fn(m["y"]), theta, seed=2)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -373,15 +355,8 @@ def test_kalman_dsge_singular():
     the state alone and every filtered covariance is singular."""
     rng = np.random.default_rng(9)
     N, T = 3, 20
-    A = rng.standard_normal((N, N))
-    A *= 0.9 / np.max(np.abs(np.linalg.eigvals(A)))
-    B = rng.standard_normal((N, 1))
-    C = rng.standard_normal((1, N))
-    x = np.zeros(N)
-    y = np.empty((T, 1))
-    for t in range(T):
-        x = A @ x + B[:, 0] * rng.standard_normal()
-        y[t] = C @ x  # exact observations: R = 0
+    A, B, C = stable_matrix(rng, N, 0.9), rng.standard_normal((N, 1)), rng.standard_normal((1, N))
+    y = np_linear(A, B, C, np.zeros(N), rng.standard_normal((T, 1)), T)[1][1:]  # R = 0: exact
     P0 = solve_discrete_lyapunov(A, B @ B.T)
     theta = dict(A=A, B=B, C=C, R=np.zeros((1, 1)), m0=np.zeros(N), P0=P0)
     _, g = check_gradients(_kalman_logpdf_fn(y), theta, seed=10, eager=True)
@@ -406,17 +381,19 @@ def test_kalman_missing_observations():
 
     # The data's gradient: finite everywhere, zero exactly at the missing entries.
     th = jax.tree_util.tree_map(jnp.asarray, theta)
-
-    def f_of_y(yy):
-        prob = nss.LinearStateSpaceProblem(
-            th["A"], th["B"], jnp.zeros(3), yy.shape[0], C=th["C"], observables_noise=th["R"],
-            observables=yy, u0_prior_mean=th["m0"], u0_prior_var=th["P0"])
-        return nss.solve(prob, nss.KalmanFilter()).logpdf
-
-    gy = np.asarray(jax.jit(jax.grad(f_of_y))(jnp.asarray(y)))
+    gy = np.asarray(jax.jit(jax.grad(lambda yy: _kalman_logpdf_fn(yy)(th)))(jnp.asarray(y)))
     assert np.all(np.isfinite(gy)), gy
     assert np.all(gy[np.isnan(y)] == 0.0)
     assert np.all(gy[~np.isnan(y)] != 0.0)
+
+
+def _conditional_logpdf_fn(y):
+    def logpdf_fn(th):
+        prob = nss.LinearStateSpaceProblem(th["A"], th["B"], th["u0"], y.shape[0],
+                                           observables_noise=sym(th["R"]), observables=y,
+                                           noise=th["noise"])
+        return nss.solve(prob, nss.ConditionalLikelihood()).logpdf
+    return logpdf_fn
 
 
 # ---------------------------------------------------------------------------------------------
@@ -428,21 +405,11 @@ def test_conditional_linear():
     m = random_linear(13, N=3, K=2, M=3, T=15)
     rng = m["rng"]
     # Fully observed: the data are noisy states.
-    u = np.empty((15, 3))
-    x = m["u0"]
-    for t in range(15):
-        x = m["A"] @ x + m["B"] @ m["noise"][t]
-        u[t] = x + 0.1 * rng.standard_normal(3)
+    u = np_linear(m["A"], m["B"], None, m["u0"], m["noise"], 15)[0][1:]
+    u = u + 0.1 * rng.standard_normal((15, 3))
     R = np.diag([0.02, 0.03, 0.05]) + 0.005
-
-    def logpdf_fn(th):
-        prob = nss.LinearStateSpaceProblem(
-            th["A"], th["B"], th["u0"], u.shape[0], observables_noise=sym(th["R"]),
-            observables=u, noise=th["noise"])
-        return nss.solve(prob, nss.ConditionalLikelihood()).logpdf
-
     theta = dict(A=m["A"], B=m["B"], u0=m["u0"], noise=0.5 * m["noise"], R=R)
-    check_gradients(logpdf_fn, theta, seed=14)
+    check_gradients(_conditional_logpdf_fn(u), theta, seed=14)
 
 
 def test_conditional_rbc_quadratic():
@@ -466,24 +433,32 @@ def test_conditional_rbc_quadratic():
 # ---------------------------------------------------------------------------------------------
 
 
-def _kalman_raw_logpdf(th):
-    prob = nss.LinearStateSpaceProblem(
-        th["A"], th["B"], jnp.zeros(th["A"].shape[0]), _KALMAN_FAIL["y"].shape[0], C=th["C"],
-        observables_noise=th["R"], observables=_KALMAN_FAIL["y"], u0_prior_mean=th["m0"],
-        u0_prior_var=th["P0"])
-    return nss.solve(prob, nss.KalmanFilter()).logpdf
+def _fail_model(seed, T, N=3, K=2, M=2):
+    m = random_linear(seed, N=N, K=K, M=M, T=T)
+    return m["y"], {k: m[k] for k in ("A", "B", "C", "R", "u0", "noise")}
 
 
-def _kalman_fail_model():
-    # Small C and B: C P C' < I, so that R = -I makes every innovation covariance negative
-    # definite.
-    m = random_linear(17, N=3, K=2, M=2, T=20)  # a rolled scan: compiles in a fraction
-    theta = dict(A=m["A"], B=0.3 * m["B"], C=0.1 * m["C"], R=m["R"], m0=np.zeros(3),
-                 P0=0.5 * np.eye(3))
-    return dict(y=m["y"], theta=theta)
+_KALMAN_Y, _KALMAN_GOOD = _fail_model(17, T=20)  # a rolled scan: compiles in a fraction
+# Small C and B: C P C' < I, so that R = -I makes every innovation covariance negative definite.
+_KALMAN_GOOD = dict(A=_KALMAN_GOOD["A"], B=0.3 * _KALMAN_GOOD["B"], C=0.1 * _KALMAN_GOOD["C"],
+                    R=_KALMAN_GOOD["R"], m0=np.zeros(3), P0=0.5 * np.eye(3))
+_DIRECT_Y, _DIRECT_GOOD = _fail_model(19, T=8)
+_COND_Y, _COND_GOOD = _fail_model(21, T=8, N=2, K=1)
+_COND_GOOD.pop("C")
+_QUAD_A_2 = np.stack([np.eye(2), np.eye(2)])
+_QUAD_GOOD = dict(A_0=np.zeros(2), A_1=0.5 * np.eye(2), A_2=_QUAD_A_2, B=0.1 * np.ones((2, 1)),
+                  C_1=np.eye(2), C_2=0.01 * _QUAD_A_2, u0=np.array([0.1, 0.1]),
+                  noise=np.ones((12, 1)), R=0.1 * np.eye(2))
 
 
-_KALMAN_FAIL = _kalman_fail_model()
+_kalman_raw_logpdf = _kalman_logpdf_fn(_KALMAN_Y)  # (the failures' covariances are symmetric)
+
+
+def _quadratic_raw_logpdf(th):
+    prob = nss.QuadraticStateSpaceProblem(
+        th["A_0"], th["A_1"], th["A_2"], th["B"], th["u0"], 12, C_1=th["C_1"], C_2=th["C_2"],
+        observables_noise=th["R"], observables=jnp.ones((12, 2)), noise=th["noise"])
+    return nss.solve(prob, nss.DirectIteration()).logpdf
 
 
 def _nan_at(x, idx):
@@ -492,87 +467,37 @@ def _nan_at(x, idx):
     return x
 
 
-KALMAN_FAILURES = {
-    "R=-I": dict(R=-np.eye(2)),
-    "R indefinite": dict(R=np.array([[1.0, 5.0], [5.0, 1.0]])),
-    "NaN in A": dict(A=_nan_at(_KALMAN_FAIL["theta"]["A"], (1, 2))),
-    "NaN in u0_prior_mean": dict(m0=_nan_at(np.zeros(3), 1)),
-    "NaN in u0_prior_var": dict(P0=_nan_at(0.5 * np.eye(3), (0, 0))),
+MODELS = {"kalman": (_kalman_raw_logpdf, _KALMAN_GOOD),
+          "direct": (_direct_logpdf_fn(_DIRECT_Y), _DIRECT_GOOD),
+          "conditional": (_conditional_logpdf_fn(_COND_Y), _COND_GOOD),
+          "quadratic": (_quadratic_raw_logpdf, _QUAD_GOOD)}
+FAILURES = {  # "model: case": the change of the model's good parameters
+    "kalman: R=-I": dict(R=-np.eye(2)),
+    "kalman: R indefinite": dict(R=np.array([[1.0, 5.0], [5.0, 1.0]])),
+    "kalman: NaN in A": dict(A=_nan_at(_KALMAN_GOOD["A"], (1, 2))),
+    "kalman: NaN in u0_prior_mean": dict(m0=_nan_at(np.zeros(3), 1)),
+    "kalman: NaN in u0_prior_var": dict(P0=_nan_at(0.5 * np.eye(3), (0, 0))),
+    "direct: R=-I": dict(R=-np.eye(2)),
+    "direct: R indefinite": dict(R=np.array([[1.0, 2.0], [2.0, 1.0]])),
+    "direct: NaN in A": dict(A=_nan_at(_DIRECT_GOOD["A"], (0, 1))),
+    # an explosive (unpruned) second-order model: u_t ~ u_{t-1}^2 overflows to inf within
+    # T = 12 steps from u0 = 10; the direct iteration module promises -inf with finite gradients
+    "quadratic: overflow": dict(u0=np.array([10.0, 10.0])),
+    "conditional: R=-I": dict(R=-np.eye(2)),
+    # A = 0 predicts 0 from any u_0, but the cotangent of u_0 = 1e300 overflowed (NaN in the
+    # gradient of A; found by test_fuzz): states beyond 1e154 count as numerical failure.
+    "conditional: huge u0": dict(A=np.zeros((2, 2)), u0=np.array([1e300, -1e300]),
+                                 R=1e-4 * np.eye(2)),
 }
 
 
-@pytest.mark.parametrize("failure", list(KALMAN_FAILURES))
-def test_kalman_failure_gives_minus_inf(failure):
-    good = _KALMAN_FAIL["theta"]
-    failure_check(_kalman_raw_logpdf, dict(good, **KALMAN_FAILURES[failure]), batch_with=good)
+@pytest.mark.parametrize("failure", list(FAILURES))
+def test_failure_gives_minus_inf(failure):
+    logpdf_fn, good = MODELS[failure.split(":")[0]]
+    failure_check(logpdf_fn, dict(good, **FAILURES[failure]), batch_with=good)
 
 
 def test_kalman_indefinite_R_concrete():
     """Without any tracing (R concrete, non-negative diagonal): still -inf, not an error."""
-    good = _KALMAN_FAIL["theta"]
-    th = jax.tree_util.tree_map(jnp.asarray, dict(good, **KALMAN_FAILURES["R indefinite"]))
+    th = jax.tree_util.tree_map(jnp.asarray, dict(_KALMAN_GOOD, **FAILURES["kalman: R indefinite"]))
     assert _kalman_raw_logpdf(th) == -np.inf
-
-
-def _direct_raw_logpdf(th):
-    prob = nss.LinearStateSpaceProblem(
-        th["A"], th["B"], th["u0"], _DIRECT_FAIL["y"].shape[0], C=th["C"],
-        observables_noise=th["R"], observables=_DIRECT_FAIL["y"], noise=th["noise"])
-    return nss.solve(prob, nss.DirectIteration()).logpdf
-
-
-def _direct_fail_model():
-    m = random_linear(19, N=3, K=2, M=2, T=8)
-    theta = dict(A=m["A"], B=m["B"], C=m["C"], R=m["R"], u0=m["u0"], noise=m["noise"])
-    return dict(y=m["y"], theta=theta)
-
-
-_DIRECT_FAIL = _direct_fail_model()
-
-DIRECT_FAILURES = {
-    "R=-I": dict(R=-np.eye(2)),
-    "R indefinite": dict(R=np.array([[1.0, 2.0], [2.0, 1.0]])),
-    "NaN in A": dict(A=_nan_at(_DIRECT_FAIL["theta"]["A"], (0, 1))),
-}
-
-
-@pytest.mark.parametrize("failure", list(DIRECT_FAILURES))
-def test_direct_failure_gives_minus_inf(failure):
-    good = _DIRECT_FAIL["theta"]
-    failure_check(_direct_raw_logpdf, dict(good, **DIRECT_FAILURES[failure]), batch_with=good)
-
-
-def _quadratic_overflow_logpdf(th):
-    T = 12
-    prob = nss.QuadraticStateSpaceProblem(
-        th["A_0"], th["A_1"], th["A_2"], th["B"], th["u0"], T, C_1=th["C_1"], C_2=th["C_2"],
-        observables_noise=th["R"], observables=jnp.ones((T, 2)), noise=th["noise"])
-    return nss.solve(prob, nss.DirectIteration()).logpdf
-
-
-def test_direct_quadratic_overflow_gives_minus_inf():
-    """An explosive (unpruned) second-order model: u_t ~ u_{t-1}^2 overflows to inf within
-    T = 12 steps from u0 = 10; the direct iteration module promises -inf with finite gradients."""
-    A_2 = np.stack([np.eye(2), np.eye(2)])
-    theta = dict(A_0=np.zeros(2), A_1=0.5 * np.eye(2), A_2=A_2, B=0.1 * np.ones((2, 1)),
-                 C_1=np.eye(2), C_2=0.01 * A_2, u0=np.array([10.0, 10.0]),
-                 noise=np.ones((12, 1)), R=0.1 * np.eye(2))
-    good = dict(theta, u0=np.array([0.1, 0.1]))
-    failure_check(_quadratic_overflow_logpdf, theta, batch_with=good)
-
-
-def test_conditional_failure_gives_minus_inf():
-    m = random_linear(21, N=2, K=1, M=2, T=8)
-
-    def logpdf_fn(th):
-        prob = nss.LinearStateSpaceProblem(
-            th["A"], th["B"], th["u0"], 8, observables_noise=th["R"],
-            observables=m["y"], noise=th["noise"])
-        return nss.solve(prob, nss.ConditionalLikelihood()).logpdf
-
-    good = dict(A=m["A"], B=m["B"], u0=m["u0"], noise=m["noise"], R=m["R"])
-    failure_check(logpdf_fn, dict(good, R=-np.eye(2)), batch_with=good)
-    # A = 0 predicts 0 from any u_0, but the cotangent of u_0 = 1e300 overflowed (NaN in the
-    # gradient of A; found by test_fuzz): states beyond 1e154 count as numerical failure.
-    failure_check(logpdf_fn, dict(good, A=np.zeros((2, 2)), u0=np.array([1e300, -1e300]),
-                                  R=1e-4 * np.eye(2)), batch_with=good)

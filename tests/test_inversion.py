@@ -9,11 +9,7 @@ import pytest
 from scipy.optimize import root
 
 import numpyro_statespace as nss
-from _reference import central_difference, stable_matrix
-
-
-def _quad(T3, v):
-    return np.einsum("ijk,j,k->i", T3, v, v)
+from _reference import central_difference, np_linear, np_quad, np_quadratic, stable_matrix
 
 
 def _model(seed=0, N=3, K=2):
@@ -27,14 +23,8 @@ def _model(seed=0, N=3, K=2):
 
 def _simulate(m, w, pruned):
     """NumPy loop of the (pruned) quadratic model driven by ``w (T, K)``: ``y (T, M)``."""
-    u = uf = m["u0"]
-    ys = []
-    for w_t in w:
-        arg = uf if pruned else u
-        u, uf = (m["A_0"] + m["A_1"] @ u + _quad(m["A_2"], arg) + m["B"] @ w_t,
-                 m["A_1"] @ uf + m["B"] @ w_t)
-        ys.append(m["C_0"] + m["C_1"] @ u + _quad(m["C_2"], uf if pruned else u))
-    return np.array(ys)
+    args = [m[k] for k in ("A_0", "A_1", "A_2", "B", "C_0", "C_1", "C_2")]
+    return np_quadratic(*args, m["u0"], w, len(w), pruned)[1][1:]
 
 
 def _scipy_inversion(m, y, pruned):
@@ -47,13 +37,14 @@ def _scipy_inversion(m, y, pruned):
         arg = uf if pruned else u
 
         def step(w, u=u, uf=uf, arg=arg):
-            u_new = m["A_0"] + m["A_1"] @ u + _quad(m["A_2"], arg) + m["B"] @ w
+            u_new = m["A_0"] + m["A_1"] @ u + np_quad(m["A_2"], arg) + m["B"] @ w
             uf_new = m["A_1"] @ uf + m["B"] @ w
             return u_new, uf_new
 
         def residual(w):
             u_new, uf_new = step(w)
-            return m["C_0"] + m["C_1"] @ u_new + _quad(m["C_2"], uf_new if pruned else u_new) - y_t
+            z = m["C_0"] + m["C_1"] @ u_new + np_quad(m["C_2"], uf_new if pruned else u_new)
+            return z - y_t
 
         w = root(residual, np.zeros(K), tol=1e-13).x
         assert np.max(np.abs(residual(w))) < 1e-13
@@ -129,11 +120,7 @@ def test_linear_equals_kalman_with_known_initial_state():
     A, B, C = stable_matrix(rng, N, 0.9), rng.standard_normal((N, K)), rng.standard_normal((K, N))
     u0 = rng.standard_normal(N)
     w = rng.standard_normal((T, K))
-    u, y = u0, []
-    for w_t in w:
-        u = A @ u + B @ w_t
-        y.append(C @ u)
-    y = np.array(y)
+    y = np_linear(A, B, C, u0, w, T)[1][1:]
     # R = 0 and a known u_0: the Kalman filter's innovations are C B w_t exactly
     kalman = nss.KalmanLGSS(A, B, C, np.zeros((K, K)), u0, np.zeros((N, N)), T,
                             method="sequential")

@@ -2,11 +2,9 @@
 against statsmodels' independent implementation: log-likelihood, filtered means, filtered
 covariances and predicted observations; missing data as NaN and through ``mask=``.
 
-Timing: our ``u_0 ~ N(m0, P0)`` is the state *before* the first transition, while statsmodels'
-initial state is the predicted state of the first observation, so statsmodels is initialised
-with ``(A m0, A P0 A' + B B')``. Then ``sol.u[1:]``/``sol.P[1:]`` are statsmodels'
-``filtered_state``/``filtered_state_cov`` and ``sol.z[1:]`` is ``C`` times its
-``predicted_state[:, :T]``.
+Timing (``_reference.statsmodels_filter``: statsmodels' initial state is our ``u_1``):
+``sol.u[1:]``/``sol.P[1:]`` are statsmodels' ``filtered_state``/``filtered_state_cov`` and
+``sol.z[1:]`` is ``C`` times its ``predicted_state[:, :T]``.
 """
 
 import jax
@@ -16,21 +14,11 @@ import pytest
 import numpyro_statespace as nss
 from numpyro_statespace import kernels
 from models import reference_data
-from _reference import spd, stable_matrix
+from _reference import random_model as _random_model
+from _reference import assert_close, dsge_singular
 from _reference import statsmodels_filter as _statsmodels_filter
 
-RTOL = 1e-8
-# Absolute floor, relative to the scale of the compared array, for entries that are zero up to
-# round-off (e.g. covariance entries that cancel). 1e-10 of the largest entry is far below
-# anything a wrong recursion would produce.
-ATOL_REL = 1e-10
-
-
-def assert_close(actual, expected, rtol=RTOL, atol_rel=ATOL_REL):
-    actual, expected = np.asarray(actual), np.asarray(expected)
-    assert actual.shape == expected.shape
-    scale = max(np.max(np.abs(expected)), 1e-300) if expected.size else 1.0
-    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol_rel * scale)
+RTOL = 1e-8  # (and _reference.assert_close's absolute floor, 1e-10 of the largest entry)
 
 
 def statsmodels_filter(A, B, C, R, m0, P0, y):
@@ -84,21 +72,7 @@ def compare(A, B, C, R, m0, P0, y, distribution=False):
 
 
 def random_model(seed, N, K, M, T, diag_R=False):
-    rng = np.random.default_rng(seed)
-    A = stable_matrix(rng, N)
-    B = rng.standard_normal((N, K))
-    C = rng.standard_normal((M, N))
-    R = np.diag(rng.uniform(0.05, 0.5, M)) if diag_R else spd(rng, M, 0.3)
-    m0 = rng.standard_normal(N)
-    P0 = spd(rng, N)
-    # simulate data from the model itself
-    u = m0 + np.linalg.cholesky(P0) @ rng.standard_normal(N)
-    LR = np.linalg.cholesky(R)
-    y = np.empty((T, M))
-    for t in range(T):
-        u = A @ u + B @ rng.standard_normal(K)
-        y[t] = C @ u + LR @ rng.standard_normal(M)
-    return A, B, C, R, m0, P0, y
+    return tuple(_random_model(seed, N, K, M, T, diag_R=diag_R).values())
 
 
 # --------------------------------------------------------------------------------------------
@@ -157,19 +131,7 @@ def test_random_model_diagonal_R_vector():
 
 def test_dsge_style_singular():
     """K = 1 < N = 3 shocks, one observable without measurement error (R = 0)."""
-    rng = np.random.default_rng(11)
-    N, K, M, T = 3, 1, 1, 150
-    A = stable_matrix(rng, N, 0.95)
-    B = rng.standard_normal((N, K))
-    C = rng.standard_normal((M, N))
-    R = np.zeros((M, M))
-    m0 = np.zeros(N)
-    P0 = spd(rng, N)
-    u = np.zeros(N)
-    y = np.empty((T, M))
-    for t in range(T):
-        u = A @ u + B @ rng.standard_normal(K)
-        y[t] = C @ u
+    A, B, C, R, m0, P0, y = dsge_singular(11, 150).values()  # (test_distributions' model)
     sol, ref = compare(A, B, C, R, m0, P0, y, distribution=True)
     assert np.isfinite(float(sol.logpdf))
     # The observed direction is known exactly after each update: C P_t|t C' = 0.

@@ -4,28 +4,20 @@ References: statsmodels' state-space filter and smoother (``state_intercept``,
 ``obs_intercept``, time-varying ``design``) to 1e-8, NumPy loops, and central finite
 differences for the gradients.
 
-Timing: statsmodels' ``state_intercept[:, t]`` enters ``alpha_{t+1}`` and its initial state is
-``alpha_1``; ours ``c_t`` enters ``u_t``. So statsmodels gets ``a_1 = c_1 + A m0``,
-``P_1 = A P0 A' + B B'`` and ``state_intercept[:, t - 1] = c_{t + 1}``.
+Timing (statsmodels' ``state_intercept[:, t]`` enters ``alpha_{t+1}``, our ``c_t`` enters
+``u_t``): ``_reference.statsmodels_filter``.
 """
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from statsmodels.tsa.statespace.kalman_smoother import KalmanSmoother
 
 import numpyro_statespace as nss
-from _reference import central_difference, spd, stable_matrix
+from _reference import (assert_close, central_difference, np_conditional, np_linear, spd,
+                        stable_matrix, statsmodels_filter)
 
-RTOL = 1e-8
 FD_RTOL = 1e-6
-
-
-def assert_close(actual, expected, rtol=RTOL):
-    actual, expected = np.asarray(actual), np.asarray(expected)
-    scale = max(np.max(np.abs(expected)), 1e-300)
-    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=1e-10 * scale)
 
 
 def _model(seed, N=3, K=2, M=2, T=30):
@@ -37,28 +29,10 @@ def _model(seed, N=3, K=2, M=2, T=30):
 
 
 def statsmodels_smoother(m, y, c=None, d=None, C=None, first_state=False):
-    """statsmodels' smoother of our model with offsets ``c (T, N)``, ``d (T, M)`` and design
-    ``C`` ``(M, N)`` or ``(T, M, N)``."""
-    A, B, R, m0, P0 = m["A"], m["B"], m["R"], m["m0"], m["P0"]
-    T, M = y.shape
-    N, K = B.shape
-    C = m["C"] if C is None else C
-    c = np.zeros((T, N)) if c is None else np.broadcast_to(c, (T, N))
-    d = np.zeros((T, M)) if d is None else np.broadcast_to(d, (T, M))
-    ks = KalmanSmoother(k_endog=M, k_states=N, k_posdef=K)
-    ks.bind(np.array(y, dtype=float))
-    ks["design"] = np.moveaxis(C, 0, -1) if C.ndim == 3 else C
-    ks["obs_intercept"] = d.T.copy()
-    ks["obs_cov"] = R
-    ks["transition"] = A
-    ks["selection"] = B
-    ks["state_cov"] = np.eye(K)
-    ks["state_intercept"] = np.concatenate([c[1:], np.zeros((1, N))]).T.copy()
-    if first_state:
-        ks.initialize_known(m0, P0)
-    else:
-        ks.initialize_known(c[0] + A @ m0, A @ P0 @ A.T + B @ B.T)
-    return ks.smooth()
+    """statsmodels' smoother of our model with offsets ``c``, ``d`` and design ``C``."""
+    return statsmodels_filter(m["A"], m["B"], m["C"] if C is None else C, m["R"], m["m0"],
+                              m["P0"], y, prior_of="u1" if first_state else "u0", smooth=True,
+                              state_offset=c, obs_offset=d)
 
 
 def _ours(m, **kw):
@@ -180,11 +154,7 @@ def test_sample_and_posterior_draws_follow_offsets():
     """Without noise the path is the offsets' deterministic path, a NumPy loop."""
     m = _model(6, T=12)
     A, C, c, d = m["A"], m["C"], m["c"], m["d"]
-    u, path = m["m0"], []
-    for t in range(12):
-        u = c[t] + A @ u
-        path.append(u)
-    path = np.array(path)
+    path = np_linear(A, np.eye(3), None, m["m0"], c, 12)[0][1:]  # u_t = A u_{t-1} + c_t
     y_expected = path @ C.T + d
     dist = nss.KalmanLGSS(A, None, C, np.zeros((2, 2)), m["m0"], np.zeros((3, 3)), 12,
                           state_offset=c, obs_offset=d)
@@ -192,11 +162,8 @@ def test_sample_and_posterior_draws_follow_offsets():
     # the prior on u_1: u_1 = m0, then c_t + A u_{t-1}; c_1 does not enter
     first = nss.KalmanLGSS(A, None, C, np.zeros((2, 2)), m["m0"], np.zeros((3, 3)), 12,
                            state_offset=c, obs_offset=d, prior_of="u1")
-    u, path1 = m["m0"], [m["m0"]]
-    for t in range(1, 12):
-        u = c[t] + A @ u
-        path1.append(u)
-    assert_close(first.sample(jax.random.key(1)), np.array(path1) @ C.T + d, rtol=1e-12)
+    path1 = np_linear(A, np.eye(3), None, m["m0"], c[1:], 11)[0]
+    assert_close(first.sample(jax.random.key(1)), path1 @ C.T + d, rtol=1e-12)
     # posterior draws with a tiny observation noise sit on the path
     noisy = nss.KalmanLGSS(A, None, C, 1e-4 * np.eye(2), m["m0"], np.zeros((3, 3)), 12,
                            state_offset=c, obs_offset=d)
@@ -231,11 +198,8 @@ def test_conditional_ss_offsets_match_numpy():
     R = spd(rng, N, 0.2)
     u0, y = rng.standard_normal(N), rng.standard_normal((T, N))
     c, d = rng.standard_normal((T, N)), rng.standard_normal(N)
-    from scipy.stats import multivariate_normal
     S = C @ B @ B.T @ C.T + R
-    prev = np.vstack([u0, y[:-1]])
-    expected = sum(multivariate_normal(d + C @ (c[t] + A @ prev[t]), S).logpdf(y[t])
-                   for t in range(T))
+    expected = np_conditional(lambda x, w, t: d + C @ (c[t] + A @ x), u0, y, None, S)[1]
     dist = nss.ConditionalSS(A, B, R, u0, C, num_timesteps=T, state_offset=c, obs_offset=d)
     assert_close(dist.log_prob(y), expected)
     x = dist.sample(jax.random.key(0), (2,))

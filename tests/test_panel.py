@@ -11,7 +11,7 @@ import pytest
 from scipy import stats
 from numpyro.infer.util import log_density
 
-from _reference import numpy_kalman_loglik
+from _reference import central_difference, numpy_kalman_loglik
 from models import panel
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
@@ -40,20 +40,17 @@ def test_panel_loglik_matches_numpy_and_finite_differences(n_states=3):
         rho, sigma, s, y, n_states)
     np.testing.assert_allclose(value, _numpy_panel_loglik(rho, sigma, s, y, n_states),
                                rtol=1e-12)
-    h = 1e-6
+
+    def f(rho_, sigma_, s_):
+        return _numpy_panel_loglik(rho_, sigma_, s_, y, n_states)
+
     for i in (0, 4):
-        for k, x in ((0, rho), (1, sigma)):
-            up, down = x.copy(), x.copy()
-            up[i] += h
-            down[i] -= h
-            args_up = (up, sigma) if k == 0 else (rho, up)
-            args_down = (down, sigma) if k == 0 else (rho, down)
-            fd = (_numpy_panel_loglik(*args_up, s, y, n_states)
-                  - _numpy_panel_loglik(*args_down, s, y, n_states)) / (2 * h)
+        e = np.eye(len(rho))[i]
+        for k, fd in ((0, central_difference(lambda h, e=e: f(rho + h * e, sigma, s), 0.0)),
+                      (1, central_difference(lambda h, e=e: f(rho, sigma + h * e, s), 0.0))):
             np.testing.assert_allclose(grads[k][i], fd, rtol=1e-6)
-    fd = (_numpy_panel_loglik(rho, sigma, s + h, y, n_states)
-          - _numpy_panel_loglik(rho, sigma, s - h, y, n_states)) / (2 * h)
-    np.testing.assert_allclose(grads[2], fd, rtol=1e-6)
+    np.testing.assert_allclose(grads[2], central_difference(lambda x: f(rho, sigma, x), s),
+                               rtol=1e-6)
 
 
 def test_padding_with_empty_series_changes_nothing():

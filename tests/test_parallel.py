@@ -18,7 +18,7 @@ import pytest
 from scipy.linalg import solve_discrete_lyapunov
 
 import numpyro_statespace as nss
-from _reference import simulate, spd, stable_matrix, statsmodels_filter
+from _reference import simulate, spd, stable_matrix, statsmodels_loglik
 from numpyro_statespace import kernels
 from numpyro_statespace.distributions import kalman as kalman_distribution
 from numpyro_statespace.kernels.parallel import _parallel_pass
@@ -73,8 +73,7 @@ def _scan_runs(A, B, C, R, m0, P0, y):
 
 
 def _statsmodels_loglik(theta, y):
-    return np.sum(statsmodels_filter(*(theta[k] for k in ("A", "B", "C", "R", "m0", "P0")),
-                                     y).llf_obs)
+    return statsmodels_loglik(*(theta[k] for k in ("A", "B", "C", "R", "m0", "P0")), y)
 
 
 def _logpdf(th):
@@ -188,8 +187,7 @@ def _near_exact_predetermined(r0, seed=2, N=4, K=2, T=200):
     """A DSGE-style model whose first observable measures a predetermined state (``C B = 0`` in
     that row) with a small measurement variance ``r0``, in a rotated state basis."""
     rng = np.random.default_rng(seed)
-    A = rng.standard_normal((N, N))
-    A *= 0.9 / np.max(np.abs(np.linalg.eigvals(A)))
+    A = stable_matrix(rng, N, 0.9)
     B = np.zeros((N, K))
     B[2:] = rng.standard_normal((2, K))
     C = np.zeros((3, N))

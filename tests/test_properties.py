@@ -6,8 +6,8 @@ For every drawn model (``N``, ``M``, ``K`` in 1..10 states / observables / shock
 univariate update), with or without missing observations, including fully missing steps):
 
 * ``log_prob`` is finite and equals :func:`numpy_kalman_loglik`, an independent plain-NumPy
-  float64 filter written here (missing entries are dropped by selecting the observed rows;
-  nothing is shared with the library): ``rtol = 1e-9``;
+  float64 filter in ``_reference.py`` (missing entries are dropped by selecting the observed
+  rows; nothing is shared with the library): ``rtol = 1e-9``;
 * the gradient with respect to every parameter and the data is finite (zero at missing data)
   and its directional derivative in a random direction matches a five-point central finite
   difference: ``|fd - ad| <= 1e-5 |ad| + 1e-9 (1 + |log p|)`` (the absolute part covers the
@@ -39,7 +39,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.linalg import solve_discrete_lyapunov
 
-from _reference import numpy_kalman_loglik
+from _reference import dense_moments, numpy_kalman_loglik, simulate
 
 import numpyro_statespace as nss
 
@@ -91,12 +91,7 @@ def random_model(N, M, K, T, stationary, seed, rho, missing, empty_steps, diagon
     else:
         H = rng.standard_normal((N, N)) / math.sqrt(N)
         P0 = H @ H.T + 0.1 * np.eye(N)
-    u = m0 + np.linalg.cholesky(0.5 * (P0 + P0.T) + 1e-12 * np.eye(N)) @ rng.standard_normal(N)
-    y = np.empty((T, M))
-    LR = np.linalg.cholesky(np.diag(R) if diagonal else R)
-    for t in range(T):
-        u = A @ u + B @ rng.standard_normal(K)
-        y[t] = C @ u + LR @ rng.standard_normal(M)
+    y = simulate(rng, A, B, C, np.diag(R) if diagonal else R, m0, P0, T)
     y[rng.random((T, M)) < missing] = np.nan
     if empty_steps and T > 1:
         y[rng.choice(T, size=max(1, T // 10), replace=False)] = np.nan
@@ -237,18 +232,7 @@ def test_reference_agrees_with_statsmodels_style_dense_formula():
 
     theta, _ = random_model(2, 2, 1, 5, False, seed=3, rho=0.7, missing=0.3, empty_steps=True)
     A, B, C, R, m0, P0, y = (theta[k] for k in PARAMS)
-    T, M = y.shape
-    # u_t = A^t u_0 + sum_s A^(t-s) B w_s: mean and covariance of (y_1..y_T) in closed form
-    Apow = [np.linalg.matrix_power(A, t) for t in range(T + 1)]
-    mean = np.concatenate([C @ Apow[t] @ m0 for t in range(1, T + 1)])
-    cov = np.zeros((T * M, T * M))
-    for t in range(1, T + 1):
-        for s in range(1, T + 1):
-            P_ts = Apow[t] @ P0 @ Apow[s].T
-            for r in range(1, min(t, s) + 1):
-                P_ts += Apow[t - r] @ B @ B.T @ Apow[s - r].T
-            cov[(t - 1) * M:t * M, (s - 1) * M:s * M] = C @ P_ts @ C.T
-        cov[(t - 1) * M:t * M, (t - 1) * M:t * M] += R
+    mean, cov = dense_moments(A, B, C, R, m0, P0, y.shape[0])
     o = ~np.isnan(y.ravel())
     dense = multivariate_normal(mean[o], cov[np.ix_(o, o)]).logpdf(y.ravel()[o])
     np.testing.assert_allclose(numpy_kalman_loglik(A, B, C, R, m0, P0, y), dense, rtol=1e-12)

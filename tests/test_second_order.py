@@ -23,7 +23,7 @@ from numpyro.infer.util import log_density
 
 import numpyro_statespace as nss
 from models import rbc, rbc_second_order, reference_data
-from _reference import central_difference
+from _reference import central_difference, stable_matrix
 
 REF = reference_data.rbc()
 P0 = {k: rbc.TRUTH[k] for k in rbc.PARAMETERS}
@@ -198,8 +198,7 @@ def test_kron_sylvester_matches_dense_solve_with_derivatives():
     n, m = 4, 3
     A = rng.standard_normal((n, n)) + 3 * np.eye(n)
     C = 0.5 * rng.standard_normal((n, n))
-    P = rng.standard_normal((m, m))
-    P *= 0.9 / np.max(np.abs(np.linalg.eigvals(P)))
+    P = stable_matrix(rng, m, 0.9)
     E = rng.standard_normal((n, m, m))
     X = np.asarray(nss.dsge.solve_kron_sylvester(A, C, P, E))
     K = np.kron(A, np.eye(m * m)) + np.kron(C, np.kron(P, P).T)
@@ -212,7 +211,7 @@ def test_kron_sylvester_matches_dense_solve_with_derivatives():
     t0 = jnp.asarray(0.1)
     fwd = jax.jacfwd(f)(t0)
     rev = jax.jacrev(f)(t0)
-    fd = (f(t0 + 1e-6) - f(t0 - 1e-6)) / 2e-6
+    fd = central_difference(f, t0)
     np.testing.assert_allclose(np.asarray(rev), np.asarray(fwd), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(np.asarray(fwd), np.asarray(fd), rtol=1e-6, atol=1e-8)
 

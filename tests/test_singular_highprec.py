@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import mpmath as mp
 import numpy as np
 import pytest
+from _reference import dense_moments, simulate
 
 import numpyro_statespace as nss
 
@@ -123,23 +124,6 @@ def _dsge_A(rho_slow):
 B_DSGE = np.array([[0.0, 0.0], [0.0, 0.0], [0.01, 0.0], [0.0, 0.02]])  # K = 2 < N = 4
 
 
-def _simulate(A, B, C, R, m0, P0, T, seed):
-    rng = np.random.default_rng(seed)
-    N, K, M = A.shape[0], B.shape[1], C.shape[0]
-
-    def factor(S):
-        w, V = np.linalg.eigh(0.5 * (S + S.T))
-        return V * np.sqrt(np.clip(w, 0, None))
-
-    u = m0 + factor(P0) @ rng.standard_normal(N)
-    FR = factor(R)
-    y = np.empty((T, M))
-    for t in range(T):
-        u = A @ u + B @ rng.standard_normal(K)
-        y[t] = C @ u + FR @ rng.standard_normal(M)
-    return y
-
-
 def _case(name):
     """``dict(A, B, C, R, m0, P0 or None (stationary), y)``."""
     A = _dsge_A(0.95)
@@ -168,7 +152,7 @@ def _case(name):
     else:
         raise KeyError(name)
     P0_sim = P0 if P0 is not None else _stationary_f64(A, B_DSGE @ B_DSGE.T)
-    y = _simulate(A, B_DSGE, C, R, m0, P0_sim, T, seed=len(name))
+    y = simulate(np.random.default_rng(len(name)), A, B_DSGE, C, R, m0, P0_sim, T)
     if name == "unit_root_missing":
         y[np.random.default_rng(1).random(y.shape) < 0.2] = np.nan
     return dict(A=A, B=B_DSGE.copy(), C=C, R=R, m0=m0, P0=P0, y=y)
@@ -292,16 +276,7 @@ def test_reference_filter_matches_dense_formula():
     A, B, C, R, m0, P0 = (case[k] for k in ("A", "B", "C", "R", "m0", "P0"))
     y = case["y"][:4]
     Tn, M = y.shape
-    Ap = [np.linalg.matrix_power(A, t) for t in range(Tn + 1)]
-    mean = np.concatenate([C @ Ap[t] @ m0 for t in range(1, Tn + 1)])
-    cov = np.zeros((Tn * M, Tn * M))
-    for t in range(1, Tn + 1):
-        for s in range(1, Tn + 1):
-            P_ts = Ap[t] @ P0 @ Ap[s].T
-            for r in range(1, min(t, s) + 1):
-                P_ts = P_ts + Ap[t - r] @ B @ B.T @ Ap[s - r].T
-            cov[(t - 1) * M:t * M, (s - 1) * M:s * M] = C @ P_ts @ C.T
-        cov[(t - 1) * M:t * M, (t - 1) * M:t * M] += R
+    mean, cov = dense_moments(A, B, C, R, m0, P0, Tn)
     S = mp.matrix(cov.tolist())
     r = mp.matrix((y.reshape(-1) - mean).tolist())
     dense = -(Tn * M * mp.log(2 * mp.pi) + mp.log(mp.det(S)) + (r.T * mp.lu_solve(S, r))[0]) / 2

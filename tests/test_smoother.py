@@ -24,50 +24,35 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from scipy.linalg import solve_discrete_lyapunov
-from statsmodels.tsa.statespace.kalman_smoother import KalmanSmoother
 
 from numpyro_statespace.kernels import smoother as sm
-from _reference import central_difference, simulate, spd, stable_matrix
+import _reference
+from _reference import (central_difference, np_quadratic, simulate, stable_matrix,
+                        statsmodels_filter)
 
-RTOL = 1e-8
-ATOL_REL = 1e-10   # absolute floor relative to the largest entry, for entries that cancel to ~0
 
 _rts = jax.jit(sm.rts_smoother)
 _details = jax.jit(sm.filter_details)
 _sim = jax.jit(sm.simulation_smoother, static_argnames="num_samples")
 
 
-def assert_close(actual, expected, rtol=RTOL, atol_rel=ATOL_REL):
-    actual, expected = np.asarray(actual), np.asarray(expected)
-    assert actual.shape == expected.shape
-    assert np.all(np.isfinite(actual))
-    scale = max(np.max(np.abs(expected)), 1e-300) if expected.size else 1.0
-    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol_rel * scale)
+def assert_close(actual, expected, **kw):
+    """``_reference.assert_close`` (rtol 1e-8, absolute floor 1e-10 of the largest entry for
+    entries that cancel to ~0) of a finite ``actual``."""
+    assert np.all(np.isfinite(np.asarray(actual)))
+    _reference.assert_close(actual, expected, **kw)
 
 
 # ---------------------------------------------------------------------------------------------
 # models
 # ---------------------------------------------------------------------------------------------
 
-def knock_out(rng, y, frac):
-    """NaN at a fraction ``frac`` of entries plus one all-missing step."""
-    y = y.copy()
-    y[rng.uniform(size=y.shape) < frac] = np.nan
-    y[len(y) // 2] = np.nan
-    return y
-
-
 def random_model(seed, N=3, K=2, M=4, T=40, frac=0.2):
-    """Shape shared by every random-model test: K < N < M."""
-    rng = np.random.default_rng(seed)
-    A = stable_matrix(rng, N)
-    B = rng.standard_normal((N, K))
-    C = rng.standard_normal((M, N))
-    R = spd(rng, M, 0.3)
-    m0 = rng.standard_normal(N)
-    P0 = spd(rng, N)
-    y = knock_out(rng, simulate(rng, A, B, C, R, m0, P0, T), frac)
-    return A, B, C, R, m0, P0, y
+    """Shape shared by every random-model test: K < N < M; NaN at a fraction ``frac`` of the
+    entries plus one all-missing step."""
+    m = _reference.random_model(seed, N, K, M, T, missing=frac)
+    m["y"][T // 2] = np.nan
+    return tuple(m.values())
 
 
 def dsge_model(seed, P0_kind, T=30, frac=0.25):
@@ -97,37 +82,23 @@ def dsge_model(seed, P0_kind, T=30, frac=0.25):
 # ---------------------------------------------------------------------------------------------
 
 def statsmodels_smooth(A, B, C, R, m0, P0, y, prepend=True):
-    T, M = y.shape
-    N, K = B.shape
-    ks = KalmanSmoother(k_endog=M, k_states=N, k_posdef=K)
-    if prepend:
-        ks.bind(np.vstack([np.full((1, M), np.nan), y]))
-        ks.initialize_known(m0, P0)
-    else:
-        ks.bind(np.array(y, dtype=float))
-        ks.initialize_known(A @ m0, A @ P0 @ A.T + B @ B.T)
-    ks["design"], ks["transition"], ks["selection"] = C, A, B
-    ks["state_cov"], ks["obs_cov"] = np.eye(K), R
-    res = ks.smooth()
-    return dict(
-        means=np.asarray(res.smoothed_state).T,
-        covs=np.moveaxis(np.asarray(res.smoothed_state_cov), -1, 0),
-        autocovs=np.moveaxis(np.asarray(res.smoothed_state_autocov), -1, 0),
-        filt_means=np.asarray(res.filtered_state).T,
-        filt_covs=np.moveaxis(np.asarray(res.filtered_state_cov), -1, 0),
-        pred_means=np.asarray(res.predicted_state).T,
-        pred_covs=np.moveaxis(np.asarray(res.predicted_state_cov), -1, 0),
-        innovations=np.asarray(res.forecasts_error).T,
-        innovation_covs=np.moveaxis(np.asarray(res.forecasts_error_cov), -1, 0),
-        llf_obs=np.asarray(res.llf_obs),
-    )
+    if prepend:  # a fully missing row for u_0, initialised at (m0, P0)
+        y = np.vstack([np.full((1, y.shape[1]), np.nan), y])
+    res = statsmodels_filter(A, B, C, R, m0, P0, y, prior_of="u1" if prepend else "u0",
+                             smooth=True)
+    names = dict(means="smoothed_state", covs="smoothed_state_cov",
+                 autocovs="smoothed_state_autocov", filt_means="filtered_state",
+                 filt_covs="filtered_state_cov", pred_means="predicted_state",
+                 pred_covs="predicted_state_cov", innovations="forecasts_error",
+                 innovation_covs="forecasts_error_cov", llf_obs="llf_obs")
+    # statsmodels' time axis last, ours first
+    return {k: np.moveaxis(np.asarray(getattr(res, v)), -1, 0) for k, v in names.items()}
 
 
 def dense_posterior(A, B, C, R, m0, P0, y):
-    """Moments of ``(u_0..u_T) | y`` by conditioning the joint Gaussian directly.
-
-    Returns means ``(T+1, N)``, the full covariance ``((T+1) N, (T+1) N)``.
-    """
+    """Moments of ``(u_0..u_T) | y`` by conditioning the joint Gaussian directly: means
+    ``(T+1, N)``, the diagonal blocks ``Cov(u_t, u_t)`` and the first sub-diagonal blocks
+    ``Cov(u_t, u_{t-1})`` of the path covariance."""
     T, M = y.shape
     N, K = B.shape
     # X = mu + G xi with xi = (u_0 - m0, w_1..w_T) ~ N(0, blockdiag(P0, I))
@@ -150,16 +121,10 @@ def dense_posterior(A, B, C, R, m0, P0, y):
     gain = np.linalg.solve(S_yy[np.ix_(obs, obs)], S_xy[:, obs].T).T
     resid = y.ravel()[obs] - (Cbig @ mu[N:])[obs]
     mean = mu + gain @ resid
-    cov = S_xx - gain @ S_xy[:, obs].T
-    return mean.reshape(T + 1, N), cov
-
-
-def blocks(cov, T, N):
-    """Diagonal and first sub-diagonal ``Cov(u_t, u_{t-1})`` blocks of a path covariance."""
-    c = cov.reshape(T + 1, N, T + 1, N)
+    c = (S_xx - gain @ S_xy[:, obs].T).reshape(T + 1, N, T + 1, N)
     diag = np.stack([c[t, :, t] for t in range(T + 1)])
     sub = np.stack([c[t, :, t - 1] for t in range(1, T + 1)])
-    return diag, sub
+    return mean.reshape(T + 1, N), diag, sub
 
 
 def compare_statsmodels(model, mask=None):
@@ -197,8 +162,7 @@ def test_smoother_matches_statsmodels(seed, frac):
     model = random_model(seed, frac=frac)
     ours, _ = compare_statsmodels(model, mask=~np.isnan(model[-1]))
     # and the dense joint Gaussian
-    mean, cov = dense_posterior(*model)
-    diag, sub = blocks(cov, model[-1].shape[0], 3)
+    mean, diag, sub = dense_posterior(*model)
     assert_close(ours.smoothed_means, mean, rtol=1e-9)
     assert_close(ours.smoothed_covs, diag, rtol=1e-9)
     assert_close(ours.cross_covs, sub, rtol=1e-9)
@@ -236,8 +200,7 @@ def test_singular_dsge_model(P0_kind):
         # the case a plain RTS gain P_t A' P_{t+1|t}^{-1} cannot handle
         assert max(ranks) < N
     # and the dense posterior agrees too (it inverts only Cov(y_obs))
-    mean, cov = dense_posterior(*model)
-    diag, sub = blocks(cov, T, N)
+    mean, diag, sub = dense_posterior(*model)
     assert_close(ours.smoothed_means, mean, rtol=1e-7, atol_rel=1e-9)
     assert_close(ours.smoothed_covs, diag, rtol=1e-6, atol_rel=1e-9)
     assert_close(ours.cross_covs, sub, rtol=1e-6, atol_rel=1e-9)
@@ -410,13 +373,9 @@ def pruned_model(seed=6, N=3, K=2, M=2):
 
 
 def pruned_path_numpy(p, u0, noise):
-    q = lambda T3, v: np.einsum("ijk,j,k->i", T3, v, v)   # noqa: E731
-    u, uf, us, zs = u0, u0, [], []
-    for w in noise:
-        u, uf = p["A_0"] + p["A_1"] @ u + q(p["A_2"], uf) + p["B"] @ w, p["A_1"] @ uf + p["B"] @ w
-        us.append(u)
-        zs.append(p["C_0"] + p["C_1"] @ u + q(p["C_2"], uf))
-    return np.array(us), np.array(zs)
+    """``u_1..u_T`` and ``z_1..z_T`` of the pruned model (``_reference.np_quadratic``)."""
+    args = [p[k] for k in ("A_0", "A_1", "A_2", "B", "C_0", "C_1", "C_2")]
+    return [x[1:] for x in np_quadratic(*args, u0, noise, len(noise), pruned=True)]
 
 
 @pytest.mark.parametrize("shock", [1, "vector"])

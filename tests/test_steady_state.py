@@ -17,23 +17,15 @@ from numpyro_statespace.kernels.steady_state import (
     riccati_step,
     steady_state_loglik,
 )
-from _reference import (central_difference, record_results, simulate, spd, stable_matrix,
-                        statsmodels_filter)
+from _reference import (central_difference, np_linear, random_model, record_results, simulate,
+                        stable_matrix, statsmodels_filter)
 
 T = 1000
 EVERY = kernels.likelihood.STEADY_STATE_EVERY   # the switch is tried after every chunk of steps
 
 
 def model(seed, N=4, K=2, M=3, radius=0.9, diag_R=False, R_zero=False):
-    rng = np.random.default_rng(seed)
-    A = stable_matrix(rng, N, radius)
-    B = rng.standard_normal((N, K))
-    C = rng.standard_normal((M, N))
-    R = np.diag(rng.uniform(0.05, 0.5, M)) if diag_R else spd(rng, M, 0.3)
-    if R_zero:                      # a DSGE-style exact observable: no measurement error
-        R[0, :] = R[:, 0] = 0.0
-    m0, P0 = rng.standard_normal(N), spd(rng, N)
-    return dict(A=A, B=B, C=C, R=R, m0=m0, P0=P0, y=simulate(rng, A, B, C, R, m0, P0, T))
+    return random_model(seed, N, K, M, T, radius, diag_R, R_zero)
 
 
 # one compilation per shape and option, shared by the tests
@@ -45,6 +37,21 @@ def loglik(m, steady_state=True, diagonal=False, **over):
     R = jnp.diagonal(p["R"]) if diagonal else p["R"]
     return _loglik(p["A"], p["B"], p["C"], R, p["m0"], p["P0"], p["y"], p.get("mask"),
                    steady_state=steady_state)
+
+
+def sm_loglik(m, y=None):
+    """statsmodels' log-likelihood with its own steady-state switch off."""
+    return np.sum(statsmodels_filter(*(m[k] for k in ("A", "B", "C", "R", "m0", "P0")),
+                                     m["y"] if y is None else y, tolerance=0).llf_obs)
+
+
+def barely_observed(n_steps):
+    """A near unit root, barely observed: the covariance still moves after 1000 steps."""
+    m = model(9, N=2, K=1, M=1, radius=0.999)
+    m["C"] = 0.001 * m["C"]
+    m["y"] = simulate(np.random.default_rng(1), m["A"], m["B"], m["C"], m["R"], m["m0"],
+                      m["P0"], n_steps)
+    return m
 
 
 _switch_step = jax.jit(kernels.likelihood.steady_state_switch_step)
@@ -77,11 +84,7 @@ def test_linear_recursion_matches_loop(n, N):
     F = stable_matrix(rng, N, 0.8)
     U = rng.standard_normal((n, N))
     a1 = rng.standard_normal(N)
-    expected = np.empty((n, N))
-    a = a1
-    for t in range(n):
-        expected[t] = a
-        a = F @ a + U[t]
+    expected = np_linear(F, np.eye(N), None, a1, U, n)[0][:-1]  # a_{t+1} = F a_t + U_t
     got = linear_recursion(jnp.asarray(F), jnp.asarray(U), jnp.asarray(a1))
     np.testing.assert_allclose(got, expected, rtol=1e-13, atol=1e-13)
 
@@ -94,9 +97,7 @@ _filter_head = jax.jit(lambda *args: kernels.kalman_filter(*args, save_everystep
 ])
 def test_matches_statsmodels_and_full_filter(case):
     m = model(11, **case)
-    ref = statsmodels_filter(m["A"], m["B"], m["C"], m["R"], m["m0"], m["P0"], m["y"],
-                             tolerance=0)
-    expected = float(np.sum(ref.llf_obs))
+    expected = float(sm_loglik(m))
     diagonal = case.get("diag_R", False)
     fast = loglik(m, diagonal=diagonal)
     full = loglik(m, steady_state=False, diagonal=diagonal)
@@ -154,23 +155,15 @@ def test_missing_data_postpones_the_switch():
     y_early[s_complete - 3, 0] = np.nan
     for over, after in ((dict(y=y), 800), (dict(mask=mask), 700), (dict(y=y_early), 0)):
         assert after < switch_step(m, **over) < T
-        ref = statsmodels_filter(m["A"], m["B"], m["C"], m["R"], m["m0"], m["P0"],
-                                 np.where(over.get("mask", True), over.get("y", m["y"]), np.nan),
-                                 tolerance=0)
-        np.testing.assert_allclose(loglik(m, **over), np.sum(ref.llf_obs), rtol=1e-12)
+        ref = sm_loglik(m, np.where(over.get("mask", True), over.get("y", m["y"]), np.nan))
+        np.testing.assert_allclose(loglik(m, **over), ref, rtol=1e-12)
         np.testing.assert_allclose(loglik(m, **over), loglik(m, steady_state=False, **over),
                                    rtol=1e-13)
 
 
 def test_slowly_converging_model_falls_back():
-    # a near unit root, barely observed: the covariance is still moving after 1000 steps
-    m = model(9, N=2, K=1, M=1, radius=0.999)
-    m["C"] = 0.001 * m["C"]
-    m["y"] = simulate(np.random.default_rng(1), m["A"], m["B"], m["C"], m["R"], m["m0"],
-                      m["P0"], T)
-    ref = statsmodels_filter(m["A"], m["B"], m["C"], m["R"], m["m0"], m["P0"], m["y"],
-                             tolerance=0)
-    np.testing.assert_allclose(loglik(m), np.sum(ref.llf_obs), rtol=1e-12)
+    m = barely_observed(T)
+    np.testing.assert_allclose(loglik(m), sm_loglik(m), rtol=1e-12)
     assert switch_step(m) == T
 
 
@@ -180,10 +173,7 @@ def test_beyond_the_horizon_the_full_filter_goes_on():
     filter's."""
     n_steps = 2100
     assert kernels.likelihood.steady_state_horizon(n_steps, 2) == 1000
-    m = model(9, N=2, K=1, M=1, radius=0.999)
-    m["C"] = 0.001 * m["C"]
-    m["y"] = simulate(np.random.default_rng(1), m["A"], m["B"], m["C"], m["R"], m["m0"],
-                      m["P0"], n_steps)
+    m = barely_observed(n_steps)
     assert switch_step(m) == n_steps
     f = jax.jit(jax.value_and_grad(lambda A, ss: loglik(m, steady_state=ss, A=A)),
                 static_argnums=1)
@@ -232,9 +222,7 @@ def test_mid_length_series_switches_where_converged():
     m = model(21, N=8, K=3, M=3)
     m["y"] = m["y"][:n_steps]
     assert switch_step(m) == first_converged_chunk(m, n_steps) == 32
-    ref = statsmodels_filter(m["A"], m["B"], m["C"], m["R"], m["m0"], m["P0"], m["y"],
-                             tolerance=0)
-    np.testing.assert_allclose(loglik(m), np.sum(ref.llf_obs), rtol=1e-12)
+    np.testing.assert_allclose(loglik(m), sm_loglik(m), rtol=1e-12)
     x = {k: m[k] for k in "ABCR"}
     # forward mode runs the same rule: test_gradients_match_finite_differences
     rev = jax.jit(jax.grad(lambda x: loglik(m, **x)))(x)

@@ -175,12 +175,8 @@ MACRO = {"trend_level_sigma": 0.6, "trend_slope_sigma": 0.05, "seasonal_sigma": 
          "beta": np.array([-0.4, 0.05]), "irregular_sigma": 0.3}
 
 
-@pytest.mark.parametrize("time_varying", [False, True])
-def test_macrodata_trend_seasonal_regression_equals_unobserved_components(time_varying):
-    y, X = _macro()
-    T = len(y)
-    reg = st.Regression(X, time_varying=time_varying, names=("unemp", "infl"))
-    model = st.LocalLinearTrend() + st.Seasonal(4) + reg + st.MeasurementError()
+def _macro_uc(y, X, time_varying):
+    """Our parameters, statsmodels' model and its parameter vector for the macrodata model."""
     params = dict(MACRO)
     uc = UnobservedComponents(y, level=True, trend=True, stochastic_level=True,
                               stochastic_trend=True, seasonal=4, exog=X, irregular=True,
@@ -192,6 +188,16 @@ def test_macrodata_trend_seasonal_regression_equals_unobserved_components(time_v
         params["beta_sigma"] = np.zeros(2)
     else:
         sm_params += list(MACRO["beta"])
+    return params, uc, sm_params
+
+
+@pytest.mark.parametrize("time_varying", [False, True])
+def test_macrodata_trend_seasonal_regression_equals_unobserved_components(time_varying):
+    y, X = _macro()
+    T = len(y)
+    reg = st.Regression(X, time_varying=time_varying, names=("unemp", "infl"))
+    model = st.LocalLinearTrend() + st.Seasonal(4) + reg + st.MeasurementError()
+    params, uc, sm_params = _macro_uc(y, X, time_varying)
     res = uc.smooth(sm_params)
     d = model.distribution(params, T)
     np.testing.assert_allclose(d.log_prob(y[:, None]), res.llf, rtol=1e-10)
@@ -260,17 +266,7 @@ def test_forecast_with_future_regressors_equals_statsmodels(time_varying):
     y, X, X_future = y[:-8], X[:-8], X[-8:]
     model = (st.LocalLinearTrend() + st.Seasonal(4) + st.Regression(X, time_varying=time_varying)
              + st.MeasurementError())
-    params = dict(MACRO)
-    sm_params = [MACRO["irregular_sigma"] ** 2, MACRO["trend_level_sigma"] ** 2,
-                 MACRO["trend_slope_sigma"] ** 2, MACRO["seasonal_sigma"] ** 2]
-    if time_varying:
-        params = {k: v for k, v in params.items() if k != "beta"}
-        params["beta_sigma"] = np.zeros(2)
-    else:
-        sm_params += list(MACRO["beta"])
-    uc = UnobservedComponents(y, level=True, trend=True, stochastic_level=True,
-                              stochastic_trend=True, seasonal=4, exog=X, irregular=True,
-                              use_exact_diffuse=True, mle_regression=not time_varying)
+    params, uc, sm_params = _macro_uc(y, X, time_varying)
     want = uc.filter(sm_params).get_forecast(8, exog=X_future)
     f = model.forecast(params, y, 8, X=X_future)
     np.testing.assert_allclose(f.obs_means[:, 0], want.predicted_mean, rtol=1e-9)

@@ -10,15 +10,13 @@ from numpyro.infer.util import log_density
 
 import numpyro_statespace as nss
 from numpyro_statespace import kernels
-from _reference import central_difference, record_results
+from _reference import central_difference, record_results, stable_matrix
 
 
 def _model(N, K, M, T, seed, missing=0.0):
     rng = np.random.default_rng(seed)
-    A = rng.normal(size=(N, N))
-    A *= 0.9 / np.max(np.abs(np.linalg.eigvals(A)))
-    B = rng.normal(size=(N, K))
-    C = rng.normal(size=(M, N))
+    A = stable_matrix(rng, N, 0.9)
+    B, C = rng.normal(size=(N, K)), rng.normal(size=(M, N))
     L = rng.normal(size=(M, M)) * 0.1
     R = L @ L.T + 0.05 * np.eye(M)
     u0 = rng.normal(size=N) * 0.1
@@ -258,7 +256,7 @@ def test_zero_variance_and_gradients():
     val, grad = jax.jit(jax.value_and_grad(f))(1.0)
     assert np.isfinite(val) and np.isfinite(grad)
     f = jax.jit(f)
-    fd = (f(1.0 + 1e-6) - f(1.0 - 1e-6)) / 2e-6
+    fd = central_difference(f, 1.0)
     np.testing.assert_allclose(grad, fd, rtol=1e-5)
 
 
@@ -277,12 +275,10 @@ def test_prior_predictive_without_data_uses_plain_shocks():
 
 def test_bad_whitening_argument():
     A, B, C, R, u0, y = _model(2, 1, 2, 8, seed=1)
-    with pytest.raises(ValueError, match="whiten"):
-        with numpyro.handlers.seed(rng_seed=0):
-            nss.sample_noise("w", 9, 1, whiten=nss.Whitening(A, B, C, R, y, u0))
-    with pytest.raises(ValueError, match="Whitening"):
-        with numpyro.handlers.seed(rng_seed=0):
-            nss.sample_noise("w", 8, 1, whiten=(A, B, C, R, y, u0))
+    with pytest.raises(ValueError, match="whiten"), numpyro.handlers.seed(rng_seed=0):
+        nss.sample_noise("w", 9, 1, whiten=nss.Whitening(A, B, C, R, y, u0))
+    with pytest.raises(ValueError, match="Whitening"), numpyro.handlers.seed(rng_seed=0):
+        nss.sample_noise("w", 8, 1, whiten=(A, B, C, R, y, u0))
 
 
 def _whitened_log_density(A, B, C, R, u0, y, eps, plate=None):
@@ -341,8 +337,7 @@ def test_float32_near_exact_observable_stays_finite(monkeypatch):
     rng = np.random.default_rng(1)
     N, M, T = 4, 3, 200
     for K in (1, 2, kernels.whitening.UNROLLED_FACTOR_MAX_K + 1):
-        A = rng.standard_normal((N, N))
-        A *= 0.9 / np.max(np.abs(np.linalg.eigvals(A)))
+        A = stable_matrix(rng, N, 0.9)
         B, C = rng.standard_normal((N, K)), rng.standard_normal((M, N))
         R = np.diag([1e-9, 0.1, 0.2])
         y = np.array(nss.JointLGSS(A, B, C, R, np.zeros(N), rng.normal(size=(T, K))).sample(
