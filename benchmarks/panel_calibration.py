@@ -29,7 +29,6 @@ sys.path.insert(0, str(ROOT / "examples"))
 sys.path.insert(0, str(ROOT))
 
 import _common  # noqa: E402,F401  (float64)
-import numpy as np  # noqa: E402
 import panel as example  # noqa: E402  (examples/panel.py)
 from scipy import stats  # noqa: E402
 
