@@ -218,7 +218,11 @@ def test_macrodata_trend_seasonal_regression_equals_unobserved_components(time_v
     burned = model.distribution(params, T, loglikelihood_burn=8)
     terms = np.asarray(pointwise_log_likelihood(burned, y[:, None]))
     assert not np.any(terms[:8])
-    np.testing.assert_allclose(terms.sum(), burned.log_prob(y[:, None]), rtol=1e-10)
+    # two routes of ours (the per-step terms summed, the filter's running sum): with the 7
+    # diffuse states the optimised build (-O3) puts them 2.3e-8 apart (1.1e-10 relative), the
+    # size of the diffuse steps' round-off above
+    np.testing.assert_allclose(terms.sum(), burned.log_prob(y[:, None]),
+                               rtol=1e-9 if time_varying else 1e-10)
     # standardised residuals: statsmodels' after its diffuse steps, NaN during them
     e = np.asarray(standardized_residuals(d, y[:, None]))[:, 0]
     want = res.filter_results.standardized_forecasts_error[0]
