@@ -45,6 +45,7 @@ recovered exactly, no measurement error). All start at the deterministic steady 
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import numpyro
@@ -160,13 +161,10 @@ def prior_inverse_mass(num_draws=4000, seed=0):
     (prior s.d. 0.003 and 0.007), so warm-up's first trees run long until its first mass
     window ends; the prior's scales are known before any draw. Estimated from ``num_draws``
     prior draws (fixed ``seed``)."""
-    import jax
-
     names = tuple(sorted(PARAMETERS))
     key = jax.random.key(seed)
     variances = []
-    for i, name in enumerate(names):
-        prior = priors()[name]
+    for i, (name, prior) in enumerate(sorted(priors().items())):
         draws = prior.sample(jax.random.fold_in(key, i), (num_draws,))
         variances.append(jnp.var(dist.biject_to(prior.support).inv(draws)))
     return {names: jnp.stack(variances)}
